@@ -1,0 +1,3 @@
+from sltsearch.cli import main
+
+main()

@@ -1,0 +1,166 @@
+"""The Python API; the CLI is a thin layer over these functions.
+
+import sltsearch
+result = sltsearch.run("search_spaces/default.yaml")    # or a Spec, or None for the default
+df = sltsearch.load(result.run_dir)                      # one row per ticket
+front = sltsearch.pareto(result.run_dir)                 # non-dominated tickets
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sltsearch.cache import StageCache
+from sltsearch.errors import SpecError
+from sltsearch.results import TicketStore, load_tickets, pareto_front
+from sltsearch.results.plots import plot_front
+from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run  # noqa: F401 (read_run is API)
+from sltsearch.search import optuna_backend
+from sltsearch.spec import Spec, load_spec
+from sltsearch.ticket import Ticket
+from sltsearch.trial import TrialContext, run_trial
+
+BUNDLED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+DEFAULT_SPACE = "default"
+
+
+def bundled_spaces() -> dict[str, Path]:
+    """Name -> path of every search space shipped in ``search_spaces/``."""
+    return {p.stem: p for p in sorted(BUNDLED_SPACES.glob("*.yaml"))}
+
+
+def resolve_spec_path(spec: str | Path | None) -> Path:
+    """A spec file path; a bare name such as ``default`` means the bundled space of that name."""
+    if spec is None:
+        spec = DEFAULT_SPACE
+    path = Path(spec)
+    if path.suffix not in {".yaml", ".yml"} and not path.exists():
+        bundled = bundled_spaces()
+        if str(spec) in bundled:
+            return bundled[str(spec)]
+        raise SpecError(
+            f"{spec}: no such spec file or bundled space; bundled: {', '.join(bundled) or 'none'}"
+        )
+    return path
+
+
+def validate(spec: str | Path | None = None) -> Spec:
+    """Load and check a spec without running anything."""
+    return load_spec(resolve_spec_path(spec))
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    spec: Spec
+    tickets: pd.DataFrame
+    front: pd.DataFrame
+
+
+def _as_spec(spec: str | Path | Spec | None) -> Spec:
+    return spec if isinstance(spec, Spec) else load_spec(resolve_spec_path(spec))
+
+
+def run(
+    spec: str | Path | Spec | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    n_trials: int | None = None,
+    storage: str | None = None,
+    device: str | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Run (or resume) a search and return its tickets and Pareto front.
+
+    ``n_trials`` overrides ``search.n_trials`` (the total the study should hold); ``storage`` an RDB URL
+    shared by several workers. Rerunning into the same folder resumes: finished stages and trials are kept.
+    """
+    spec = _as_spec(spec)
+    if n_trials is not None:
+        if n_trials < 1:
+            raise SpecError(f"--trials: must be at least 1, got {n_trials}")
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"n_trials": n_trials})})
+    if not spec.space:
+        raise SpecError("space: the spec searches nothing; add at least one parameter under 'space'")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
+    prepare_run_dir(spec, run_dir, storage)
+
+    store = TicketStore(run_dir)
+    cache = StageCache(run_dir / "cache")
+    data_memo: dict[str, Any] = {}
+    emit = on_event or (lambda event: None)
+
+    def run_one(number: int, params: dict[str, Any]) -> list[Ticket]:
+        emit({"event": "trial_start", "trial": number, "params": params})
+        ctx = TrialContext(
+            trial_number=number,
+            cache=cache,
+            report=lambda t: store.append([t]),
+            on_progress=lambda e: emit({"event": "progress", **e}),
+            device=device,
+            data_memo=data_memo,
+        )
+        tickets = run_trial(spec, params, ctx)
+        emit({"event": "trial_done", "trial": number, "final": tickets[-1]})
+        return tickets
+
+    study = optuna_backend.open_study(spec, run_dir, storage)
+    emit(
+        {
+            "event": "start",
+            "n_trials": spec.search.n_trials,
+            "done": optuna_backend.finished_trials(study),
+            "run_dir": run_dir,
+        }
+    )
+    optuna_backend.optimize(
+        spec,
+        study,
+        run_one,
+        on_trial_done=lambda s, t: emit(
+            {
+                "event": "trial_end",
+                "state": t.state.name,
+                "number": t.number,
+                "done": optuna_backend.finished_trials(s),
+            }
+        ),
+    )
+    frame = load_tickets(run_dir)
+    front = write_front(run_dir, spec, frame)
+    return RunResult(run_dir=run_dir, spec=spec, tickets=frame, front=front)
+
+
+def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Compute the front over every ticket and write pareto.csv and pareto.png beside the table."""
+    if frame.empty:
+        return frame
+    objectives = spec.objective.metrics
+    front = pareto_front(frame, objectives)
+    front.to_csv(run_dir / "pareto.csv", index=False)
+    trials = frame["trial"].nunique()
+    plot_front(
+        frame,
+        front,
+        objectives,
+        run_dir / "pareto.png",
+        f"{spec.name}: {len(frame)} tickets from {trials} trials, seed {spec.seed} (single seed per ticket)",
+    )
+    return front
+
+
+def load(run_dir: str | Path) -> pd.DataFrame:
+    """Every ticket of a run as a DataFrame (one row per IMP round of every trial, round 0 = dense)."""
+    run_dir, _ = read_run(run_dir)
+    return load_tickets(run_dir)
+
+
+def pareto(run_dir: str | Path, objectives: dict[str, str] | None = None) -> pd.DataFrame:
+    """The non-dominated tickets of a run, by the spec's objectives unless others are given."""
+    run_dir, spec = read_run(run_dir)
+    return pareto_front(load_tickets(run_dir), objectives or spec.objective.metrics)

@@ -1,0 +1,221 @@
+"""`sltsearch` command line: typer commands over the Python API, rich tables and progress.
+
+Bad input ends with one line on stderr naming the problem and the fix, exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sltsearch import api
+from sltsearch.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Search for sparse, energy-efficient spiking lottery tickets.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print(
+                "interrupted: finished trials and stages are kept; rerun the same command to resume"
+            )
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+# column -> short header, so a front fits an 80-column terminal
+FRONT_COLUMNS = {
+    "ticket_id": "ticket",
+    "sparsity": "sparsity",
+    "time_steps": "T",
+    "val_accuracy": "val acc",
+    "test_accuracy": "test acc",
+    "energy_uj": "energy uJ",
+    "firing_rate": "rate",
+}
+
+
+def _fmt(column: str, value: Any) -> str:
+    if isinstance(value, float):
+        if column in {"val_accuracy", "test_accuracy", "sparsity"}:
+            return f"{100 * value:.1f}%"
+        if column == "energy_uj":
+            return f"{value:.4f}"
+        return f"{value:.2f}"
+    return str(value)
+
+
+def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> Table:
+    params = [c for c in front.columns if c.startswith("param_")]
+    table = Table(
+        title=title, caption="selected on validation metrics; test accuracy reported, never used to choose"
+    )
+    columns = [c for c in FRONT_COLUMNS if c in front.columns] + [
+        p for p in params if p != "param_time_steps"
+    ]
+    for col in columns:
+        style = "bold" if col in objectives else None
+        table.add_column(FRONT_COLUMNS.get(col, col.removeprefix("param_")), justify="right", style=style)
+    for _, row in front.iterrows():
+        table.add_row(*[_fmt(c, row[c]) for c in columns])
+    return table
+
+
+class _RunDisplay:
+    """Rich progress for a search: trials done / total, the current trial's stage, best val accuracy."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = None
+        self.best = float("nan")
+        self.rounds = "?"
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "start":
+            self.progress.start()
+            self.task = self.progress.add_task("", total=event["n_trials"], completed=event["done"])
+            console.print(f"run folder: {event['run_dir']}")
+        elif self.task is None:
+            return
+        elif kind == "trial_start":
+            self.rounds = event["params"].get("rounds", "?")
+        elif kind == "progress":
+            where = (
+                "dense" if event.get("stage") == "dense" else f"round {event.get('round', 0)}/{self.rounds}"
+            )
+            epoch = f" epoch {event['epoch']}" if "epoch" in event else ""
+            if event.get("stage") == "ticket":
+                self.best = max(self.best, event["val"]) if self.best == self.best else event["val"]
+            best = f"best val acc {100 * self.best:.1f}%" if self.best == self.best else ""
+            self.progress.update(self.task, description=f"trial {event['trial']} {where}{epoch}  {best}")
+        elif kind == "trial_end":
+            self.progress.update(self.task, completed=event["done"])
+            if event["state"] == "FAIL":
+                console.print(f"[yellow]trial {event['number']} failed (see the study's fail_reason)[/]")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@app.command()
+@_user_errors
+def run(
+    spec: Annotated[
+        str | None, typer.Argument(help="spec file, or a bundled space name (default: 'default')")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="run folder (default: results/<spec name>)")
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", "-n", help="total trials the study should hold")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="RDB URL shared by many workers (e.g. postgresql://...)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+) -> None:
+    """Run (or resume) a search and print the Pareto front of its tickets."""
+    display = None if quiet else _RunDisplay()
+    try:
+        result = api.run(
+            spec, run_dir=run_dir, n_trials=trials, storage=storage, device=device, on_event=display
+        )
+    finally:
+        if display:
+            display.stop()
+    objectives = result.spec.objective.metrics
+    frame = result.tickets
+    n_trials = frame["trial"].nunique() if not frame.empty else 0
+    console.print(
+        front_table(
+            result.front,
+            objectives,
+            f"Pareto front: {len(result.front)} of {len(frame)} tickets, {n_trials} trials "
+            f"(seed {result.spec.seed})",
+        )
+    )
+    console.print(f"tickets: {result.run_dir / 'tickets.parquet'}   front: {result.run_dir / 'pareto.csv'}")
+
+
+@app.command()
+@_user_errors
+def validate(spec: Annotated[str, typer.Argument(help="spec file or bundled space name")]) -> None:
+    """Check a spec file without running it."""
+    parsed = api.validate(spec)
+    params = ", ".join(parsed.space) or "nothing"
+    console.print(
+        f"[green]ok[/]: {spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials)"
+    )
+
+
+@app.command()
+@_user_errors
+def pareto(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    csv: Annotated[Path | None, typer.Option(help="also write the front to this CSV file")] = None,
+) -> None:
+    """Print the Pareto front of a run's tickets."""
+    _, spec = api.read_run(run_dir)
+    front = api.pareto(run_dir)
+    if csv is not None:
+        front.to_csv(csv, index=False)
+    console.print(front_table(front, spec.objective.metrics, f"Pareto front of {run_dir}"))
+
+
+@app.command()
+def spaces() -> None:
+    """List the bundled search spaces."""
+    table = Table(title="bundled search spaces")
+    table.add_column("name")
+    table.add_column("searches")
+    table.add_column("path")
+    for name, path in api.bundled_spaces().items():
+        try:
+            searched = ", ".join(api.validate(path).space)
+        except UserError as err:
+            searched = f"[red]invalid: {err}[/]"
+        table.add_row(name, searched, str(path))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

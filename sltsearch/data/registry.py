@@ -1,0 +1,39 @@
+"""Name -> dataset builder. Later families register themselves here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sltsearch.data.base import DataSplits
+from sltsearch.data.embedded import load_digits_splits, load_mnist1d_splits
+from sltsearch.errors import DataError
+
+Builder = Callable[..., DataSplits]
+DATASETS: dict[str, Builder] = {
+    "digits": load_digits_splits,
+    "mnist1d": load_mnist1d_splits,
+}
+# Datasets read from disk take the root as their first argument.
+ROOTED: set[str] = set()
+
+
+def register_dataset(name: str, builder: Builder, needs_root: bool = False) -> None:
+    DATASETS[name] = builder
+    if needs_root:
+        ROOTED.add(name)
+
+
+def build_data(spec: Any) -> DataSplits:
+    """Build the splits named by a `DataSpec`."""
+    if spec.name not in DATASETS:
+        raise DataError(f"data.name: unknown dataset '{spec.name}'; known: {', '.join(sorted(DATASETS))}")
+    builder = DATASETS[spec.name]
+    args = (spec.val_fraction, spec.test_fraction, spec.split_seed, dict(spec.options))
+    if spec.name in ROOTED:
+        if not spec.root:
+            raise DataError(
+                f"data.root: dataset '{spec.name}' is read from a local folder; set data.root to it"
+            )
+        return builder(spec.root, *args)
+    return builder(*args)

@@ -1,0 +1,55 @@
+"""A small spiking CNN (conv-BN-LIF blocks, max pooling, linear readout) for 8x8 or 1-D inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from spikingjelly.activation_based import layer
+from torch import nn
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"channels": [32, 64], "hidden": 0},
+    "small": {"channels": [64, 128], "hidden": 128},
+    "base": {"channels": [64, 128, 256], "hidden": 256},
+}
+
+
+def build_spiking_cnn(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    make_neuron: Callable[[], nn.Module],
+    options: dict[str, Any],
+) -> nn.Module:
+    """Multi-step body: [T, B, C, *spatial] -> [T, B, num_classes]. Works for 2-D images and 1-D signals."""
+    unknown = set(options) - {"channels", "hidden"}
+    if unknown:
+        raise ValueError(f"model.options: unknown key(s) {sorted(unknown)}; allowed: channels, hidden")
+    channels: list[int] = list(options["channels"])
+    hidden: int = int(options.get("hidden", 0))
+    ndim = len(input_shape) - 1
+    if ndim not in (1, 2):
+        raise ValueError(f"spiking_cnn takes 1-D or 2-D inputs, got sample shape {input_shape}")
+    conv = layer.Conv2d if ndim == 2 else layer.Conv1d
+    bn = layer.BatchNorm2d if ndim == 2 else layer.BatchNorm1d
+    # max-pooling keeps spikes binary, so the next layer stays accumulate-only
+    pool = layer.MaxPool2d if ndim == 2 else layer.MaxPool1d
+
+    blocks: list[nn.Module] = []
+    in_ch = input_shape[0]
+    spatial = list(input_shape[1:])
+    for i, out_ch in enumerate(channels):
+        blocks += [conv(in_ch, out_ch, 3, padding=1, bias=False), bn(out_ch), make_neuron()]
+        if min(spatial) >= 2 and (i < len(channels) - 1 or min(spatial) >= 4):
+            blocks.append(pool(2))
+            spatial = [s // 2 for s in spatial]
+        in_ch = out_ch
+    blocks.append(layer.Flatten())
+    features = in_ch
+    for s in spatial:
+        features *= s
+    if hidden:
+        blocks += [layer.Linear(features, hidden), make_neuron()]
+        features = hidden
+    blocks.append(layer.Linear(features, num_classes))
+    return nn.Sequential(*blocks)

@@ -1,0 +1,37 @@
+"""Neuron factory: turns a `NeuronSpec` into spikingjelly multi-step neurons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from spikingjelly.activation_based import neuron, surrogate
+from torch import nn
+
+_SURROGATES: dict[str, Callable[..., Any]] = {
+    "atan": surrogate.ATan,
+    "sigmoid": surrogate.Sigmoid,
+    "fast_sigmoid": getattr(surrogate, "FastSigmoid", surrogate.Sigmoid),
+    "piecewise_quadratic": surrogate.PiecewiseQuadratic,
+}
+
+
+def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
+    """A zero-argument constructor of the neuron named by ``spec`` (a `NeuronSpec`), in multi-step mode."""
+    sg_cls = _SURROGATES[spec.surrogate]
+    common = {
+        "v_threshold": spec.v_threshold,
+        "v_reset": spec.v_reset,
+        "detach_reset": spec.detach_reset,
+        "step_mode": "m",
+    }
+
+    def make() -> nn.Module:
+        sg = sg_cls(alpha=spec.surrogate_alpha) if spec.surrogate_alpha else sg_cls()
+        if spec.type == "lif":
+            return neuron.LIFNode(tau=spec.tau, surrogate_function=sg, **common)
+        if spec.type == "plif":
+            return neuron.ParametricLIFNode(init_tau=spec.tau, surrogate_function=sg, **common)
+        return neuron.IFNode(surrogate_function=sg, **common)
+
+    return make

@@ -1,0 +1,50 @@
+"""Name -> model family; `build_model` turns a `ModelSpec` into a `SpikingClassifier`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from sltsearch.errors import SpecError
+from sltsearch.models import cnn
+from sltsearch.models.base import SpikingClassifier
+from sltsearch.models.encoders import ENCODERS
+from sltsearch.models.neurons import neuron_factory
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A body builder ``(input_shape, num_classes, make_neuron, options) -> nn.Module`` and its presets."""
+
+    build: Callable[..., nn.Module]
+    presets: dict[str, dict[str, Any]]
+
+
+MODELS: dict[str, ModelFamily] = {"spiking_cnn": ModelFamily(cnn.build_spiking_cnn, cnn.PRESETS)}
+
+
+def register_model(name: str, family: ModelFamily) -> None:
+    MODELS[name] = family
+
+
+def build_model(
+    spec: Any, input_shape: tuple[int, ...], num_classes: int, frames: bool = False
+) -> SpikingClassifier:
+    """The model a `ModelSpec` names: preset sizes, overridden by explicit ``options``."""
+    if spec.name not in MODELS:
+        raise SpecError(f"model.name: unknown model '{spec.name}'; known: {', '.join(sorted(MODELS))}")
+    family = MODELS[spec.name]
+    if spec.preset not in family.presets:
+        raise SpecError(
+            f"model.preset: unknown preset '{spec.preset}' for {spec.name}; known: {', '.join(family.presets)}"
+        )
+    options = {**family.presets[spec.preset], **spec.options}
+    try:
+        body = family.build(tuple(input_shape), num_classes, neuron_factory(spec.neuron), options)
+    except ValueError as err:
+        raise SpecError(str(err)) from None
+    encoder = ENCODERS["frames" if frames else spec.encoder]()
+    return SpikingClassifier(encoder, body, spec.time_steps, spec.name)

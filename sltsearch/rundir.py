@@ -1,0 +1,71 @@
+"""The run folder: frozen spec, study storage, ticket table, fronts, cache. Reruns resume, never clobber."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from sltsearch.cache import save_json
+from sltsearch.errors import RunDirError
+from sltsearch.spec import Spec, load_spec
+
+SPEC_FILE = "spec.yaml"
+RUN_FILE = "run.json"
+# fields that may change between invocations of the same run (budget and where the study lives)
+_RESUMABLE = {"n_trials", "timeout_s", "storage"}
+
+
+def default_run_dir(spec: Spec, root: str | Path = "results") -> Path:
+    return Path(root) / spec.name
+
+
+def _identity(spec: Spec) -> dict[str, Any]:
+    data = spec.model_dump(mode="json")
+    data["search"] = {k: v for k, v in data["search"].items() if k not in _RESUMABLE}
+    return data
+
+
+def prepare_run_dir(spec: Spec, run_dir: Path, storage_url: str | None) -> None:
+    """Create the folder, or check that an existing one holds a run of the same spec; freeze the spec."""
+    frozen = run_dir / SPEC_FILE
+    if frozen.exists():
+        previous = load_spec(frozen)
+        if _identity(previous) != _identity(spec):
+            raise RunDirError(
+                f"{run_dir} already holds a run of a different spec; pass --run-dir to start a new run "
+                f"there, or run the spec frozen in {frozen} to resume it"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    frozen.write_text(spec.to_yaml())
+    import torch
+
+    from sltsearch import __version__
+
+    info = {
+        "name": spec.name,
+        "storage": storage_url or spec.search.storage or "journal:study.journal",
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sltsearch": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+    save_json(run_dir / RUN_FILE, info)
+
+
+def read_run(run_dir: str | Path) -> tuple[Path, Spec]:
+    """A finished or running run folder and its frozen spec, with a clear error when it is not one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / SPEC_FILE).is_file():
+        raise RunDirError(
+            f"{run_dir}: not a run folder (no {SPEC_FILE}); pass the folder `sltsearch run` wrote"
+        )
+    return run_dir, load_spec(run_dir / SPEC_FILE)
+
+
+def run_info(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,101 @@
+"""Weight masks stored as persistent ``weight_mask`` buffers on each prunable layer.
+
+Pruned weights stay *exactly* zero: the mask zeroes their gradient (so optimizer moments never build up)
+and is re-applied after every optimizer step (so weight decay or momentum cannot revive them).
+Masks live in the module's state_dict, so a saved ticket carries its mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+MASK = "weight_mask"
+_PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def prunable_layers(model: nn.Module, exclude: tuple[str, ...] = ()) -> dict[str, nn.Module]:
+    """Conv and linear layers whose weights may be pruned (BatchNorm and biases never are).
+
+    A layer can opt out with ``layer.sltsearch_prunable = False``; ``exclude`` names layers to keep dense.
+    """
+    return {
+        name: mod
+        for name, mod in model.named_modules()
+        if isinstance(mod, _PRUNABLE) and getattr(mod, "sltsearch_prunable", True) and name not in exclude
+    }
+
+
+def _grad_hook(module: nn.Module):
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return grad * getattr(module, MASK)
+
+    return hook
+
+
+def attach_masks(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Give every prunable layer a mask buffer (all ones unless ``masks`` names one) and apply it.
+
+    Calling it again replaces the mask values in place; the gradient hook is registered once.
+    """
+    masks = masks or {}
+    for name, mod in prunable_layers(model).items():
+        value = masks.get(name)
+        value = (
+            torch.ones_like(mod.weight, dtype=torch.bool) if value is None else value.to(mod.weight.device)
+        )
+        if value.shape != mod.weight.shape:
+            raise ValueError(
+                f"mask for {name} has shape {tuple(value.shape)}, weight has {tuple(mod.weight.shape)}"
+            )
+        if hasattr(mod, MASK):
+            getattr(mod, MASK).copy_(value.bool())
+        else:
+            mod.register_buffer(MASK, value.bool().clone(), persistent=True)
+            mod.weight.register_hook(_grad_hook(mod))
+    apply_masks(model)
+    return current_masks(model)
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module) -> None:
+    """Zero every pruned weight in place; call after each optimizer step and after loading weights."""
+    for mod in model.modules():
+        mask = getattr(mod, MASK, None)
+        if mask is not None:
+            mod.weight.mul_(mask)
+
+
+def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Layer name -> a CPU copy of its boolean mask."""
+    return {
+        name: getattr(mod, MASK).detach().cpu().clone()
+        for name, mod in model.named_modules()
+        if getattr(mod, MASK, None) is not None
+    }
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """Counts over the prunable weights: ``sparsity`` = fraction that is zero; per-layer sparsity too."""
+
+    total: int
+    remaining: int
+    per_layer: dict[str, float]
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.remaining / self.total if self.total else 0.0
+
+    @property
+    def density(self) -> float:
+        return 1.0 - self.sparsity
+
+
+def mask_stats(masks: dict[str, torch.Tensor]) -> MaskStats:
+    total = sum(m.numel() for m in masks.values())
+    remaining = sum(int(m.sum()) for m in masks.values())
+    per_layer = {name: 1.0 - int(m.sum()) / m.numel() for name, m in masks.items()}
+    return MaskStats(total=total, remaining=remaining, per_layer=per_layer)
