@@ -2,6 +2,14 @@
 
 __version__ = "0.1.0"
 
+try:
+    import spikingjelly  # noqa: F401
+except ImportError as err:  # pragma: no cover - an install problem, not a code path
+    raise ImportError(
+        "sltsearch needs spikingjelly 2.0, installed without its torchaudio pin: "
+        "pip install --no-deps 'spikingjelly==2.0.0' (see README, Quick start)"
+    ) from err
+
 from sltsearch.api import RunResult, load, pareto, run, validate  # noqa: E402
 from sltsearch.spec import Spec, load_spec  # noqa: E402
 

@@ -8,6 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 
+LABELS = {"val_accuracy": "validation accuracy", "energy_uj": "energy per sample (µJ)", "sparsity": "weight sparsity",
+          "storage_bits": "storage (bits)", "nonzero_params": "non-zero parameters", "firing_rate": "firing rate"}
+
+
 def plot_front(
     frame: pd.DataFrame, front: pd.DataFrame, objectives: Mapping[str, str], path: Path, title: str
 ) -> Path | None:
@@ -41,8 +45,8 @@ def plot_front(
     f = front.sort_values(x_name)
     ax.step(f[x_name], f[y_name], where="post", color="black", lw=1.2, label="Pareto front")
     ax.scatter(f[x_name], f[y_name], facecolors="none", edgecolors="black", s=50)
-    ax.set_xlabel(x_name.replace("_", " ") + f" ({objectives[x_name]})")
-    ax.set_ylabel(y_name.replace("_", " ") + f" ({objectives[y_name]})")
+    ax.set_xlabel(f"{LABELS.get(x_name, x_name)} — {objectives[x_name]}")
+    ax.set_ylabel(f"{LABELS.get(y_name, y_name)} — {objectives[y_name]}")
     ax.set_title(title, fontsize=9)
     fig.colorbar(sc, ax=ax, label="weight sparsity")
     ax.legend(fontsize=7, loc="lower right")

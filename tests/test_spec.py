@@ -1,0 +1,89 @@
+"""Spec validation: good files pass, bad ones fail with file, key and allowed values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import tiny_spec_dict, write_spec
+
+from sltsearch.api import bundled_spaces
+from sltsearch.errors import SpecError
+from sltsearch.spec import Spec, load_spec, parse_spec
+
+
+def test_bundled_spaces_validate() -> None:
+    spaces = bundled_spaces()
+    assert "default" in spaces
+    for path in spaces.values():
+        spec = load_spec(path)
+        assert spec.space, f"{path} searches nothing"
+
+
+def test_default_searches_the_issue_parameters() -> None:
+    spec = load_spec(bundled_spaces()["default"])
+    assert {"prune_rate", "rounds", "rewind_epoch", "time_steps"} <= set(spec.space)
+    assert spec.objective.metrics == {"val_accuracy": "maximize", "energy_uj": "minimize"}
+    assert spec.search.sampler == "nsga2"
+
+
+def test_tiny_spec_roundtrips_through_yaml(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path / "s.yaml", tiny_spec_dict()))
+    again = load_spec(write_spec(tmp_path / "again.yaml", spec.to_yaml()))
+    assert again == spec
+    assert again.content_hash() == spec.content_hash()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"tickets": {"prune_rate": 1.0}}, "tickets.prune_rate: Input should be less than 1"),
+        ({"tickets": {"prune_rate": 0.0}}, "tickets.prune_rate"),
+        ({"model": {"time_steps": 0}}, "model.time_steps: Input should be greater than or equal to 1"),
+        ({"tickets": {"prunerate": 0.5}}, "tickets.prunerate: unknown key; allowed here: strategy, scope"),
+        ({"modle": {}}, "modle: unknown key; allowed here: name, seed, data, model"),
+        ({"tickets": {"strategy": "magic"}}, "tickets.strategy"),
+        ({"space": {"prune_rate": {"type": "float", "low": 0.2, "high": 1.0}}}, "space.prune_rate: value 1.0"),
+        ({"space": {"time_steps": {"type": "categorical", "choices": [0, 4]}}}, "space.time_steps: value 0"),
+        ({"space": {"nonsense": {"type": "int", "low": 1, "high": 2}}}, "space.nonsense: not a spec field"),
+        ({"space": {"prune_rate": {"type": "float", "low": 0.8, "high": 0.2}}}, "must not exceed high"),
+        ({"objective": {"metrics": {"test_accuracy": "maximize"}}}, "test metric"),
+        ({"train": {"epochs": 3}, "tickets": {"rewind_epoch": 3}}, "rewind_epoch (3) must be below train.epochs"),
+    ],
+)
+def test_bad_values_name_key_and_allowed(overrides: dict, fragment: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(tiny_spec_dict(**overrides), "bad.yaml")
+    message = str(info.value)
+    assert message.startswith("bad.yaml: ")
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec(tmp_path / "nope.yaml")
+    bad = write_spec(tmp_path / "bad.yaml", "data: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad.yaml: not valid YAML at line \d+"):
+        load_spec(bad)
+    scalar = write_spec(tmp_path / "scalar.yaml", "just a string\n")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        load_spec(scalar)
+
+
+def test_with_params_applies_aliases_and_revalidates() -> None:
+    spec = parse_spec(tiny_spec_dict())
+    trial = spec.with_params({"prune_rate": 0.25, "time_steps": 6, "train.lr": 0.001})
+    assert trial.tickets.prune_rate == 0.25
+    assert trial.model.time_steps == 6
+    assert trial.train.lr == 0.001
+    assert trial.space == {}
+    assert spec.tickets.prune_rate == 0.5  # the original is untouched
+    with pytest.raises(ValueError):
+        spec.with_params({"prune_rate": 1.5})
+
+
+def test_spec_is_frozen() -> None:
+    spec = Spec()
+    with pytest.raises(Exception):  # noqa: B017 - pydantic raises its own ValidationError subclass
+        spec.seed = 3  # type: ignore[misc]
