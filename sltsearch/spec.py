@@ -95,6 +95,27 @@ class EnergySpec(_Strict):
         "per_step", description="direct encoding repeats the input: count the encoding layer T times or once"
     )
     samples: int = Field(256, ge=1, description="validation samples the energy is measured on")
+    model: Literal["mac_ac", "memory"] = Field(
+        "mac_ac", description="mac_ac: MACs x E_MAC + ACs x E_AC; memory: plus SRAM traffic (Lemaire 2022)"
+    )
+    nonbinary: Literal["mac", "ac_weighted"] = Field(
+        "mac", description="integer, non-binary inputs (spike counts): MACs (strict) or ACs x |count|"
+    )
+    count_neuron_updates: bool = Field(False, description="add one update per neuron per step")
+    e_neuron_pj: float = Field(4.6, gt=0.0, description="energy of one neuron update (one multiply-add)")
+    memory_breakpoints: list[tuple[float, float]] | None = Field(
+        None,
+        description="memory model: four (capacity bytes, pJ per byte) points; default spikingjelly's Lemaire",
+    )
+
+    @field_validator("memory_breakpoints")
+    @classmethod
+    def _breakpoints(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if value is not None:
+            from sltsearch.energy.memory import cost_config
+
+            cost_config(value)  # raises ValueError with spikingjelly's message
+        return value
 
 
 Direction = Literal["maximize", "minimize"]
@@ -104,6 +125,9 @@ KNOWN_METRICS: dict[str, Direction] = {
     "sparsity": "maximize",
     "nonzero_params": "minimize",
     "firing_rate": "minimize",
+    "storage_bits": "minimize",
+    "macs": "minimize",
+    "acs": "minimize",
 }
 
 

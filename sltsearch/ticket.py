@@ -34,6 +34,12 @@ class Ticket:
     cached: bool = False
     status: str = "ok"
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    # energy model extras (sltsearch.energy): per inference sample; storage of all parameters in bits
+    binary_ops: float = 0.0  # accumulate-only ops of binarized-weight layers
+    total_params: int = 0  # every parameter (weights, biases, BatchNorm)
+    total_nonzero_params: int = 0
+    storage_bits: int = 0  # sparse CSR-like / binarized format where cheaper, else dense fp32
+    dense_storage_bits: int = 0  # every parameter as fp32
 
     @property
     def ticket_id(self) -> str:

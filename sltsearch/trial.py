@@ -178,6 +178,11 @@ def _measure(
         stage_key=key,
         cached=cached,
         layer_sparsity=stats.per_layer,
+        binary_ops=energy.binary_ops,
+        total_params=energy.params,
+        total_nonzero_params=energy.nonzero_params,
+        storage_bits=energy.storage_bits,
+        dense_storage_bits=energy.dense_storage_bits,
     )
 
 

@@ -1,15 +1,17 @@
-"""Energy estimation from counted operations while the model runs on evaluation data.
+"""Energy and cost estimation from operations counted while the model runs on evaluation data.
 
-    energy_pj = MACs * E_MAC + ACs * E_AC            (defaults: 4.6 pJ and 0.9 pJ, 45 nm FP32, Horowitz 2014)
+    energy_pj = MACs * E_MAC + (ACs + binary_ops) * E_AC [+ neuron updates * E_NEURON] [+ SRAM traffic]
 
-MACs are counted where a layer's input is real-valued (the encoding layer under direct encoding), ACs
-where it is binary spikes. Counts are exact synaptic operations: for a spike input x and a weight w,
-the number of (non-zero input, non-zero weight) pairs, e.g. conv(1[x!=0], 1[w!=0]).sum(); for a
-real-valued input every input position counts, times the surviving (non-zero) weights. Counts are per
-sample and summed over the T time steps. BatchNorm (foldable into the preceding layer), pooling and
-neuron updates are not counted. The MAC/AC model ignores memory traffic.
+(defaults: E_MAC 4.6 pJ, E_AC 0.9 pJ, 45 nm FP32, Horowitz 2014; E_NEURON 4.6 pJ, off by default).
+Counts are exact, per sample, summed over the T time steps: MACs where a layer's input is real-valued,
+ACs where it is binary spikes (the number of (non-zero input, non-zero weight) pairs, the NeuroBench way:
+conv(1[x!=0], 1[w!=0]).sum()), binary_ops for binarized-weight layers, and the spike-driven pairs of
+`SpikeMatmul` (attention) products. Integer, non-binary inputs follow ``nonbinary`` (mac | ac_weighted).
+The ``memory`` model adds SRAM traffic with spikingjelly's Lemaire (2022) costs; the default ``mac_ac``
+model ignores memory traffic. Storage: dense fp32, CSR-like sparse, 1-bit binarized; see `layer_storage`.
+The rules are stated in `sltsearch.energy.counter` and docs/energy.md.
 """
 
-from sltsearch.energy.counter import EnergyReport, LayerCount, measure_energy
+from sltsearch.energy.counter import EnergyReport, LayerCount, input_kind, layer_storage, measure_energy
 
-__all__ = ["EnergyReport", "LayerCount", "measure_energy"]
+__all__ = ["EnergyReport", "LayerCount", "input_kind", "layer_storage", "measure_energy"]
