@@ -164,3 +164,22 @@ def pareto(run_dir: str | Path, objectives: dict[str, str] | None = None) -> pd.
     """The non-dominated tickets of a run, by the spec's objectives unless others are given."""
     run_dir, spec = read_run(run_dir)
     return pareto_front(load_tickets(run_dir), objectives or spec.objective.metrics)
+
+
+def energy(
+    target: str | Path,
+    *,
+    ticket: str | None = None,
+    samples: int | None = None,
+    device: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Any:
+    """Per-layer energy report (`sltsearch.energy.report.EnergyRun`) of a run's ticket or a spec's model.
+
+    ``target`` is a run folder (then ``ticket`` = its ticket_id, e.g. ``t0003r02``) or a spec file /
+    bundled space name (its dense model, untrained). ``overrides`` sets spec fields by dotted path, e.g.
+    ``{"objective.energy.model": "memory"}``. ``.report`` holds the totals, ``.frame()`` the layers.
+    """
+    from sltsearch.energy.report import energy_report
+
+    return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)

@@ -210,6 +210,80 @@ def spaces() -> None:
     console.print(table)
 
 
+# energy table: column -> header; the CSV keeps every column of `sltsearch.energy.report.COLUMNS`
+_ENERGY_TABLE = {
+    "name": "layer",
+    "type": "type",
+    "input_kind": "input",
+    "firing_rate": "rate",
+    "dense_ops": "dense ops",
+    "ops": "counted ops",
+    "macs": "MACs",
+    "acs": "ACs",
+    "binary_ops": "binary",
+    "energy_share": "energy",
+}
+
+
+def _energy_cell(column: str, value: Any) -> str:
+    if column == "firing_rate":
+        return f"{value:.3f}"
+    if column == "energy_share":
+        return f"{100 * value:.1f}%"
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(value) >= div:
+                return f"{value / div:.2f}{unit}"
+        return f"{value:.4g}" if value else "-"
+    return str(value)
+
+
+@app.command()
+@_user_errors
+def energy(
+    target: Annotated[str, typer.Argument(help="a run folder (with --ticket), or a spec file / bundled space")],
+    ticket: Annotated[str | None, typer.Option(help="ticket_id from tickets.parquet, e.g. t0003r02")] = None,
+    csv: Annotated[Path | None, typer.Option(help="also write the per-layer table to this CSV file")] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="validation samples to measure on (default: objective.energy.samples)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="override objective.energy.model: mac_ac | memory")
+    ] = None,
+    nonbinary: Annotated[
+        str | None, typer.Option(help="override objective.energy.nonbinary: mac | ac_weighted")
+    ] = None,
+) -> None:
+    """Per-layer operation counts and energy of a ticket, or of a spec's (untrained) dense model."""
+    overrides = {
+        f"objective.energy.{k}": v for k, v in {"model": model, "nonbinary": nonbinary}.items() if v is not None
+    }
+    result = api.energy(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
+    rep = result.report
+    frame = result.frame()
+    if csv is not None:
+        frame.to_csv(csv, index=False)
+    table = Table(
+        title=f"energy per sample: {result.source}",
+        caption=(
+            f"{rep.energy_uj:.4f} uJ ({rep.model}: compute {rep.compute_uj:.4f}, memory {rep.memory_uj:.4f}) | "
+            f"MACs {rep.macs:,.0f} x {rep.e_mac_pj} pJ, ACs {rep.acs:,.0f} + binary {rep.binary_ops:,.0f} "
+            f"x {rep.e_ac_pj} pJ | firing rate {rep.firing_rate:.4f} | T={rep.time_steps}, "
+            f"{rep.samples} val samples | params {rep.params:,} ({rep.nonzero_params:,} non-zero), "
+            f"storage {rep.storage_bits:,} bits (dense fp32 {rep.dense_storage_bits:,})"
+        ),
+    )
+    columns = [c for c in _ENERGY_TABLE if c != "binary_ops" or rep.binary_ops]
+    for col in columns:
+        table.add_column(_ENERGY_TABLE[col], justify="left" if col in {"name", "type", "input_kind"} else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*[_energy_cell(c, row[c]) for c in columns])
+    console.print(table)
+    if csv is not None:
+        console.print(f"per-layer table: {csv}")
+
+
 def main() -> None:
     try:
         app()

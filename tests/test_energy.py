@@ -212,3 +212,46 @@ def test_spec_knows_storage_metric_and_rejects_bad_breakpoints() -> None:
 
     with pytest.raises(SpecError, match="memory_breakpoints"):
         parse_spec({"objective": {"energy": {"memory_breakpoints": [[0, 0], [1, 1]]}}})
+
+
+def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
+    from sltsearch.cache import StageCache
+    from sltsearch.data import build_data, make_loader
+    from sltsearch.energy.report import TicketNotFound, energy_report
+    from sltsearch.models import build_model
+    from sltsearch.results import TicketStore
+    from sltsearch.rundir import prepare_run_dir
+    from sltsearch.ticket import Ticket
+    from sltsearch.tickets import attach_masks, magnitude_prune
+    from sltsearch.train import state_copy
+
+    spec = parse_spec(
+        {
+            "train": {"epochs": 2},
+            "objective": {"energy": {"samples": 16}},
+            "space": {"time_steps": {"type": "categorical", "choices": [2, 3]}},
+        }
+    )
+    prepare_run_dir(spec, tmp_path, None)
+    tspec = spec.with_params({"time_steps": 3})
+    data = build_data(tspec.data)
+    model = build_model(tspec.model, data.input_shape, data.num_classes)
+    attach_masks(model)
+    magnitude_prune(model, 0.75, "global")
+    StageCache(tmp_path / "cache").store("imp", "k1", {}, {"state": state_copy(model)})
+    fields = dict.fromkeys(["sparsity", "density", "val_accuracy", "test_accuracy", "energy_uj"], 0.0)
+    fields |= dict.fromkeys(["macs", "acs", "firing_rate", "wall_time_s"], 0.0)
+    fields |= dict.fromkeys(["nonzero_params", "prunable_params", "best_epoch", "epochs_trained"], 0)
+    ticket = Ticket(0, 1, "imp", {"time_steps": 3}, 0, 3, stage_key="k1", **fields)
+    TicketStore(tmp_path).append([ticket])
+
+    run = energy_report(tmp_path, ticket="t0000r01")
+    direct = measure_energy(
+        model, make_loader(data.val, 512, shuffle=False), torch.device("cpu"), tspec.objective.energy, 16
+    )
+    assert run.trained and run.report.time_steps == 3
+    assert run.report.energy_uj == pytest.approx(direct.energy_uj)
+    assert run.report.nonzero_params == direct.nonzero_params < direct.params
+    assert list(run.frame()["name"]) == [layer.name for layer in direct.layers]
+    with pytest.raises(TicketNotFound):
+        energy_report(tmp_path, ticket="t0009r09")
