@@ -122,7 +122,8 @@ class _RunDisplay:
         elif kind == "trial_end":
             self.progress.update(self.task, completed=event["done"])
             if event["state"] == "FAIL":
-                console.print(f"[yellow]trial {event['number']} failed (see the study's fail_reason)[/]")
+                reason = str(event.get("reason", "")).strip().splitlines()
+                console.print(f"[yellow]trial {event['number']} failed: {reason[-1] if reason else 'unknown'}[/]")
 
     def stop(self) -> None:
         self.progress.stop()
@@ -157,6 +158,9 @@ def run(
             display.stop()
     objectives = result.spec.objective.metrics
     frame = result.tickets
+    if frame.empty:
+        err_console.print("error: the search produced no tickets (every trial failed; see the messages above)")
+        raise typer.Exit(1)
     n_trials = frame["trial"].nunique() if not frame.empty else 0
     console.print(
         front_table(
