@@ -75,15 +75,102 @@ class TrainSpec(_Strict):
 
 
 class TicketSpec(_Strict):
-    """How tickets are drawn from the dense network."""
+    """How tickets are drawn from the dense network (see sltsearch/tickets/__init__.py for the strategies).
 
-    strategy: Literal["imp"] = "imp"
+    Rounds: ``prune_rates`` (explicit per-round rates) > ``target_sparsity`` (rounds derived: the smallest R
+    with 1-(1-p)^R >= target, the last round's rate trimmed to land on the target exactly) > ``rounds``.
+    Rewinding: ``rewind_iteration`` (optimizer step k of the dense run) overrides ``rewind_epoch``; k = 0
+    is the original LTH reset to init. After a rewind the optimizer starts fresh and the LR schedule is
+    replayed from the rewind epoch (for an iteration, the epoch holding it) to the end of the recipe.
+    """
+
+    strategy: Literal["imp", "one_shot", "early_bird"] = Field(
+        "imp",
+        description="imp: iterative magnitude pruning; one_shot: one round straight to the target sparsity; "
+        "early_bird: mask drawn during dense training once it stops changing",
+    )
     scope: Literal["global", "layerwise"] = "global"
     prune_rate: float = Field(
         0.5, gt=0.0, lt=1.0, description="fraction of remaining weights pruned per round"
     )
     rounds: int = Field(1, ge=1, le=100)
+    target_sparsity: float | None = Field(
+        None, gt=0.0, lt=1.0, description="final sparsity; derives the IMP rounds, the one_shot/early_bird rate"
+    )
+    prune_rates: list[float] | None = Field(
+        None, min_length=1, max_length=100, description="explicit per-round pruning rates (override the rest)"
+    )
+    keep_dense: list[str] = Field(
+        default_factory=list, description="layers never pruned: 'first', 'last' or layer names"
+    )
     rewind_epoch: int = Field(0, ge=0, description="0 = reset to init (original LTH); k > 0 = late rewinding")
+    rewind_iteration: int | None = Field(
+        None, ge=0, description="rewind to optimizer step k of the dense run instead of an epoch"
+    )
+    controls: list[Literal["random_prune", "random_reinit"]] = Field(
+        default_factory=list,
+        description="extra tickets per round on the same sparsities: random positions at the same per-layer "
+        "density, or the same mask with fresh weights; stored, never the trial's value",
+    )
+    time_steps_search: int | None = Field(
+        None, ge=1, le=1024, description="early-time tickets: search masks at this T, train the final one at T"
+    )
+    eb_threshold: float = Field(
+        0.1, gt=0.0, lt=1.0, description="early_bird: stop when the normalised mask distance falls below this"
+    )
+    eb_window: int = Field(1, ge=1, le=20, description="early_bird: consecutive epoch pairs that must agree")
+
+    @field_validator("prune_rates")
+    @classmethod
+    def _rates(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and not all(0.0 < r < 1.0 for r in value):
+            raise ValueError("every entry of prune_rates must be in (0, 1)")
+        return value
+
+    def round_rates(self) -> list[float]:
+        """The pruning rate (fraction of remaining weights) of every round, in order."""
+        if self.prune_rates:
+            return list(self.prune_rates)
+        if self.strategy in {"one_shot", "early_bird"}:
+            return [self.target_sparsity if self.target_sparsity is not None else self.prune_rate]
+        if self.target_sparsity is None:
+            return [self.prune_rate] * self.rounds
+        return rates_to_target(self.prune_rate, self.target_sparsity)
+
+
+def rates_to_target(rate: float, target: float) -> list[float]:
+    """Rounds of ``rate`` until 1-(1-rate)^R >= target; the last rate trimmed to hit ``target`` exactly."""
+    rates: list[float] = []
+    density = 1.0
+    while 1.0 - density < target - 1e-12 and len(rates) < 100:
+        step = rate if 1.0 - density * (1.0 - rate) <= target else 1.0 - (1.0 - target) / density
+        rates.append(step)
+        density *= 1.0 - step
+    return rates
+
+
+class MultiSpSpec(_Strict):
+    """MultiSp (Cheng et al., arXiv 2309.13302) for ``model.name: spikformer``; see sltsearch/tickets/multisp.py.
+
+    Applied from the first IMP round on (the dense network, round 0, is untouched): ``patch_keep`` keeps the
+    highest-scoring fraction of patches (tokens) and physically drops the rest; ``pep_sparsity``,
+    ``attn_sparsity`` and ``mlp_sparsity`` are final weight sparsities of the ConvPEP, attention (Q/K/V/O)
+    and MLP weights, reached by magnitude on a geometric schedule over the IMP rounds (unset: the group
+    follows ``tickets.prune_rate``); ``pep_binary_weights`` binarizes the ConvPEP convolutions (sign x
+    per-output-channel scale); ``pep_binary_activations`` binarizes the ConvPEP output activation.
+    """
+
+    patch_keep: float = Field(1.0, gt=0.0, le=1.0, description="fraction of patches (tokens) kept")
+    pep_sparsity: float | None = Field(None, ge=0.0, lt=1.0, description="ConvPEP weight sparsity target")
+    pep_binary_weights: bool = False
+    pep_binary_activations: bool = False
+    attn_sparsity: float | None = Field(None, ge=0.0, lt=1.0, description="attention weight sparsity target")
+    mlp_sparsity: float | None = Field(None, ge=0.0, lt=1.0, description="MLP weight sparsity target")
+    patch_score_samples: int = Field(512, ge=1, description="training samples the patch scores are taken on")
+
+    @property
+    def active(self) -> bool:
+        return self != MultiSpSpec()
 
 
 class EnergySpec(_Strict):
@@ -209,7 +296,18 @@ PARAM_ALIASES: dict[str, str] = {
     "prune_rate": "tickets.prune_rate",
     "rounds": "tickets.rounds",
     "rewind_epoch": "tickets.rewind_epoch",
+    "rewind_iteration": "tickets.rewind_iteration",
+    "target_sparsity": "tickets.target_sparsity",
+    "strategy": "tickets.strategy",
+    "time_steps_search": "tickets.time_steps_search",
+    "eb_threshold": "tickets.eb_threshold",
     "scope": "tickets.scope",
+    "patch_keep": "multisp.patch_keep",
+    "pep_sparsity": "multisp.pep_sparsity",
+    "pep_binary_weights": "multisp.pep_binary_weights",
+    "pep_binary_activations": "multisp.pep_binary_activations",
+    "attn_sparsity": "multisp.attn_sparsity",
+    "mlp_sparsity": "multisp.mlp_sparsity",
     "time_steps": "model.time_steps",
     "lr": "train.lr",
     "epochs": "train.epochs",
@@ -231,6 +329,7 @@ class Spec(_Strict):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     tickets: TicketSpec = TicketSpec()
+    multisp: MultiSpSpec = MultiSpSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
     search: SearchSpec = SearchSpec()
     space: dict[str, ParamSpec] = Field(default_factory=dict)
@@ -241,6 +340,19 @@ class Spec(_Strict):
             raise ValueError(
                 f"tickets.rewind_epoch ({self.tickets.rewind_epoch}) must be below train.epochs "
                 f"({self.train.epochs}): rewinding to the end leaves nothing to retrain"
+            )
+        ts = self.tickets.time_steps_search
+        if ts is not None and ts > self.model.time_steps:
+            raise ValueError(
+                f"tickets.time_steps_search ({ts}) must not exceed model.time_steps ({self.model.time_steps})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _multisp_needs_spikformer(self) -> Spec:
+        if self.multisp.active and self.model.name != "spikformer":
+            raise ValueError(
+                f"model {self.model.name} has no ConvPEP; multisp needs model.name: spikformer"
             )
         return self
 

@@ -13,7 +13,7 @@ class Ticket:
 
     trial: int
     round: int
-    kind: str  # "dense" or "imp"
+    kind: str  # dense | imp | one_shot | early_bird | early_time | et_search | random_prune | random_reinit
     params: dict[str, Any]
     seed: int
     time_steps: int
@@ -40,10 +40,21 @@ class Ticket:
     total_nonzero_params: int = 0
     storage_bits: int = 0  # sparse CSR-like / binarized format where cheaper, else dense fp32
     dense_storage_bits: int = 0  # every parameter as fp32
+    # MultiSp levels (sltsearch.tickets.multisp), measured on the ticket; None for non-Spikformer models
+    patch_keep: float | None = None  # fraction of patches (tokens) kept
+    tokens_kept: int | None = None
+    tokens_total: int | None = None
+    pep_sparsity: float | None = None  # ConvPEP weight sparsity
+    attn_sparsity: float | None = None  # attention (Q/K/V/O) weight sparsity
+    mlp_sparsity: float | None = None  # MLP weight sparsity
+    pep_binary_weights: bool | None = None
+    pep_binary_activations: bool | None = None
 
     @property
     def ticket_id(self) -> str:
-        return f"t{self.trial:04d}r{self.round:02d}"
+        """``t<trial>r<round>``; control and early-time search rows add ``-<kind>`` (they share a round)."""
+        main = self.kind in ("dense", "imp", "one_shot", "early_bird", "early_time")
+        return f"t{self.trial:04d}r{self.round:02d}" + ("" if main else f"-{self.kind}")
 
     def row(self) -> dict[str, Any]:
         """A flat record: params become ``param_<name>`` columns, per-layer sparsity a JSON string."""

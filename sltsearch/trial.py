@@ -6,13 +6,25 @@ rewind the survivors to their values at epoch k, retrain from k to the end of th
 measure energy. Every round's ticket is reported as soon as it exists; round 0 is the dense network.
 Selection of the epoch inside every training run uses the validation split only; test accuracy is
 measured and stored, never used to choose.
+
+Strategies (``tickets.strategy``): ``imp`` (rounds, or rounds derived from ``target_sparsity``),
+``one_shot`` (one round straight to the target) and ``early_bird`` (the mask is drawn from the dense
+run's per-epoch checkpoints as soon as consecutive masks differ by less than ``eb_threshold``; the
+dense trajectory is the same, so no extra training is needed). ``time_steps_search`` < T gives
+early-time tickets: dense run and rounds at T_search, then the final mask trained once at T.
+``controls`` add random-pruning / random-re-init tickets on the same masks (kinds ``random_prune`` /
+``random_reinit``). The returned list always ends with the trial's ticket (the last main round);
+controls and early-time search rounds (kind ``et_search``) are stored but never the trial's value.
+Every stage is cached under a content hash of what determines it (data, model incl. T, recipe, seed,
+rewind point, pruning schedule so far, strategy, control), so a rerun skips what exists.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -24,8 +36,21 @@ from sltsearch.energy import measure_energy
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.spec import Spec
 from sltsearch.ticket import Ticket
-from sltsearch.tickets import attach_masks, current_masks, magnitude_prune, mask_stats, rewind
-from sltsearch.train import evaluate, fit, state_copy
+from sltsearch.tickets import multisp
+from sltsearch.tickets import (
+    attach_masks,
+    current_masks,
+    magnitude_prune,
+    mask_distance,
+    mask_stats,
+    random_masks,
+    reinit_state,
+    resolve_layers,
+    rewind,
+)
+from sltsearch.train import evaluate, fit, lr_at, make_optimizer, state_copy, train_one_epoch
+
+MAIN_KINDS = ("dense", "imp", "one_shot", "early_bird", "early_time")
 
 
 class TrialAborted(Exception):
@@ -70,15 +95,24 @@ def _dense_key(spec: Spec) -> str:
     )
 
 
-def _round_key(dense_key: str, spec: Spec, rates: list[float]) -> str:
-    return content_key(
-        {
-            "dense": dense_key,
-            "rewind_epoch": spec.tickets.rewind_epoch,
-            "scope": spec.tickets.scope,
-            "rates": rates,
-        }
-    )
+def _round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[str, ...] = ()) -> str:
+    t = spec.tickets
+    parts: dict[str, Any] = {
+        "dense": dense_key,
+        "rewind_epoch": t.rewind_epoch,
+        "scope": t.scope,
+        "rates": rates,
+    }
+    # new fields only enter the hash when set, so keys of plain IMP runs stay as they were
+    if t.rewind_iteration is not None:
+        parts["rewind_iteration"] = t.rewind_iteration
+    if exclude:
+        parts["keep_dense"] = list(exclude)
+    if t.strategy == "early_bird":
+        parts["early_bird"] = [t.eb_threshold, t.eb_window]
+    if spec.multisp.active:  # MultiSp (sltsearch.tickets.multisp)
+        parts["multisp"] = spec.multisp.model_dump(mode="json")
+    return content_key(parts)
 
 
 def _new_model(setup: _Setup) -> SpikingClassifier:
@@ -128,12 +162,67 @@ def _dense_stage(setup: _Setup, model: SpikingClassifier, ctx: TrialContext) -> 
 setup_rewind_memo: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
 
 
-def _rewind_state(setup: _Setup, ctx: TrialContext) -> dict[str, torch.Tensor]:
-    key, k = _dense_key(setup.spec), setup.spec.tickets.rewind_epoch
+def _dense_checkpoint(setup: _Setup, ctx: TrialContext, epoch: int) -> dict[str, torch.Tensor]:
+    """The dense run's state at the start of ``epoch`` (0 = initialisation)."""
+    key = _dense_key(setup.spec)
     if key in setup_rewind_memo:
-        return setup_rewind_memo[key][k]
-    _, tensors = ctx.cache.load("dense", key, [f"epoch_{k:03d}"])
-    return tensors[f"epoch_{k:03d}"]
+        return setup_rewind_memo[key][epoch]
+    _, tensors = ctx.cache.load("dense", key, [f"epoch_{epoch:03d}"])
+    return tensors[f"epoch_{epoch:03d}"]
+
+
+def _rewind_state(setup: _Setup, ctx: TrialContext) -> dict[str, torch.Tensor]:
+    return _rewind_point(setup, ctx)[0]
+
+
+def _rewind_point(setup: _Setup, ctx: TrialContext) -> tuple[dict[str, torch.Tensor], int]:
+    """(state to rewind the survivors to, epoch the retraining starts at).
+
+    ``rewind_epoch`` k: the dense checkpoint at the start of epoch k. ``rewind_iteration`` k: the dense run
+    replayed for k optimizer steps (same init, data order and schedule, so on the same machine it is the
+    dense run's own state after k steps; cached as stage ``rewind``); retraining then runs whole epochs
+    from the epoch holding step k. Either way the optimizer starts fresh and the LR schedule is the
+    dense run's, replayed by absolute epoch.
+    """
+    spec, k_iter = setup.spec, setup.spec.tickets.rewind_iteration
+    if k_iter is None:
+        k = spec.tickets.rewind_epoch
+        return _dense_checkpoint(setup, ctx, k), k
+    per_epoch = len(_train_loader(setup, spec.seed))
+    start_epoch = min(k_iter // per_epoch, spec.train.epochs - 1)
+    key = content_key({"dense": _dense_key(spec), "rewind_iteration": k_iter})
+    with ctx.cache.lock("rewind", key):
+        if key in _iteration_memo:
+            return _iteration_memo[key], start_epoch
+        if ctx.cache.has("rewind", key):
+            _, tensors = ctx.cache.load("rewind", key, ["state"])
+            state = tensors["state"]
+        else:
+            state = pretrain_iterations(setup, k_iter)
+            ctx.cache.store("rewind", key, {"iteration": k_iter, "start_epoch": start_epoch}, {"state": state})
+        _iteration_memo[key] = state
+    return state, start_epoch
+
+
+_iteration_memo: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def pretrain_iterations(setup: _Setup, iterations: int) -> dict[str, torch.Tensor]:
+    """The dense run's state after ``iterations`` optimizer steps, replayed from the same init and seeds."""
+    spec = setup.spec
+    model = _new_model(setup)
+    loader = _train_loader(setup, spec.seed)
+    optimizer = make_optimizer(model, spec.train)
+    done, epoch = 0, 0
+    while done < iterations and epoch < spec.train.epochs:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(spec.train, epoch)
+        steps = min(len(loader), iterations - done)
+        train_one_epoch(model, loader if steps == len(loader) else itertools.islice(loader, steps), optimizer,
+                        setup.device)
+        done += steps
+        epoch += 1
+    return state_copy(model)
 
 
 def _measure(
@@ -178,6 +267,7 @@ def _measure(
         stage_key=key,
         cached=cached,
         layer_sparsity=stats.per_layer,
+        **multisp.ticket_fields(model),
         binary_ops=energy.binary_ops,
         total_params=energy.params,
         total_nonzero_params=energy.nonzero_params,
@@ -211,17 +301,165 @@ def prepare(spec: Spec, ctx: TrialContext) -> _Setup:
     )
 
 
+def _search_spec(tspec: Spec) -> Spec:
+    """The spec masks are searched under: model.time_steps = T_search for early-time tickets."""
+    ts = tspec.tickets.time_steps_search
+    if ts is None or ts == tspec.model.time_steps:
+        return tspec
+    return tspec.model_copy(update={"model": tspec.model.model_copy(update={"time_steps": ts})})
+
+
+def _load_stage_state(model: SpikingClassifier, state: dict[str, torch.Tensor]) -> None:
+    """Install a cached stage's state, masks included."""
+    attach_masks(model, {n[: -len(".weight_mask")]: v for n, v in state.items() if n.endswith(".weight_mask")})
+    model.load_state_dict(state)
+
+
+def _train_stage(
+    setup: _Setup,
+    model: SpikingClassifier,
+    ctx: TrialContext,
+    *,
+    kind: str,
+    key: str,
+    masks: dict[str, torch.Tensor],
+    start_state: dict[str, torch.Tensor],
+    start_epoch: int,
+    stage_seed: int,
+    round_: int,
+    extra_meta: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Rewind ``model`` to ``start_state`` under ``masks`` and retrain from ``start_epoch`` (or load the
+    cached result of exactly that). Returns the stage metadata and whether it came from the cache."""
+    with ctx.cache.lock(kind, key):
+        if ctx.cache.has(kind, key):
+            meta, tensors = ctx.cache.load(kind, key)
+            _load_stage_state(model, tensors["state"])
+            return meta, True
+        ctx.progress(stage=kind, round=round_)
+        rewind(model, start_state, masks)
+        result = fit(
+            model,
+            _train_loader(setup, stage_seed),
+            setup.val_loader,
+            setup.spec.train,
+            setup.device,
+            start_epoch=start_epoch,
+            on_epoch=lambda e, acc: ctx.progress(stage=kind, round=round_, epoch=e, val=acc),
+        )
+        meta = {
+            "best_epoch": result.best_epoch,
+            "val_accuracy": result.val_accuracy,
+            "history": result.history,
+            "start_epoch": start_epoch,
+            **(extra_meta or {}),
+        }
+        ctx.cache.store(kind, key, meta, {"state": state_copy(model)})
+        return meta, False
+
+
+def early_bird_masks(
+    setup: _Setup, ctx: TrialContext, rate: float, exclude: tuple[str, ...]
+) -> tuple[dict[str, torch.Tensor], int, list[float]]:
+    """Early-Bird ticket (You et al., ICLR 2020): after every dense epoch e, the magnitude mask at ``rate``;
+    stop at the first epoch whose last ``eb_window`` consecutive mask distances are all < ``eb_threshold``.
+    Returns (mask, epoch it was drawn at, distances); without convergence, the last epoch's mask."""
+    spec = setup.spec
+    scratch = _new_model(setup)
+    previous: dict[str, torch.Tensor] | None = None
+    distances: list[float] = []
+    masks: dict[str, torch.Tensor] = {}
+    for epoch in range(1, spec.train.epochs):
+        state = {k: v for k, v in _dense_checkpoint(setup, ctx, epoch).items() if not k.endswith("weight_mask")}
+        scratch.load_state_dict(state, strict=False)
+        attach_masks(scratch)
+        masks = magnitude_prune(scratch, rate, spec.tickets.scope, exclude)
+        if previous is not None:
+            distances.append(mask_distance(previous, masks))
+            window = distances[-spec.tickets.eb_window :]
+            if len(window) == spec.tickets.eb_window and max(window) < spec.tickets.eb_threshold:
+                return masks, epoch, distances
+        previous = masks
+    return masks, spec.train.epochs - 1, distances
+
+
+def _fresh_weights(setup: _Setup, seed: int) -> dict[str, torch.Tensor]:
+    """A freshly initialised model's state (another seed) for the random re-init control."""
+    fresh = _new_model(replace(setup, spec=setup.spec.model_copy(update={"seed": seed})))
+    return state_copy(fresh)
+
+
+def _controls(
+    setup: _Setup,
+    ctx: TrialContext,
+    *,
+    round_: int,
+    round_key: str,
+    masks: dict[str, torch.Tensor],
+    start_state: dict[str, torch.Tensor],
+    start_epoch: int,
+    params: dict[str, Any],
+    tickets: list[Ticket],
+) -> None:
+    """The round's control tickets: same per-layer density at random positions, or same mask, fresh weights.
+    Both start from the same epoch and train for the same budget as the ticket they control."""
+    spec = setup.spec
+    for control in spec.tickets.controls:
+        started = time.perf_counter()
+        key = content_key({"round": round_key, "control": control})
+        seed = spec.seed + 1_000 * round_ + 17
+        if control == "random_prune":
+            ctl_masks, ctl_state = random_masks(masks, seed), start_state
+        else:
+            ctl_masks, ctl_state = masks, reinit_state(start_state, _fresh_weights(setup, seed))
+        model = _new_model(setup)
+        meta, cached = _train_stage(
+            setup,
+            model,
+            ctx,
+            kind="control",
+            key=key,
+            masks=ctl_masks,
+            start_state=ctl_state,
+            start_epoch=start_epoch,
+            stage_seed=spec.seed + round_,
+            round_=round_,
+        )
+        _emit(
+            _measure(
+                setup,
+                model,
+                ctx,
+                round_=round_,
+                kind=control,
+                params=params,
+                best_epoch=meta["best_epoch"],
+                epochs=spec.train.epochs - start_epoch,
+                started=started,
+                key=key,
+                cached=cached,
+            ),
+            tickets,
+            ctx,
+        )
+
+
 def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = None) -> list[Ticket]:
-    """Run one trial: the dense ticket (round 0), then one ticket per IMP round."""
+    """Run one trial: the dense ticket (round 0), then one ticket per pruning round (plus controls).
+
+    The last element of the returned list is the trial's ticket (the last main round, at the full T).
+    """
     ctx = ctx or TrialContext()
     tspec = spec.with_params(params)
-    setup = prepare(tspec, ctx)
+    sspec = _search_spec(tspec)
+    early_time = sspec is not tspec
+    setup = prepare(sspec, ctx)
     tickets: list[Ticket] = []
 
     started = time.perf_counter()
     model = _new_model(setup)
     dense_meta, cached = _dense_stage(setup, model, ctx)
-    dense_key = _dense_key(tspec)
+    dense_key = _dense_key(sspec)
     _emit(
         _measure(
             setup,
@@ -231,7 +469,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             kind="dense",
             params=params,
             best_epoch=dense_meta["best_epoch"],
-            epochs=tspec.train.epochs,
+            epochs=sspec.train.epochs,
             started=started,
             key=dense_key,
             cached=cached,
@@ -239,57 +477,99 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
         tickets,
         ctx,
     )
+    final = tickets[-1]
 
+    t = sspec.tickets
+    all_rates = t.round_rates()
+    exclude = resolve_layers(model, t.keep_dense)
+    start_state, k = _rewind_point(setup, ctx)
+    # MultiSp hook: fixes the patch mask / binarization on the trained dense model, carries them into the
+    # rewind state and prunes ConvPEP / attention / MLP to their own targets (None unless spec.multisp is set)
+    score_loader = make_loader(setup.data.train, sspec.data.eval_batch_size, shuffle=False)
+    msp = multisp.MultiSp.start(sspec, model, score_loader, setup.device)
+    if msp is not None:
+        start_state = msp.ticket_state(start_state)
+    round_kind = {"imp": "imp", "one_shot": "one_shot", "early_bird": "early_bird"}[t.strategy]
     rates: list[float] = []
-    k = tspec.tickets.rewind_epoch
-    for round_ in range(1, tspec.tickets.rounds + 1):
+    key = dense_key
+    for round_, rate in enumerate(all_rates, start=1):
         started = time.perf_counter()
-        rates.append(tspec.tickets.prune_rate)
-        key = _round_key(dense_key, tspec, rates)
-        with ctx.cache.lock("imp", key):
-            cached = ctx.cache.has("imp", key)
-            if cached:
-                meta, tensors = ctx.cache.load("imp", key)
-                attach_masks(
-                    model,
-                    {
-                        n[: -len(".weight_mask")]: v
-                        for n, v in tensors["state"].items()
-                        if n.endswith(".weight_mask")
-                    },
-                )
-                model.load_state_dict(tensors["state"])
-            else:
-                ctx.progress(stage="imp", round=round_)
-                masks = magnitude_prune(model, tspec.tickets.prune_rate, tspec.tickets.scope)
-                rewind(model, _rewind_state(setup, ctx), masks)
-                result = fit(
-                    model,
-                    _train_loader(setup, tspec.seed + round_),
-                    setup.val_loader,
-                    tspec.train,
-                    setup.device,
-                    start_epoch=k,
-                    on_epoch=lambda e, acc, r=round_: ctx.progress(stage="imp", round=r, epoch=e, val=acc),
-                )
-                meta = {
-                    "best_epoch": result.best_epoch,
-                    "val_accuracy": result.val_accuracy,
-                    "history": result.history,
-                }
-                ctx.cache.store("imp", key, meta, {"state": state_copy(model)})
+        rates.append(rate)
+        key = _round_key(dense_key, sspec, rates, exclude)
+        extra: dict[str, Any] = {}
+        if t.strategy == "early_bird":
+            masks, eb_epoch, distances = early_bird_masks(setup, ctx, rate, exclude)
+            extra = {"eb_epoch": eb_epoch, "eb_distances": distances}
+        elif msp is not None:
+            masks = msp.prune(model, rate, t.scope, round_, len(all_rates), exclude)
+        else:
+            masks = magnitude_prune(model, rate, t.scope, exclude)
+        meta, cached = _train_stage(
+            setup,
+            model,
+            ctx,
+            kind="imp",
+            key=key,
+            masks=masks,
+            start_state=start_state,
+            start_epoch=k,
+            stage_seed=sspec.seed + round_,
+            round_=round_,
+            extra_meta=extra,
+        )
+        masks = current_masks(model)
         ticket = _measure(
             setup,
             model,
             ctx,
             round_=round_,
-            kind="imp",
+            kind="et_search" if early_time else round_kind,
             params=params,
             best_epoch=meta["best_epoch"],
-            epochs=tspec.train.epochs - k,
+            epochs=sspec.train.epochs - k,
             started=started,
             key=key,
             cached=cached,
         )
         _emit(ticket, tickets, ctx)
-    return tickets
+        final = ticket
+        if not early_time:
+            _controls(setup, ctx, round_=round_, round_key=key, masks=masks, start_state=start_state,
+                      start_epoch=k, params=params, tickets=tickets)
+
+    if early_time and all_rates:
+        # early-time ticket: the mask found at T_search, rewound and trained once at the full T
+        started = time.perf_counter()
+        masks = current_masks(model)
+        fsetup = replace(setup, spec=tspec)
+        model.time_steps = tspec.model.time_steps
+        fkey = content_key({"search_round": key, "time_steps": tspec.model.time_steps})
+        meta, cached = _train_stage(
+            fsetup,
+            model,
+            ctx,
+            kind="imp",
+            key=fkey,
+            masks=masks,
+            start_state=start_state,
+            start_epoch=k,
+            stage_seed=tspec.seed + len(all_rates) + 1,
+            round_=len(all_rates),
+        )
+        final = _measure(
+            fsetup,
+            model,
+            ctx,
+            round_=len(all_rates),
+            kind="early_time",
+            params=params,
+            best_epoch=meta["best_epoch"],
+            epochs=tspec.train.epochs - k,
+            started=started,
+            key=fkey,
+            cached=cached,
+        )
+        _emit(final, tickets, ctx)
+        _controls(fsetup, ctx, round_=len(all_rates), round_key=fkey, masks=masks, start_state=start_state,
+                  start_epoch=k, params=params, tickets=tickets)
+    return [tk for tk in tickets if tk is not final] + [final]

@@ -50,18 +50,63 @@ def magnitude_prune(
         )
         for n, m in layers.items()
     }
+    out: dict[str, torch.Tensor] = {}
     if scope == "layerwise":
-        return {n: _prune_lowest(weights[n], alive[n], round(rate * int(alive[n].sum()))) for n in layers}
+        out = {n: _prune_lowest(weights[n], alive[n], round(rate * int(alive[n].sum()))) for n in layers}
+        return _with_dense_layers(model, out)
     names = list(layers)
     flat_scores = torch.cat([weights[n].flatten() for n in names])
     flat_alive = torch.cat([alive[n].flatten() for n in names])
     flat_keep = _prune_lowest(flat_scores, flat_alive, round(rate * int(flat_alive.sum())))
-    out, start = {}, 0
+    start = 0
     for n in names:
         size = weights[n].numel()
         out[n] = flat_keep[start : start + size].view_as(weights[n])
         start += size
-    # layers left dense keep a full mask so every prunable layer reports its density
+    return _with_dense_layers(model, out)
+
+
+def _with_dense_layers(model: nn.Module, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Layers left out (``exclude``) keep their current mask so every prunable layer reports its density."""
     for n, m in prunable_layers(model).items():
-        out.setdefault(n, alive.get(n, torch.ones_like(m.weight, dtype=torch.bool, device="cpu")))
+        if n not in out:
+            mask = getattr(m, MASK, None)
+            out[n] = (
+                mask.detach().cpu().clone() if mask is not None else torch.ones_like(m.weight, dtype=torch.bool)
+            ).cpu()
     return out
+
+
+def resolve_layers(model: nn.Module, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Layer names from ``keep_dense`` entries: 'first' / 'last' prunable layer, or exact layer names."""
+    layers = list(prunable_layers(model))
+    out: list[str] = []
+    for name in names:
+        if name == "first":
+            out.append(layers[0])
+        elif name == "last":
+            out.append(layers[-1])
+        elif name in layers:
+            out.append(name)
+        else:
+            raise ValueError(f"keep_dense: no prunable layer '{name}'; prunable: first, last, {', '.join(layers)}")
+    return tuple(dict.fromkeys(out))
+
+
+def random_masks(masks: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """The random-pruning control: per layer, the same number of surviving weights at random positions."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, mask in masks.items():
+        flat = torch.zeros(mask.numel(), dtype=torch.bool)
+        keep = int(mask.sum())
+        flat[torch.randperm(mask.numel(), generator=gen)[:keep]] = True
+        out[name] = flat.view_as(mask)
+    return out
+
+
+def mask_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Normalised Hamming distance between two mask sets: fraction of prunable weights whose bit differs."""
+    diff = sum(int((a[n].cpu() != b[n].cpu()).sum()) for n in a)
+    total = sum(m.numel() for m in a.values())
+    return diff / total if total else 0.0

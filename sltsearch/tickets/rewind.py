@@ -22,3 +22,13 @@ def rewind(model: nn.Module, checkpoint: dict[str, torch.Tensor], masks: dict[st
         own[key].copy_(value)
     attach_masks(model, masks)
     apply_masks(model)
+
+
+def reinit_state(
+    checkpoint: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The random re-initialisation control: every prunable weight (``*.weight`` with a mask) from a freshly
+    initialised model, all else (biases, BatchNorm, neuron parameters) from ``checkpoint``."""
+    masked = {k[: -len(MASK)] + "weight" for k in fresh if k.endswith(MASK)}
+    masked |= {k[: -len(MASK)] + "weight" for k in checkpoint if k.endswith(MASK)}
+    return {k: (fresh[k] if k in masked else v) for k, v in checkpoint.items()}
