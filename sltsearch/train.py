@@ -8,6 +8,7 @@ Model selection (``select: best_val``) looks at the validation split only.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -47,24 +48,57 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> floa
     correct = total = 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        correct += int((model(x).argmax(1) == y).sum())
+        with autocast(device):
+            logits = model(x)
+        correct += int((logits.argmax(1) == y).sum())
         total += len(y)
         model.reset_state()
     return correct / max(total, 1)
 
 
+def use_amp(device: torch.device) -> bool:
+    """Mixed precision only on CUDA (CPU runs stay in FP32, bit-for-bit as before)."""
+    return torch.device(device).type == "cuda"
+
+
+def autocast(device: torch.device) -> Any:
+    """``torch.autocast`` (FP16) on CUDA, a no-op context elsewhere."""
+    if use_amp(device):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def make_scaler(device: torch.device) -> torch.amp.GradScaler | None:
+    return torch.amp.GradScaler("cuda") if use_amp(device) else None
+
+
 def train_one_epoch(
-    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
-    """One pass; returns the mean training loss. Masks are re-applied after every step."""
+    """One pass; returns the mean training loss. Masks are re-applied after every step.
+
+    On CUDA the forward runs under autocast and the loss is scaled by ``scaler`` (made here when not given).
+    """
     model.train()
+    if scaler is None:
+        scaler = make_scaler(device)
     total_loss, batches = 0.0, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
+        with autocast(device):
+            loss = F.cross_entropy(model(x).float(), y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         apply_masks(model)
         model.reset_state()
         total_loss += loss.item()
@@ -103,6 +137,7 @@ def fit(
     so rewind points can be taken from it. The model ends holding the selected epoch's weights.
     """
     optimizer = make_optimizer(model, recipe)
+    scaler = make_scaler(device)
     result = TrainResult(best_epoch=start_epoch, val_accuracy=-1.0)
     best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(start_epoch, recipe.epochs):
@@ -110,7 +145,7 @@ def fit(
             result.checkpoints[epoch] = state_copy(model)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, epoch)
-        loss = train_one_epoch(model, train_loader, optimizer, device)
+        loss = train_one_epoch(model, train_loader, optimizer, device, scaler)
         val_acc = evaluate(model, val_loader, device)
         result.history.append({"epoch": epoch + 1, "loss": loss, "val_accuracy": val_acc})
         if on_epoch:

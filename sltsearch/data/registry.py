@@ -24,6 +24,19 @@ def register_dataset(name: str, builder: Builder, needs_root: bool = False) -> N
         ROOTED.add(name)
 
 
+def _register_on_disk() -> None:
+    from sltsearch.data import images, neuromorphic
+
+    register_dataset("cifar10", images.load_cifar10, needs_root=True)
+    register_dataset("cifar100", images.load_cifar100, needs_root=True)
+    register_dataset("mnist", images.load_mnist, needs_root=True)
+    register_dataset("fashion_mnist", images.load_fashion_mnist, needs_root=True)
+    register_dataset("dvs128_gesture", neuromorphic.load_dvs128_gesture, needs_root=True)
+
+
+_register_on_disk()
+
+
 def build_data(spec: Any) -> DataSplits:
     """Build the splits named by a `DataSpec`."""
     if spec.name not in DATASETS:

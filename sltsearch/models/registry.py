@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from sltsearch.errors import SpecError
-from sltsearch.models import cnn
+from sltsearch.models import cnn, resnet, vgg
 from sltsearch.models.base import SpikingClassifier
 from sltsearch.models.encoders import ENCODERS
 from sltsearch.models.neurons import neuron_factory
@@ -28,6 +28,10 @@ MODELS: dict[str, ModelFamily] = {"spiking_cnn": ModelFamily(cnn.build_spiking_c
 
 def register_model(name: str, family: ModelFamily) -> None:
     MODELS[name] = family
+
+
+register_model("spiking_vgg", ModelFamily(vgg.build_spiking_vgg, vgg.PRESETS))
+register_model("spiking_resnet", ModelFamily(resnet.build_spiking_resnet, resnet.PRESETS))
 
 
 def build_model(
