@@ -1,0 +1,222 @@
+"""Benchmark the tiny model zoo: SNN training-step time vs the same network as a plain ANN, and accuracy.
+
+For every registered family among spiking_cnn, spiking_vgg, spiking_resnet, spikformer (preset ``tiny``):
+
+1. *Step time*: one training step (forward, cross-entropy, backward, Adam step, state reset) of the SNN on
+   a digits-shaped batch [B, 1, 8, 8] at T time steps, against the same body built with ReLU in place of
+   every neuron, in single-step mode (no time loop), on a batch of T*B samples: the ANN does the same
+   conv/linear arithmetic, so the ratio is the overhead of the neurons and the time loop (arithmetic
+   lower bound = 1). SNN and ANN steps alternate in one loop after warm-up; the median is reported.
+2. *Accuracy*: dense test accuracy after the default recipe (``Spec()`` defaults: Adam lr 1e-2, cosine,
+   10 epochs, batch 32, T=4, best-val epoch) on digits and on MNIST-1D (5,000 samples, 60/20/20 split).
+   Runs go to a process pool (one torch thread each) and are cached in a JSONL file, so a rerun with
+   more seeds only trains the missing runs.
+
+    .venv/bin/python benchmarks/models.py --seeds 3            # writes results/benchmarks/models.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sltsearch.models import MODELS, build_model  # noqa: E402
+from sltsearch.spec import ModelSpec, Spec  # noqa: E402
+
+FAMILIES = ["spiking_cnn", "spiking_vgg", "spiking_resnet", "spikformer"]
+DATASETS = ["digits", "mnist1d"]
+
+
+def _step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, snn: bool) -> None:
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    if snn:
+        functional.reset_net(model)
+
+
+def time_family(name: str, t: int, batch: int, steps: int, warmup: int) -> dict:
+    torch.manual_seed(0)
+    shape = (1, 8, 8)
+    snn = build_model(ModelSpec(name=name, preset="tiny", time_steps=t), shape, 10)
+    family = MODELS[name]
+    row: dict = {"model": name, "params": sum(p.numel() for p in snn.parameters())}
+    try:
+        ann = family.build(shape, 10, nn.ReLU, dict(family.presets["tiny"]))
+        functional.set_step_mode(ann, "s")
+        ann(torch.rand(2 * t, *shape))
+    except Exception as err:  # a body that needs the time axis cannot run as a plain ANN
+        ann = None
+        row["ann_error"] = f"{type(err).__name__}: {err}"[:120]
+    x, y = torch.rand(batch, *shape), torch.randint(0, 10, (batch,))
+    xa, ya = torch.rand(batch * t, *shape), torch.randint(0, 10, (batch * t,))
+    opt_s = torch.optim.Adam(snn.parameters(), lr=1e-3)
+    opt_a = torch.optim.Adam(ann.parameters(), lr=1e-3) if ann is not None else None
+    snn_times, ann_times = [], []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        _step(snn, opt_s, x, y, True)
+        t1 = time.perf_counter()
+        if ann is not None:
+            _step(ann, opt_a, xa, ya, False)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            snn_times.append(t1 - t0)
+            ann_times.append(t2 - t1)
+    row["snn_ms"] = 1e3 * statistics.median(snn_times)
+    if ann is not None:
+        row["ann_ms"] = 1e3 * statistics.median(ann_times)
+        row["ratio"] = row["snn_ms"] / row["ann_ms"]
+    return row
+
+
+def train_run(job: tuple[str, str, int]) -> dict:
+    name, dataset, seed = job
+    torch.set_num_threads(1)
+    from sltsearch.data import build_data, make_loader
+    from sltsearch.train import evaluate, fit
+
+    spec = Spec.model_validate({"seed": seed, "data": {"name": dataset}, "model": {"name": name, "preset": "tiny"}})
+    torch.manual_seed(seed)
+    data = build_data(spec.data)
+    model = build_model(spec.model, data.input_shape, data.num_classes)
+    cpu = torch.device("cpu")
+    t0 = time.perf_counter()
+    try:
+        res = fit(
+            model,
+            make_loader(data.train, spec.data.batch_size, True, seed),
+            make_loader(data.val, spec.data.eval_batch_size, False),
+            spec.train,
+            cpu,
+        )
+        test = evaluate(model, make_loader(data.test, spec.data.eval_batch_size, False), cpu)
+    except Exception as err:
+        return {"model": name, "data": dataset, "seed": seed, "error": f"{type(err).__name__}: {err}"[:160]}
+    return {
+        "model": name,
+        "data": dataset,
+        "seed": seed,
+        "val": res.val_accuracy,
+        "test": test,
+        "train_s": time.perf_counter() - t0,
+    }
+
+
+def _fmt_acc(vals: list[float]) -> str:
+    if not vals:
+        return "n/a"
+    if len(vals) == 1:
+        return f"{100 * vals[0]:.1f}"
+    return f"{100 * statistics.mean(vals):.1f} ± {100 * statistics.stdev(vals):.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--time-steps", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", default="/tmp/sltsearch_bench_models.jsonl")
+    ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "models.md"))
+    ap.add_argument("--skip-accuracy", action="store_true")
+    args = ap.parse_args()
+
+    families = [f for f in FAMILIES if f in MODELS]
+    threads = torch.get_num_threads()
+    timings = [time_family(f, args.time_steps, args.batch, args.steps, args.warmup) for f in families]
+    load = os.getloadavg()[0]
+    for row in timings:
+        print(json.dumps(row), flush=True)
+
+    cache = Path(args.cache)
+    done: dict[tuple[str, str, int], dict] = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["model"], r["data"], r["seed"])] = r
+    jobs = [(f, d, s) for f in families for d in DATASETS for s in range(args.seeds) if (f, d, s) not in done]
+    if not args.skip_accuracy and jobs:
+        with ProcessPoolExecutor(args.workers) as pool, cache.open("a") as fh:
+            for r in pool.map(train_run, jobs):
+                print(json.dumps(r), flush=True)
+                fh.write(json.dumps(r) + "\n")
+                fh.flush()
+                done[(r["model"], r["data"], r["seed"])] = r
+
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [
+        "# Model zoo benchmark (tiny presets, CPU)",
+        "",
+        f"Written by `benchmarks/models.py --seeds {args.seeds}` on {stamp};"
+        f" {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__},"
+        " no GPU.",
+        "",
+        f"## Training-step time: SNN at T={args.time_steps} vs the same network as a ReLU ANN on a {args.time_steps}x"
+        " larger batch",
+        "",
+        f"Batch {args.batch} digits-shaped samples [1, 8, 8]; the ANN sees {args.batch * args.time_steps} samples"
+        " in one single-step pass (same conv/linear arithmetic, arithmetic lower bound for the SNN)."
+        f" Median of {args.steps} alternating steps after {args.warmup} warm-up steps, {threads} torch threads;"
+        f" 1-min load average during timing: {load:.1f} (other jobs shared the CPU; absolute ms are inflated,"
+        " the interleaved ratio less so).",
+        "Target: ratio <= 1.5.",
+        "",
+        "| model | params | SNN step (ms) | ANN step (ms) | ratio | <= 1.5 |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for r in timings:
+        if "ratio" in r:
+            ok = "yes" if r["ratio"] <= 1.5 else "no"
+            lines.append(
+                f"| {r['model']} | {r['params']:,} | {r['snn_ms']:.1f} | {r['ann_ms']:.1f} | {r['ratio']:.2f} | {ok} |"
+            )
+        else:
+            lines.append(f"| {r['model']} | {r['params']:,} | {r['snn_ms']:.1f} | n/a ({r['ann_error']}) | n/a | n/a |")
+    lines += [
+        "",
+        "## Dense test accuracy (%) after the default recipe",
+        "",
+        "`Spec()` defaults: Adam lr 1e-2 cosine, 10 epochs, batch 32, T=4, LIF (tau 2, ATan), direct encoding,"
+        " epoch picked on validation; split 60/20/20 (split_seed 0); MNIST-1D: 5,000 generated samples."
+        f" Seeds: {', '.join(str(s) for s in range(args.seeds))} (mean ± std over seeds where more than one).",
+        "",
+        "| model | digits test | MNIST-1D test | train time per run, digits (s, 1 thread) |",
+        "|---|---:|---:|---:|",
+    ]
+    for f in families:
+        cells = []
+        for d in DATASETS:
+            runs = [done[(f, d, s)] for s in range(args.seeds) if (f, d, s) in done]
+            errs = [r["error"] for r in runs if "error" in r]
+            accs = [r["test"] for r in runs if "test" in r]
+            cells.append(_fmt_acc(accs) if not errs else f"error: {errs[0]}")
+        secs = [
+            done[(f, "digits", s)]["train_s"] for s in range(args.seeds) if "train_s" in done.get((f, "digits", s), {})
+        ]
+        cells.append(f"{statistics.mean(secs):.0f}" if secs else "n/a")
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
