@@ -255,3 +255,26 @@ def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
     assert list(run.frame()["name"]) == [layer.name for layer in direct.layers]
     with pytest.raises(TicketNotFound):
         energy_report(tmp_path, ticket="t0009r09")
+
+
+@pytest.mark.parametrize("kw", [{"stride": 2, "padding": 1}, {"dilation": 2, "padding": 2, "groups": 2}, {"stride": 3}])
+def test_fanout_count_equals_direct_convolution(kw) -> None:
+    import torch.nn.functional as F
+
+    from sltsearch.energy.counter import _layer_ops
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, bias=False, **kw)
+    with torch.no_grad():
+        conv.weight.mul_((torch.rand_like(conv.weight) < 0.5).float())
+    x = (torch.rand(5, 4, 9, 11) < 0.3).float()
+    direct = F.conv2d(
+        x,
+        (conv.weight != 0).float(),
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+    ).sum()
+    ops, _, _ = _layer_ops(conv, x)
+    assert ops == pytest.approx(float(direct))

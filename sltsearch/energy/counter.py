@@ -158,22 +158,45 @@ def _repeated_over_time(x: torch.Tensor, time_steps: int) -> bool:
 # ----------------------------------------------------------------------------------------------- counts
 
 
-def _layer_ops(module: nn.Module, x_op: torch.Tensor) -> tuple[float, float, int]:
+def _fanout(module: nn.Module, in_shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, int]:
+    """Per input element, the number of (output, surviving weight) pairs it takes part in; output size.
+
+    ``conv(x, 1[w!=0]).sum() == (x * fanout).sum()`` for any x of that shape: the fan-out map is the
+    gradient of the left side with respect to x (the transposed convolution of ones), computed once per
+    layer and input shape, so counting costs one multiply per input element instead of a convolution.
+    """
+    conv = next(f for c, f in _CONV.items() if isinstance(module, c))
+    w_nz = (module.weight.detach() != 0).to(torch.float32)
+    kw = {"stride": module.stride, "padding": module.padding, "dilation": module.dilation}
+    x1 = torch.zeros(1, *in_shape, device=device, requires_grad=True)
+    with torch.enable_grad():
+        out = conv(x1, w_nz, groups=module.groups, **kw)
+        (grad,) = torch.autograd.grad(out.sum(), x1)
+    return grad[0].double(), out[0].numel()
+
+
+def _layer_ops(
+    module: nn.Module, x_op: torch.Tensor, cache: dict[Any, Any] | None = None
+) -> tuple[float, float, float]:
     """(counted ops, dense ops, output elements) of a Conv/Linear for the operand tensor ``x_op``."""
     weight = module.weight.detach()
-    w_nz = (weight != 0).to(torch.float32)
     if isinstance(module, nn.Linear):
         x2 = x_op.reshape(-1, x_op.shape[-1])
-        ops = float(x2.sum(0, dtype=torch.float64) @ w_nz.sum(0).double())
-        return ops, float(x2.shape[0] * weight.numel()), x2.shape[0] * weight.shape[0]
-    conv = next(f for c, f in _CONV.items() if isinstance(module, c))
+        ops = float(x2.sum(0, dtype=torch.float64) @ (weight != 0).sum(0).double())
+        return ops, float(x2.shape[0] * weight.numel()), float(x2.shape[0] * weight.shape[0])
     spatial = weight.dim() - 2
     x2 = x_op.reshape(-1, *x_op.shape[-(spatial + 1) :])
-    kw = {"stride": module.stride, "padding": module.padding, "dilation": module.dilation}
-    out = conv(x2, w_nz, groups=module.groups, **kw)
-    ops = float(out.sum(dtype=torch.float64))
-    dense = float(out[0].numel() * weight[0].numel() * x2.shape[0])
-    return ops, dense, out.numel()
+    key = (id(module), tuple(x2.shape[1:]))
+    if cache is None or key not in cache:
+        fan = _fanout(module, tuple(x2.shape[1:]), x2.device)
+        if cache is not None:
+            cache[key] = fan
+    else:
+        fan = cache[key]
+    fanout, out_numel = fan
+    ops = float((x2.sum(0, dtype=torch.float64) * fanout).sum())
+    rows = x2.shape[0]
+    return ops, float(out_numel * weight[0].numel() * rows), float(out_numel * rows)
 
 
 def _matmul_ops(a: torch.Tensor, b: torch.Tensor, nonbinary: str) -> tuple[float, str, str]:
@@ -252,6 +275,7 @@ def measure_energy(
                 binary_weights=bool(getattr(mod, "sltsearch_binary", False)),
             )
     first: list[str] = []  # the first weighted layer to run: the encoding layer
+    fanouts: dict[Any, Any] = {}  # (layer, input shape) -> fan-out map; weights do not change here
     handles = []
 
     def add(c: LayerCount, optype: str, ops: float) -> None:
@@ -270,7 +294,7 @@ def measure_energy(
             is_input = first[0] == name
             kind = input_kind(x, is_input)
             x_op, optype = _operand(x, kind, opts["nonbinary"])
-            ops, dense, out_numel = _layer_ops(module, x_op)
+            ops, dense, out_numel = _layer_ops(module, x_op, fanouts)
             once = is_input and kind == "real" and opts["first_layer"] == "once"
             if once and _repeated_over_time(x, time_steps):
                 ops, dense, out_numel = ops / time_steps, dense / time_steps, out_numel / time_steps
