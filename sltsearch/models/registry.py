@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from sltsearch.errors import SpecError
-from sltsearch.models import cnn, resnet, vgg
+from sltsearch.models import cnn, resnet, spikformer, vgg
 from sltsearch.models.base import SpikingClassifier
 from sltsearch.models.encoders import ENCODERS
 from sltsearch.models.neurons import neuron_factory
@@ -30,6 +30,7 @@ def register_model(name: str, family: ModelFamily) -> None:
     MODELS[name] = family
 
 
+register_model("spikformer", ModelFamily(spikformer.build_spikformer, spikformer.PRESETS))
 register_model("spiking_vgg", ModelFamily(vgg.build_spiking_vgg, vgg.PRESETS))
 register_model("spiking_resnet", ModelFamily(resnet.build_spiking_resnet, resnet.PRESETS))
 
