@@ -278,3 +278,11 @@ def test_fanout_count_equals_direct_convolution(kw) -> None:
     ).sum()
     ops, _, _ = _layer_ops(conv, x)
     assert ops == pytest.approx(float(direct))
+
+
+def test_memory_model_does_not_depend_on_batch_size() -> None:
+    body = nn.Sequential(masked_linear(), neuron.LIFNode(step_mode="m"), nn.Linear(3, 2, bias=False))
+    x = torch.rand(6, 4) * 3
+    a = measure(Wrap(body, 2), x, batch_size=1, model="memory")
+    b = measure(Wrap(body, 2), x, batch_size=6, model="memory")
+    assert a.memory_uj == pytest.approx(b.memory_uj) and a.memory_uj > 0
