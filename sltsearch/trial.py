@@ -36,13 +36,13 @@ from sltsearch.energy import measure_energy
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.spec import Spec
 from sltsearch.ticket import Ticket
-from sltsearch.tickets import multisp
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
     magnitude_prune,
     mask_distance,
     mask_stats,
+    multisp,
     random_masks,
     reinit_state,
     resolve_layers,

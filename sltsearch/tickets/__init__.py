@@ -1,4 +1,25 @@
-"""Lottery-ticket machinery: masks, magnitude pruning, rewinding and IMP rounds."""
+"""Lottery-ticket machinery: masks, magnitude pruning, rewinding and IMP rounds.
+
+Strategies (``tickets.strategy``, driven by `sltsearch.trial.run_trial`):
+
+* ``imp``: iterative magnitude pruning, global or layerwise; per-round rate ``prune_rate`` for ``rounds``
+  rounds, or rounds derived from ``target_sparsity`` (smallest R with 1-(1-p)^R >= target, last round
+  trimmed to land on it), or explicit ``prune_rates``. ``keep_dense`` ([first, last] or layer names) are
+  never pruned; BatchNorm and biases never are.
+* ``one_shot``: one round straight to ``target_sparsity`` from the trained dense weights (cheap baseline).
+* ``early_bird`` (You et al., ICLR 2020): after each dense epoch the magnitude mask at the target is
+  drawn; the first epoch whose last ``eb_window`` consecutive (normalised Hamming) mask distances are all
+  below ``eb_threshold`` gives the ticket (drawn from the dense run's per-epoch checkpoints).
+* ``time_steps_search`` < T: early-time tickets (Kim et al., ECCV 2022): the dense run and all rounds use
+  T_search, then the final mask is rewound and trained once at the full T.
+
+Rewinding: to epoch k (``rewind_epoch``) or optimizer step k (``rewind_iteration``); k = 0 is the
+original LTH reset to init. After a rewind the optimizer is fresh (its moments are not rewound) and the LR
+schedule is replayed by absolute epoch from k (from the epoch holding step k) to the end of the recipe.
+Controls (``controls``): ``random_prune`` (same per-layer density, random positions, same rewind point)
+and ``random_reinit`` (same mask, freshly initialised weights; biases/BatchNorm from the rewind point),
+trained for the same epochs as the ticket they control.
+"""
 
 from sltsearch.tickets.masks import (
     apply_masks,
