@@ -93,11 +93,11 @@ def train_run(job: tuple[str, str, int]) -> dict:
 
     spec = Spec.model_validate({"seed": seed, "data": {"name": dataset}, "model": {"name": name, "preset": "tiny"}})
     torch.manual_seed(seed)
-    data = build_data(spec.data)
-    model = build_model(spec.model, data.input_shape, data.num_classes)
     cpu = torch.device("cpu")
     t0 = time.perf_counter()
     try:
+        data = build_data(spec.data)
+        model = build_model(spec.model, data.input_shape, data.num_classes)
         res = fit(
             model,
             make_loader(data.train, spec.data.batch_size, True, seed),
@@ -122,8 +122,8 @@ def _fmt_acc(vals: list[float]) -> str:
     if not vals:
         return "n/a"
     if len(vals) == 1:
-        return f"{100 * vals[0]:.1f}"
-    return f"{100 * statistics.mean(vals):.1f} ± {100 * statistics.stdev(vals):.1f}"
+        return f"{100 * vals[0]:.1f} (n=1)"
+    return f"{100 * statistics.mean(vals):.1f} ± {100 * statistics.stdev(vals):.1f} (n={len(vals)})"
 
 
 def main() -> None:
@@ -137,15 +137,11 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/sltsearch_bench_models.jsonl")
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "models.md"))
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--timing-from", default=None, help="stdout log of an earlier run: reuse its timing rows")
     args = ap.parse_args()
 
     families = [f for f in FAMILIES if f in MODELS]
     threads = torch.get_num_threads()
-    timings = [time_family(f, args.time_steps, args.batch, args.steps, args.warmup) for f in families]
-    load = os.getloadavg()[0]
-    for row in timings:
-        print(json.dumps(row), flush=True)
-
     cache = Path(args.cache)
     done: dict[tuple[str, str, int], dict] = {}
     if cache.exists():
@@ -161,6 +157,17 @@ def main() -> None:
                 fh.flush()
                 done[(r["model"], r["data"], r["seed"])] = r
 
+    if args.timing_from:  # reuse the timing rows a previous run printed (its stdout log)
+        timings = [json.loads(x) for x in Path(args.timing_from).read_text().splitlines() if '"snn_ms"' in x]
+        load = float(timings[-1].get("load", float("nan")))
+    else:
+        timings = [time_family(f, args.time_steps, args.batch, args.steps, args.warmup) for f in families]
+        load = os.getloadavg()[0]
+        timings[-1]["load"] = load
+    for row in timings:
+        print(json.dumps(row), flush=True)
+
+    load_txt = "not recorded" if load != load else f"{load:.1f}"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         "# Model zoo benchmark (tiny presets, CPU)",
@@ -175,7 +182,7 @@ def main() -> None:
         f"Batch {args.batch} digits-shaped samples [1, 8, 8]; the ANN sees {args.batch * args.time_steps} samples"
         " in one single-step pass (same conv/linear arithmetic, arithmetic lower bound for the SNN)."
         f" Median of {args.steps} alternating steps after {args.warmup} warm-up steps, {threads} torch threads;"
-        f" 1-min load average during timing: {load:.1f} (other jobs shared the CPU; absolute ms are inflated,"
+        f" 1-min load average during timing: {load_txt} (other jobs shared the CPU; absolute ms are inflated,"
         " the interleaved ratio less so).",
         "Target: ratio <= 1.5.",
         "",
@@ -196,7 +203,7 @@ def main() -> None:
         "",
         "`Spec()` defaults: Adam lr 1e-2 cosine, 10 epochs, batch 32, T=4, LIF (tau 2, ATan), direct encoding,"
         " epoch picked on validation; split 60/20/20 (split_seed 0); MNIST-1D: 5,000 generated samples."
-        f" Seeds: {', '.join(str(s) for s in range(args.seeds))} (mean ± std over seeds where more than one).",
+        f" Seeds: {', '.join(str(s) for s in range(args.seeds))} (mean ± std over the n seeds that finished).",
         "",
         "| model | digits test | MNIST-1D test | train time per run, digits (s, 1 thread) |",
         "|---|---:|---:|---:|",
