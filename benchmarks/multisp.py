@@ -28,16 +28,16 @@ from sltsearch.trial import TrialContext, run_trial  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks"
 VARIANTS: dict[str, dict] = {
-    "imp (no MultiSp)": {},
-    "patch_keep 0.5": {"patch_keep": 0.5},
-    "ConvPEP 90% sparse + binary w": {"pep_sparsity": 0.9, "pep_binary_weights": True},
-    "ConvPEP binary activations": {"pep_binary_activations": True},
     "all three levels": {
         "patch_keep": 0.5,
         "pep_sparsity": 0.9,
         "pep_binary_weights": True,
         "pep_binary_activations": True,
     },
+    "patch_keep 0.5": {"patch_keep": 0.5},
+    "ConvPEP 90% sparse + binary w": {"pep_sparsity": 0.9, "pep_binary_weights": True},
+    "ConvPEP binary activations": {"pep_binary_activations": True},
+    "imp (no MultiSp)": {},
 }
 
 
