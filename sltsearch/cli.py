@@ -221,7 +221,7 @@ _ENERGY_TABLE = {
     "input_kind": "input",
     "firing_rate": "rate",
     "dense_ops": "dense ops",
-    "ops": "counted ops",
+    "ops": "counted",
     "macs": "MACs",
     "acs": "ACs",
     "binary_ops": "binary",
@@ -279,8 +279,16 @@ def energy(
         ),
     )
     columns = [c for c in _ENERGY_TABLE if c != "binary_ops" or rep.binary_ops]
+    if console.width < 110:  # narrow terminal: the op-type split is in the caption and the CSV
+        columns = [c for c in columns if c not in {"macs", "acs", "binary_ops"}]
     for col in columns:
-        table.add_column(_ENERGY_TABLE[col], justify="left" if col in {"name", "type", "input_kind"} else "right")
+        text = col in {"name", "type", "input_kind"}
+        table.add_column(
+            _ENERGY_TABLE[col],
+            justify="left" if text else "right",
+            overflow="fold" if text else "ellipsis",
+            min_width=14 if col == "name" else None,
+        )
     for _, row in frame.iterrows():
         table.add_row(*[_energy_cell(c, row[c]) for c in columns])
     console.print(table)
