@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 
-
 LABELS = {"val_accuracy": "validation accuracy", "energy_uj": "energy per sample (µJ)", "sparsity": "weight sparsity",
           "storage_bits": "storage (bits)", "nonzero_params": "non-zero parameters", "firing_rate": "firing rate"}
 
