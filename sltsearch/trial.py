@@ -112,6 +112,7 @@ def _round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[st
         parts["early_bird"] = [t.eb_threshold, t.eb_window]
     if spec.multisp.active:  # MultiSp (sltsearch.tickets.multisp)
         parts["multisp"] = spec.multisp.model_dump(mode="json")
+        parts["multisp_rounds"] = len(spec.tickets.round_rates())  # group targets are scheduled over all rounds
     return content_key(parts)
 
 
