@@ -54,7 +54,10 @@ FRONT_COLUMNS = {
     "val_accuracy": "val acc",
     "test_accuracy": "test acc",
     "energy_uj": "energy uJ",
-    "firing_rate": "rate",
+    # the paper's symbols for the searched IMP parameters
+    "param_prune_rate": "p",
+    "param_rounds": "R",
+    "param_rewind_epoch": "k",
 }
 
 
@@ -74,11 +77,12 @@ def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> 
         title=title, caption="selected on validation metrics; test accuracy reported, never used to choose"
     )
     columns = [c for c in FRONT_COLUMNS if c in front.columns] + [
-        p for p in params if p != "param_time_steps"
+        p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"
     ]
     for col in columns:
         style = "bold" if col in objectives else None
-        table.add_column(FRONT_COLUMNS.get(col, col.removeprefix("param_")), justify="right", style=style)
+        header = FRONT_COLUMNS.get(col, col.removeprefix("param_"))
+        table.add_column(header, justify="right", style=style, no_wrap=col == "ticket_id")
     for _, row in front.iterrows():
         table.add_row(*[_fmt(c, row[c]) for c in columns])
     return table
