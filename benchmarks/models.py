@@ -168,6 +168,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     load_txt = "not recorded" if load != load else f"{load:.1f}"
+    busy = load != load or load > 1.0  # unknown or above half of 2 cores: say timings were shared
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         "# Model zoo benchmark (tiny presets, CPU)",
@@ -182,8 +183,8 @@ def main() -> None:
         f"Batch {args.batch} digits-shaped samples [1, 8, 8]; the ANN sees {args.batch * args.time_steps} samples"
         " in one single-step pass (same conv/linear arithmetic, arithmetic lower bound for the SNN)."
         f" Median of {args.steps} alternating steps after {args.warmup} warm-up steps, {threads} torch threads;"
-        f" 1-min load average during timing: {load_txt} (other jobs shared the CPU; absolute ms are inflated,"
-        " the interleaved ratio less so).",
+        f" 1-min load average during timing: {load_txt}"
+        + (" (other jobs shared the CPU; absolute ms are inflated, the interleaved ratio less so)." if busy else "."),
         "Target: ratio <= 1.5.",
         "",
         "| model | params | SNN step (ms) | ANN step (ms) | ratio | <= 1.5 |",
