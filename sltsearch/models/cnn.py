@@ -8,6 +8,8 @@ from typing import Any
 from spikingjelly.activation_based import layer
 from torch import nn
 
+from sltsearch.models.layers import spatial_layers
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"channels": [32, 64], "hidden": 0},
     "small": {"channels": [64, 128], "hidden": 128},
@@ -27,13 +29,8 @@ def build_spiking_cnn(
         raise ValueError(f"model.options: unknown key(s) {sorted(unknown)}; allowed: channels, hidden")
     channels: list[int] = list(options["channels"])
     hidden: int = int(options.get("hidden", 0))
-    ndim = len(input_shape) - 1
-    if ndim not in (1, 2):
-        raise ValueError(f"spiking_cnn takes 1-D or 2-D inputs, got sample shape {input_shape}")
-    conv = layer.Conv2d if ndim == 2 else layer.Conv1d
-    bn = layer.BatchNorm2d if ndim == 2 else layer.BatchNorm1d
-    # max-pooling keeps spikes binary, so the next layer stays accumulate-only
-    pool = layer.MaxPool2d if ndim == 2 else layer.MaxPool1d
+    kinds = spatial_layers(input_shape, "spiking_cnn")
+    conv, bn, pool = kinds.conv, kinds.bn, kinds.max_pool
 
     blocks: list[nn.Module] = []
     in_ch = input_shape[0]

@@ -21,6 +21,8 @@ import torch
 from spikingjelly.activation_based import layer
 from torch import nn
 
+from sltsearch.models.layers import layers_for_ndim, spatial_layers
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"stem": 32, "channels": [32, 64], "blocks": [1, 1], "hidden": 0, "pool": "avg"},
     "resnet19": {"stem": 128, "channels": [128, 256, 512], "blocks": [3, 3, 2], "hidden": 256, "pool": "avg"},
@@ -34,8 +36,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, ndim: int, in_ch: int, out_ch: int, stride: int, make_neuron: Callable[[], nn.Module]) -> None:
         super().__init__()
-        conv = layer.Conv2d if ndim == 2 else layer.Conv1d
-        bn = layer.BatchNorm2d if ndim == 2 else layer.BatchNorm1d
+        kinds = layers_for_ndim(ndim)
+        conv, bn = kinds.conv, kinds.bn
         self.conv1 = conv(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
         self.bn1 = bn(out_ch)
         self.sn1 = make_neuron()
@@ -88,11 +90,8 @@ def build_spiking_resnet(
     pool_kind = options.get("pool", "avg")
     if pool_kind not in ("avg", "max"):
         raise ValueError(f"model.options.pool: '{pool_kind}' not allowed; allowed: avg, max")
-    ndim = len(input_shape) - 1
-    if ndim not in (1, 2):
-        raise ValueError(f"spiking_resnet takes 1-D or 2-D inputs, got sample shape {input_shape}")
-    conv = layer.Conv2d if ndim == 2 else layer.Conv1d
-    bn = layer.BatchNorm2d if ndim == 2 else layer.BatchNorm1d
+    kinds = spatial_layers(input_shape, "spiking_resnet")
+    ndim, conv, bn = kinds.ndim, kinds.conv, kinds.bn
     if pool_kind == "avg":
         gpool: nn.Module = layer.AdaptiveAvgPool2d(1) if ndim == 2 else layer.AdaptiveAvgPool1d(1)
     else:  # spikingjelly has no adaptive max pool layer: wrap torch's, applied to [T*B, ...]

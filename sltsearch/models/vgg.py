@@ -16,6 +16,8 @@ from typing import Any
 from spikingjelly.activation_based import layer
 from torch import nn
 
+from sltsearch.models.layers import spatial_layers
+
 LAYOUTS: dict[str, list[int | str]] = {
     "tiny": [32, 32, "M", 64, 64, "M"],
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -63,12 +65,8 @@ def build_spiking_vgg(
     if width <= 0:
         raise ValueError(f"model.options.width must be > 0, got {width}")
     hidden = int(options.get("hidden", 0))
-    ndim = len(input_shape) - 1
-    if ndim not in (1, 2):
-        raise ValueError(f"spiking_vgg takes 1-D or 2-D inputs, got sample shape {input_shape}")
-    conv = layer.Conv2d if ndim == 2 else layer.Conv1d
-    bn = layer.BatchNorm2d if ndim == 2 else layer.BatchNorm1d
-    pool = layer.MaxPool2d if ndim == 2 else layer.MaxPool1d
+    kinds = spatial_layers(input_shape, "spiking_vgg")
+    conv, bn, pool = kinds.conv, kinds.bn, kinds.max_pool
 
     blocks: list[nn.Module] = []
     in_ch = input_shape[0]

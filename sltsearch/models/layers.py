@@ -1,0 +1,36 @@
+"""Multi-step layer types for 1-D signals (e.g. MNIST-1D) or 2-D images, chosen once per model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spikingjelly.activation_based import layer
+
+
+@dataclass(frozen=True)
+class SpatialLayers:
+    """The conv, BatchNorm and max-pool classes for one input dimensionality."""
+
+    ndim: int
+    conv: type
+    bn: type
+    # max-pooling keeps spikes binary, so the next layer stays accumulate-only
+    max_pool: type
+
+
+_BY_NDIM = {
+    1: SpatialLayers(1, layer.Conv1d, layer.BatchNorm1d, layer.MaxPool1d),
+    2: SpatialLayers(2, layer.Conv2d, layer.BatchNorm2d, layer.MaxPool2d),
+}
+
+
+def layers_for_ndim(ndim: int) -> SpatialLayers:
+    return _BY_NDIM[ndim]
+
+
+def spatial_layers(input_shape: tuple[int, ...], family: str) -> SpatialLayers:
+    """Layer types for a sample shape [C, L] or [C, H, W]; any other shape is a one-line error."""
+    ndim = len(input_shape) - 1
+    if ndim not in _BY_NDIM:
+        raise ValueError(f"{family} takes 1-D or 2-D inputs, got sample shape {input_shape}")
+    return _BY_NDIM[ndim]
