@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -58,10 +59,19 @@ FRONT_COLUMNS = {
     "param_prune_rate": "p",
     "param_rounds": "R",
     "param_rewind_epoch": "k",
+    # MultiSp levels
+    "param_patch_keep": "keep",
+    "param_pep_sparsity": "pep sp",
+    "param_pep_binary_weights": "bin w",
+    "param_pep_binary_activations": "bin a",
+    "param_attn_sparsity": "attn",
+    "param_mlp_sparsity": "mlp",
 }
 
 
 def _fmt(column: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "y" if value else "n"
     if isinstance(value, float):
         if column in {"val_accuracy", "test_accuracy", "sparsity"}:
             return f"{100 * value:.1f}%"
@@ -74,17 +84,24 @@ def _fmt(column: str, value: Any) -> str:
 def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> Table:
     params = [c for c in front.columns if c.startswith("param_")]
     table = Table(
-        title=title, caption="selected on validation metrics; test accuracy reported, never used to choose"
+        title=title,
+        caption="selected on validation metrics; test accuracy reported, never used to choose",
+        box=box.SIMPLE_HEAD,  # no vertical rules: a front with MultiSp columns still fits 80 columns
+        pad_edge=False,
+        padding=(0, 0),  # the box already puts one space between columns
     )
     columns = [c for c in FRONT_COLUMNS if c in front.columns] + [
         p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"
     ]
-    for col in columns:
+    cells = [[_fmt(c, row[c]) for c in columns] for _, row in front.iterrows()]
+    for i, col in enumerate(columns):
         style = "bold" if col in objectives else None
         header = FRONT_COLUMNS.get(col, col.removeprefix("param_"))
-        table.add_column(header, justify="right", style=style, no_wrap=col == "ticket_id")
-    for _, row in front.iterrows():
-        table.add_row(*[_fmt(c, row[c]) for c in columns])
+        # values are never cut; a narrow terminal folds the headers instead
+        widest = max((len(r[i]) for r in cells), default=1)
+        table.add_column(header, justify="right", style=style, min_width=widest, overflow="fold")
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
 
 
