@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from spikingjelly.activation_based import layer
 from torch import nn
 
-from sltsearch.models.layers import spatial_layers
+from sltsearch.models.layers import classifier_head, spatial_layers
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"channels": [32, 64], "hidden": 0},
@@ -41,12 +40,5 @@ def build_spiking_cnn(
             blocks.append(pool(2))
             spatial = [s // 2 for s in spatial]
         in_ch = out_ch
-    blocks.append(layer.Flatten())
-    features = in_ch
-    for s in spatial:
-        features *= s
-    if hidden:
-        blocks += [layer.Linear(features, hidden), make_neuron()]
-        features = hidden
-    blocks.append(layer.Linear(features, num_classes))
+    blocks += classifier_head(in_ch, spatial, hidden, num_classes, make_neuron)
     return nn.Sequential(*blocks)

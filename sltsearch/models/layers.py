@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from spikingjelly.activation_based import layer
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,18 @@ def spatial_layers(input_shape: tuple[int, ...], family: str) -> SpatialLayers:
     if ndim not in _BY_NDIM:
         raise ValueError(f"{family} takes 1-D or 2-D inputs, got sample shape {input_shape}")
     return _BY_NDIM[ndim]
+
+
+def classifier_head(
+    channels: int, spatial: list[int], hidden: int, num_classes: int, make_neuron: Callable[[], nn.Module]
+) -> list[nn.Module]:
+    """Flatten, an optional spiking hidden layer, and the linear readout of a conv feature map."""
+    features = channels
+    for size in spatial:
+        features *= size
+    head: list[nn.Module] = [layer.Flatten()]
+    if hidden:
+        head += [layer.Linear(features, hidden), make_neuron()]
+        features = hidden
+    head.append(layer.Linear(features, num_classes))
+    return head

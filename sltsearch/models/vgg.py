@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from spikingjelly.activation_based import layer
 from torch import nn
 
-from sltsearch.models.layers import spatial_layers
+from sltsearch.models.layers import classifier_head, spatial_layers
 
 LAYOUTS: dict[str, list[int | str]] = {
     "tiny": [32, 32, "M", 64, 64, "M"],
@@ -80,12 +79,5 @@ def build_spiking_vgg(
         out_ch = max(1, round(int(item) * width))
         blocks += [conv(in_ch, out_ch, 3, padding=1, bias=False), bn(out_ch), make_neuron()]
         in_ch = out_ch
-    blocks.append(layer.Flatten())
-    features = in_ch
-    for s in spatial:
-        features *= s
-    if hidden:
-        blocks += [layer.Linear(features, hidden), make_neuron()]
-        features = hidden
-    blocks.append(layer.Linear(features, num_classes))
+    blocks += classifier_head(in_ch, spatial, hidden, num_classes, make_neuron)
     return nn.Sequential(*blocks)
