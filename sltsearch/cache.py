@@ -63,6 +63,16 @@ class StageCache:
         folder = self.folder(kind, key)
         return folder is not None and (folder / "meta.json").is_file()
 
+    def locate(self, key: str) -> tuple[str, Path] | None:
+        """The kind and folder of the complete stage named ``key``, whatever its kind (keys are content
+        hashes, so a key names one stage); None when no such stage was stored."""
+        if self.root is None:
+            return None
+        for folder in sorted(self.root.glob(f"*/{key}")):
+            if (folder / "meta.json").is_file():
+                return folder.parent.name, folder
+        return None
+
     @contextmanager
     def lock(self, kind: str, key: str) -> Iterator[None]:
         folder = self.folder(kind, key)

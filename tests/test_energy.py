@@ -256,6 +256,13 @@ def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
     with pytest.raises(TicketNotFound):
         energy_report(tmp_path, ticket="t0009r09")
 
+    # a control ticket's weights live under another stage kind (cache/control/<key>): found by its key alone
+    StageCache(tmp_path / "cache").store("control", "k2", {}, {"state": state_copy(model)})
+    TicketStore(tmp_path).append([Ticket(0, 1, "random_prune", {"time_steps": 3}, 0, 3, stage_key="k2", **fields)])
+    control = energy_report(tmp_path, ticket="t0000r01-random_prune")
+    assert "control stage k2" in control.source
+    assert control.report.energy_uj == pytest.approx(direct.energy_uj)
+
 
 @pytest.mark.parametrize("kw", [{"stride": 2, "padding": 1}, {"dilation": 2, "padding": 2, "groups": 2}, {"stride": 3}])
 def test_fanout_count_equals_direct_convolution(kw) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from sltsearch.cache import StageCache
 from sltsearch.energy.counter import EnergyReport, measure_energy
 from sltsearch.errors import RunDirError, UserError
 
@@ -90,16 +91,16 @@ def _with(spec: Any, params: dict[str, Any], what: str) -> Any:
 
 
 def _load_state(run_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], str]:
-    from safetensors.torch import load_file
-
-    for kind, stem in (("imp", "state"), ("dense", "final")):
-        path = run_dir / "cache" / kind / key / f"{stem}.safetensors"
-        if path.is_file():
-            return load_file(str(path)), f"{kind} stage {key}"
-    raise RunDirError(
-        f"{run_dir}: no cached weights for stage {key} (looked in cache/imp and cache/dense); "
-        "was the cache folder removed?"
-    )
+    """The trained weights (with masks) of the stage a ticket came from: dense, IMP, control, one-shot, ..."""
+    cache = StageCache(run_dir / "cache")
+    found = cache.locate(key)
+    if found is None:
+        raise RunDirError(f"{run_dir}: no cached stage {key} under cache/; was the cache folder removed?")
+    kind, _ = found
+    # dense runs keep every epoch's checkpoint beside the selected weights ("final"); other stages one "state"
+    stem = "final" if kind == "dense" else "state"
+    _, tensors = cache.load(kind, key, [stem])
+    return tensors[stem], f"{kind} stage {key}"
 
 
 def energy_report(
