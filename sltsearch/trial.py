@@ -67,6 +67,10 @@ class TrialContext:
     on_progress: Callable[[dict[str, Any]], None] | None = None
     device: str | None = None
     data_memo: dict[str, DataSplits] = field(default_factory=dict)
+    # states trained or loaded during this trial (dense checkpoints by epoch, iteration rewind points), so a
+    # trial without a disk cache can still rewind; they live as long as the context, never the process
+    dense_checkpoints: dict[str, dict[int, dict[str, torch.Tensor]]] = field(default_factory=dict)
+    rewind_states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     def progress(self, **event: Any) -> None:
         if self.on_progress:
@@ -155,19 +159,15 @@ def _dense_stage(setup: _Setup, model: SpikingClassifier, ctx: TrialContext) -> 
         tensors = {f"epoch_{k:03d}": s for k, s in result.checkpoints.items()}
         tensors["final"] = state_copy(model)
         cache.store("dense", key, meta, tensors)
-        setup_rewind_memo[key] = result.checkpoints
+        ctx.dense_checkpoints[key] = result.checkpoints
         return meta, False
-
-
-# checkpoints of dense runs trained in this process, so a trial without a disk cache can still rewind
-setup_rewind_memo: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
 
 
 def _dense_checkpoint(setup: _Setup, ctx: TrialContext, epoch: int) -> dict[str, torch.Tensor]:
     """The dense run's state at the start of ``epoch`` (0 = initialisation)."""
     key = _dense_key(setup.spec)
-    if key in setup_rewind_memo:
-        return setup_rewind_memo[key][epoch]
+    if key in ctx.dense_checkpoints:
+        return ctx.dense_checkpoints[key][epoch]
     _, tensors = ctx.cache.load("dense", key, [f"epoch_{epoch:03d}"])
     return tensors[f"epoch_{epoch:03d}"]
 
@@ -193,19 +193,16 @@ def _rewind_point(setup: _Setup, ctx: TrialContext) -> tuple[dict[str, torch.Ten
     start_epoch = min(k_iter // per_epoch, spec.train.epochs - 1)
     key = content_key({"dense": _dense_key(spec), "rewind_iteration": k_iter})
     with ctx.cache.lock("rewind", key):
-        if key in _iteration_memo:
-            return _iteration_memo[key], start_epoch
+        if key in ctx.rewind_states:
+            return ctx.rewind_states[key], start_epoch
         if ctx.cache.has("rewind", key):
             _, tensors = ctx.cache.load("rewind", key, ["state"])
             state = tensors["state"]
         else:
             state = pretrain_iterations(setup, k_iter)
             ctx.cache.store("rewind", key, {"iteration": k_iter, "start_epoch": start_epoch}, {"state": state})
-        _iteration_memo[key] = state
+        ctx.rewind_states[key] = state
     return state, start_epoch
-
-
-_iteration_memo: dict[str, dict[str, torch.Tensor]] = {}
 
 
 def pretrain_iterations(setup: _Setup, iterations: int) -> dict[str, torch.Tensor]:
