@@ -422,7 +422,8 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def _format_error(source: str, err: ValidationError) -> str:
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line: the source, the first failing key, what is allowed, and how many more problems."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
@@ -456,7 +457,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(_format_error(source, err)) from None
+        raise SpecError(format_validation_error(source, err)) from None
 
 
 def load_spec(path: str | Path) -> Spec:

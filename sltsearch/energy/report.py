@@ -81,13 +81,12 @@ def _with(spec: Any, params: dict[str, Any], what: str) -> Any:
     from pydantic import ValidationError
 
     from sltsearch.errors import SpecError
+    from sltsearch.spec import format_validation_error
 
     try:
         return spec.with_params(params)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise SpecError(f"{what}: {loc}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise SpecError(format_validation_error(what, err)) from None
 
 
 def _load_state(run_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], str]:
