@@ -8,6 +8,8 @@ from typing import Any
 from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
 
+from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode
+
 _SURROGATES: dict[str, Callable[..., Any]] = {
     "atan": surrogate.ATan,
     "sigmoid": surrogate.Sigmoid,
@@ -17,7 +19,11 @@ _SURROGATES: dict[str, Callable[..., Any]] = {
 
 
 def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
-    """A zero-argument constructor of the neuron named by ``spec`` (a `NeuronSpec`), in multi-step mode."""
+    """A zero-argument constructor of the neuron named by ``spec`` (a `NeuronSpec`), in multi-step mode.
+
+    LIF and IF are spikingjelly's nodes with a fused multi-step path on CPU (`fused_neurons`); PLIF (a
+    learned tau) is spikingjelly's own.
+    """
     sg_cls = _SURROGATES[spec.surrogate]
     common = {
         "v_threshold": spec.v_threshold,
@@ -29,9 +35,9 @@ def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
     def make() -> nn.Module:
         sg = sg_cls(alpha=spec.surrogate_alpha) if spec.surrogate_alpha else sg_cls()
         if spec.type == "lif":
-            return neuron.LIFNode(tau=spec.tau, surrogate_function=sg, **common)
+            return FusedLIFNode(tau=spec.tau, surrogate_function=sg, **common)
         if spec.type == "plif":
             return neuron.ParametricLIFNode(init_tau=spec.tau, surrogate_function=sg, **common)
-        return neuron.IFNode(surrogate_function=sg, **common)
+        return FusedIFNode(surrogate_function=sg, **common)
 
     return make

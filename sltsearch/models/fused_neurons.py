@@ -1,0 +1,192 @@
+"""Fused multi-step LIF/IF neurons for CPU training.
+
+Why: on CPU, spikingjelly 2.0's multi-step LIF runs its per-time-step reference (about ten elementwise
+ops per step forward and per step backward, plus stacking). For the small tensors of tiny models this
+dominates the training step: measured 1.8x the time of the same network as a ReLU ANN on a T-times
+larger batch. Here everything that does not depend on the recurrence is done once over the whole
+sequence, and only the recurrence itself loops over T:
+
+* forward, per step: ``h[t] += decay * v[t-1]`` (in place), ``v[t] = reset(h[t])`` (two ops);
+  the input scaling before the loop and ``spike = h >= threshold`` after it are single ops over [T, ...].
+* backward: the surrogate derivative, the reset derivative and ``gs * sg`` are computed over [T, ...] at
+  once; the recurrence ``gh[t] = gs[t] * sg[t] + gh[t+1] * decay * dv[t]/dh[t]`` is one ``addcmul_``
+  per step.
+
+The dynamics and the gradient are exactly spikingjelly's (``LIFNode`` / ``IFNode``, hard or soft reset,
+``decay_input`` both ways, ``detach_reset`` both ways); the surrogate derivative is spikingjelly's own
+``_surrogate_gradient`` for its built-in surrogates. Only the charged potential ``h`` is saved for
+backward. The nodes subclass spikingjelly's, so ``functional.reset_net``, monitors and op counters treat
+them as the usual nodes; on CUDA, for other dtypes, ``store_v_seq`` or a surrogate spikingjelly has no
+id for, they defer to spikingjelly's own implementation (its CUDA kernels are already fused).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from spikingjelly._ops.surrogate import _surrogate_gradient, _surrogate_spec
+from spikingjelly.activation_based import neuron
+
+
+class _FusedMultiStep(torch.autograd.Function):
+    """Multi-step leaky integrate-and-fire over x_seq [T, ...] from the initial potential v0.
+
+    Charge: ``h[t] = decay * v[t-1] + in_scale * x[t] + bias``; fire: ``s[t] = h[t] >= threshold``;
+    reset: hard ``v[t] = v_reset`` where fired, soft ``v[t] = h[t] - threshold * s[t]``.
+    Returns (spikes [T, ...], v[T-1]).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x_seq: torch.Tensor,
+        v0: torch.Tensor | None,
+        v0_const: float,
+        decay: float,
+        in_scale: float,
+        bias: float,
+        threshold: float,
+        v_reset: float | None,
+        detach_reset: bool,
+        surrogate: tuple[int, float],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h_seq = x_seq.mul(in_scale) if in_scale != 1.0 else x_seq.clone(memory_format=torch.contiguous_format)
+        if bias:
+            h_seq.add_(bias)
+        spikes = torch.empty_like(h_seq)
+        v = v0
+        for t in range(h_seq.shape[0]):
+            h = h_seq[t]
+            if v is not None:
+                h.add_(v, alpha=decay)
+            elif v0_const:
+                h.add_(decay * v0_const)
+            # comparisons straight into a float tensor: several times faster on CPU than bool results
+            s = torch.ge(h, threshold, out=spikes[t])
+            if v_reset is None:
+                v = torch.add(h, s, alpha=-threshold)
+            elif v_reset == 0.0:
+                v = torch.addcmul(h, s, h, value=-1.0)
+            else:
+                v = torch.addcmul(h, s, h - v_reset, value=-1.0)
+        ctx.save_for_backward(h_seq)
+        ctx.params = (decay, in_scale, threshold, v_reset, detach_reset, surrogate)
+        return spikes, v
+
+    @staticmethod
+    def backward(ctx: Any, grad_spikes: torch.Tensor | None, grad_v: torch.Tensor | None) -> tuple[Any, ...]:
+        (h_seq,) = ctx.saved_tensors
+        decay, in_scale, threshold, v_reset, detach_reset, (sid, alpha) = ctx.params
+        # sg = scale * sg_unit; the recurrence is linear, so `scale` is applied once at the end
+        if sid == 1:  # ATan, the default: (alpha / 2) / (1 + (pi / 2 * alpha * (h - threshold))^2)
+            sg = torch.sub(h_seq, threshold).square_().mul_((math.pi / 2 * alpha) ** 2).add_(1.0).reciprocal_()
+            scale = alpha / 2
+        else:
+            sg, scale = _surrogate_gradient(h_seq - threshold, alpha, sid), 1.0
+        # dv[t]/dh[t] through the reset: None means identically 1
+        dv_dh: torch.Tensor | None
+        if v_reset is not None:
+            dv_dh = torch.lt(h_seq, threshold, out=torch.empty_like(h_seq))
+            if not detach_reset:
+                dv_dh.addcmul_(v_reset - h_seq, sg, value=scale)
+        elif detach_reset:
+            dv_dh = None
+        else:
+            dv_dh = torch.mul(sg, -threshold * scale).add_(1.0)
+        gh = sg.mul_(grad_spikes) if grad_spikes is not None else torch.zeros_like(h_seq)
+        if grad_v is not None:
+            gh[-1].add_(grad_v * (dv_dh[-1] if dv_dh is not None else 1.0), alpha=1.0 / scale)
+        if dv_dh is not None:
+            carry = dv_dh.mul_(decay)
+            for t in range(gh.shape[0] - 2, -1, -1):
+                gh[t].addcmul_(gh[t + 1], carry[t])
+        else:
+            for t in range(gh.shape[0] - 2, -1, -1):
+                gh[t].add_(gh[t + 1], alpha=decay)
+        grad_x = gh.mul_(scale * in_scale) if scale * in_scale != 1.0 else gh
+        grad_v0 = grad_x[0] * (decay / in_scale) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_v0, None, None, None, None, None, None, None, None
+
+
+def fused_multi_step(
+    x_seq: torch.Tensor,
+    v0: torch.Tensor | float,
+    *,
+    tau: float | None,
+    decay_input: bool,
+    threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: tuple[int, float],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LIF (``tau``) or IF (``tau=None``) over [T, ...]; same equations as spikingjelly's nodes."""
+    reset_value = 0.0 if v_reset is None else v_reset
+    if tau is None:
+        decay, in_scale, bias = 1.0, 1.0, 0.0
+    elif decay_input:
+        # h = v + (x - (v - v_r)) / tau
+        decay, in_scale, bias = 1.0 - 1.0 / tau, 1.0 / tau, reset_value / tau
+    else:
+        # h = v - (v - v_r) / tau + x
+        decay, in_scale, bias = 1.0 - 1.0 / tau, 1.0, reset_value / tau
+    # a node's state starts as a Python float (spikingjelly's reset value): no tensor is materialised for it
+    v0_tensor, v0_const = (v0, 0.0) if isinstance(v0, torch.Tensor) else (None, float(v0))
+    return _FusedMultiStep.apply(
+        x_seq, v0_tensor, v0_const, decay, in_scale, bias, threshold, v_reset, detach_reset, surrogate
+    )
+
+
+def _fusable(node: neuron.BaseNode, x_seq: torch.Tensor) -> tuple[int, float] | None:
+    """The surrogate (id, alpha) when the fused CPU path applies to this call, else None."""
+    if x_seq.device.type != "cpu" or x_seq.dtype not in (torch.float32, torch.float64):
+        return None
+    if node.store_v_seq or getattr(node, "_neuron_precision", None) is not None:
+        return None
+    v = node.v
+    if isinstance(v, torch.Tensor) and (v.shape != x_seq.shape[1:] or v.dtype != x_seq.dtype):
+        return None
+    return _surrogate_spec(node.surrogate_function)
+
+
+class FusedLIFNode(neuron.LIFNode):
+    """spikingjelly's `LIFNode` with the fused CPU multi-step path (see the module docstring)."""
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        surrogate = _fusable(self, x_seq) if not args else None
+        if surrogate is None:
+            return super().multi_step_forward(x_seq, *args, **kwargs)
+        spikes, v = fused_multi_step(
+            x_seq,
+            self.v,
+            tau=self.tau,
+            decay_input=self.decay_input,
+            threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            detach_reset=self.detach_reset,
+            surrogate=surrogate,
+        )
+        self._memories["v"] = v
+        return spikes
+
+
+class FusedIFNode(neuron.IFNode):
+    """spikingjelly's `IFNode` with the fused CPU multi-step path (see the module docstring)."""
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        surrogate = _fusable(self, x_seq) if not args else None
+        if surrogate is None:
+            return super().multi_step_forward(x_seq, *args, **kwargs)
+        spikes, v = fused_multi_step(
+            x_seq,
+            self.v,
+            tau=None,
+            decay_input=True,
+            threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            detach_reset=self.detach_reset,
+            surrogate=surrogate,
+        )
+        self._memories["v"] = v
+        return spikes
