@@ -152,10 +152,11 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/sltsearch_bench_models.jsonl")
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "models.md"))
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--families", nargs="+", default=FAMILIES, choices=FAMILIES, help="model families to run")
     ap.add_argument("--timing-from", default=None, help="stdout log of an earlier run: reuse its timing rows")
     args = ap.parse_args()
 
-    families = [f for f in FAMILIES if f in MODELS]
+    families = [f for f in args.families if f in MODELS]
     threads = torch.get_num_threads()
     cache = Path(args.cache)
     done: dict[tuple[str, str, int], dict] = {}
