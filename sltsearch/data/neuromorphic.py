@@ -1,19 +1,26 @@
-"""DVS128 Gesture as event frames [T, 2, H, W], read from spikingjelly's on-disk frame folders.
+"""DVS128 Gesture as event frames [T, 2, H, W], read from spikingjelly-style frame folders.
 
-Layout read (what ``spikingjelly.datasets.dvs128_gesture.DVS128Gesture(root, data_type="frame",
-frames_number=T, split_by=S)`` writes)::
+Layouts under ``data.root``, looked for in this order (nothing is ever downloaded):
 
-    <root>/frames_number_<T>_split_by_<S>/{train,test}/<label>/<sample>.npz   (key "frames": [T, 2, 128, 128])
+1. ``frames_number_<T>_split_by_<S>/{train,test}/<label>/<sample>.npz`` (key ``frames``: [T, 2, 128, 128]),
+   what ``spikingjelly.datasets.dvs128_gesture.DVS128Gesture(root, data_type="frame", frames_number=T,
+   split_by=S)`` writes, and what the conversion below writes. Read as is.
+2. ``events_np/{train,test}/<label>/*.npz`` (keys ``t``, ``x``, ``y``, ``p``): spikingjelly's split events.
+3. ``DvsGesture/``, ``download/DvsGesture/`` or ``extract/DvsGesture/``: the original release extracted by
+   hand (``user*_*.aedat`` in AEDAT 3.1, ``user*_*_labels.csv``, ``trials_to_train.txt``,
+   ``trials_to_test.txt``). A ``DvsGesture.tar.gz`` that is not extracted is reported, not unpacked.
 
-If that folder is missing but ``<root>/download`` (the original ``DvsGesture.tar.gz`` and
-``gesture_mapping.csv``, fetched by hand) or ``<root>/events_np`` exists, spikingjelly's own loader is
-called once to integrate the events into frames (local processing only, never a download). That path
-needs the real archive and is not exercised by the tests; the frame-folder path is.
+With 2 or 3 only, the events are integrated into layout 1 once, by our own numpy reader and integrator
+(`sltsearch.data.dvs_events`, spikingjelly 2.0's conventions; spikingjelly's ``datasets`` package itself is
+not imported: it needs torchaudio and torchvision). The folder is written under a temporary name and renamed
+when complete; progress goes to stderr. A ``frames_number_*.building`` marker left by an interrupted
+spikingjelly conversion is refused with the fix.
 
-Labels are the integer folder names (spikingjelly writes 0..10), not the lexicographic folder order.
+Labels are the integer folder names (0..10), not the lexicographic folder order.
 The validation split is carved from the official train set (stratified, fixed by ``seed``); the
 official test set is the test split (``test_fraction`` is ignored). Samples load lazily, one file per
-item. Options: ``frames`` (T, default 16), ``split_by`` (``number`` | ``time``, default ``number``),
+item. Options: ``frames`` (T, default 16), ``split_by`` (``number``: equal event counts per frame, the
+last frame takes the remainder | ``time``: equal durations; default ``number``),
 ``size`` (spatial side after sum-pooling the 128x128 frames, default 32; must divide the stored
 side), ``clip`` (clip event counts to this value, default none; 1 gives binary frames).
 ``DataSplits.time_steps`` is set to T, so `build_model(..., frames=True)` uses the frames encoder.
@@ -29,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from sltsearch.data import dvs_events
 from sltsearch.data.base import DataSplits
 from sltsearch.data.images import val_split
 from sltsearch.errors import DataError
@@ -86,13 +94,6 @@ def _scan(split_root: Path) -> tuple[list[Path], np.ndarray]:
     return files, np.asarray(labels, dtype=np.int64)
 
 
-def _build_with_spikingjelly(root: Path, frames: int, split_by: str) -> None:
-    from spikingjelly.datasets.dvs128_gesture import DVS128Gesture
-
-    for train in (True, False):
-        DVS128Gesture(str(root), train=train, data_type="frame", frames_number=frames, split_by=split_by)
-
-
 def load_dvs128_gesture(
     root: str | Path, val_fraction: float, test_fraction: float, seed: int, options: dict[str, Any]
 ) -> DataSplits:
@@ -113,13 +114,20 @@ def load_dvs128_gesture(
     if not base.is_dir():
         raise DataError(f"data.root: folder {base} does not exist")
     folder = base / f"frames_number_{frames}_split_by_{split_by}"
-    if not folder.is_dir() and ((base / "download").is_dir() or (base / "events_np").is_dir()):
-        _build_with_spikingjelly(base, frames, split_by)
-    if not folder.is_dir():
+    marker = folder.with_name(folder.name + ".building")
+    if marker.exists():
         raise DataError(
-            f"data.root: expected folder {folder} (spikingjelly DVS128Gesture frames) or {base / 'download'}"
-            " holding DvsGesture.tar.gz"
+            f"data.root: found {marker}: spikingjelly's conversion into {folder} was interrupted; remove both and retry"
         )
+    if not folder.is_dir():
+        source = dvs_events.find_raw_source(base)
+        if source is None:
+            raise DataError(
+                f"data.root: expected folder {folder} (spikingjelly DVS128Gesture frames), {base / 'events_np'}"
+                f" (spikingjelly events) or the extracted DvsGesture/ folder (user*_*.aedat, *_labels.csv,"
+                f" trials_to_train.txt, trials_to_test.txt) in {base} or {base / 'download'}"
+            )
+        dvs_events.convert_to_frames(source, folder, frames, split_by)
     train_files, train_labels = _scan(folder / "train")
     test_files, test_labels = _scan(folder / "test")
     first = _load_frames(train_files[0])
