@@ -145,3 +145,35 @@ def test_trial_records_every_level():
     assert ticket.pep_sparsity == pytest.approx(0.9, abs=1e-3)
     assert ticket.pep_binary_weights and ticket.pep_binary_activations
     assert ticket.energy_uj < dense.energy_uj
+
+
+def test_every_level_works_on_one_d_signals():
+    torch.manual_seed(0)
+    spec = ModelSpec(name="spikformer", preset="tiny", time_steps=2,
+                     options={"embed_dim": 16, "pep_channels": [8, 16]})
+    model = build_model(spec, (1, 40), 10)
+    attach_masks(model)
+    x = torch.rand(8, 1, 40)
+    model.train()
+    model(x)  # BatchNorm statistics, so eval-mode layers spike
+    model.reset_state()
+    data = [(x, torch.zeros(8, dtype=torch.long))]
+    dense, _ = _energy(model, data)
+    mask = multisp.keep_top_patches(model, multisp.patch_scores(model, data, 8), 0.5)
+    assert int(mask.sum()) == 10
+    attach_masks(model, multisp.prune_groups(model, MultiSpSpec(pep_sparsity=0.9), 0.5, "global", 1, 1))
+    multisp.set_binary(model, weights=True, activations=True)
+    fields = multisp.ticket_fields(model)
+    assert fields["tokens_kept"] == 10 and fields["tokens_total"] == 20
+    assert fields["pep_sparsity"] == pytest.approx(0.9, abs=1e-3)
+    assert fields["pep_binary_weights"] and fields["pep_binary_activations"]
+    tokens = model.body.patch_embed(model.encoder(x, 2))
+    model.reset_state()
+    assert tokens.shape[-1] == 10 and set(tokens.unique().tolist()) <= {0.0, 1.0}
+    sparse, layers = _energy(model, data)
+    first = layers["body.patch_embed.stages.0.conv_bn.block.0"]
+    assert first.type == "PEPConv1d" and first.macs == 0 and first.binary_ops > 0
+    assert sparse.energy_uj < dense.energy_uj
+    out = model(x)
+    out.sum().backward()
+    assert out.shape == (8, 10)

@@ -91,3 +91,71 @@ def test_binary_activation_outputs_zero_one_with_gradient():
     model.body.patch_embed.binary_activation.fill_(True)
     tokens = model.body.patch_embed.token_map(model.encoder(torch.rand(2, 1, 8, 8), 2))
     assert set(tokens.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_one_d_signals_shapes_and_patch_grid():
+    model = build_model(ModelSpec(name="spikformer", preset="tiny", time_steps=2), (1, 40), 10)
+    pe = model.body.patch_embed
+    assert pe.ndim == 1 and pe.grid == (20,) and pe.num_patches == 20  # tiny: patch_size 2 -> 40 / 2 tokens
+    assert type(pe.stages[0].conv_bn.block[0]).__name__ == "PEPConv1d"
+    seen = {}
+    model.body.blocks[0].attn.qk.register_forward_hook(lambda m, i, o: seen.__setitem__("qk", o.shape))
+    x = torch.rand(3, 1, 40)
+    assert model(x).shape == (3, 10)
+    model.reset_state()
+    assert seen["qk"][-2:] == (20, 20)
+    assert model.body(model.encoder(x, 2)).shape == (2, 3, 10)
+    model.reset_state()
+    # an explicit patch_grid fixes the token count instead of the preset's patch size
+    grid10 = build_model(ModelSpec(name="spikformer", time_steps=1, options={"patch_grid": 10}), (1, 40), 10)
+    assert grid10.body.patch_embed.num_patches == 10 and grid10(x).shape == (3, 10)
+
+
+def test_bad_shapes_and_grids_are_one_line_errors():
+    import pytest
+
+    from sltsearch.errors import SpecError
+
+    with pytest.raises(SpecError, match="spikformer takes 1-D or 2-D inputs"):
+        build_model(ModelSpec(name="spikformer", time_steps=1), (1, 4, 8, 8), 10)
+    with pytest.raises(SpecError, match="patch_grid 3 must divide"):
+        build_model(ModelSpec(name="spikformer", time_steps=1, options={"patch_grid": 3}), (1, 8, 8), 10)
+    with pytest.raises(SpecError, match="patch_size must be a power of two"):
+        build_model(ModelSpec(name="spikformer", time_steps=1, options={"patch_size": 3}), (1, 40), 10)
+
+
+def test_one_d_training_steps_reduce_loss():
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(name="spikformer", preset="tiny", time_steps=2), (1, 40), 2)
+    # two classes of random signals: weak (amplitude 0.3) or strong (1.5)
+    y = torch.arange(32) % 2
+    x = torch.rand(32, 1, 40) * (0.3 + 1.2 * y.view(-1, 1, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(12):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        model.reset_state()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_single_step_body_runs_as_a_plain_ann():
+    from spikingjelly.activation_based import functional
+    from torch import nn
+
+    from sltsearch.models import MODELS
+
+    family = MODELS["spikformer"]
+    for shape in [(1, 8, 8), (1, 40)]:
+        body = family.build(shape, 10, nn.ReLU, dict(family.presets["tiny"]))
+        functional.set_step_mode(body, "s")
+        assert body.step_mode == "s"
+        out = body(torch.rand(6, *shape))
+        assert out.shape == (6, 10)
+        out.sum().backward()
+        assert body.patch_embed.stages[0].conv_bn.block[0].weight.grad is not None
+        functional.set_step_mode(body, "m")
+        assert body(torch.rand(2, 6, *shape)).shape == (2, 6, 10)

@@ -1,19 +1,26 @@
 """Spikformer (Zhou et al., ICLR 2023) with the hooks MultiSp needs (Cheng et al., arXiv 2309.13302).
 
-Layout, [T, B, C, H, W] -> [T, B, classes]:
+Layout, [T, B, C, H, W] (2-D images) or [T, B, C, L] (1-D signals such as MNIST-1D) -> [T, B, classes]:
 
 * ``patch_embed`` — Spiking Patch Splitting with a convolutional Patch Embedding Projection (ConvPEP):
   ``stages`` of conv-BN(-maxpool)-LIF (channels ``pep_channels``, the last one = ``embed_dim``; the last
-  log2(H / patch_grid) stages max-pool 3/2/1, as spikingjelly does for patch size 4), then a relative
-  position embedding ``positional_encoding`` (conv-BN-LIF) added to its input. The token map
-  x + RPE(x) (spike counts in {0, 1, 2}) goes through ``out_act`` (a `BinaryActivation`, used only when
-  the persistent switch ``binary_activation`` is on: MultiSp level 3), is flattened to L = patch_grid^2
-  tokens and the tokens whose ``patch_keep_mask`` entry is False are *dropped* (gathered away): every
-  block runs on L' <= L tokens.
+  log2(patch_size) stages max-pool 3/2/1, as spikingjelly does for patch size 4), then a relative
+  position embedding ``positional_encoding`` (conv-BN-LIF) added to its input. Convolutions, BatchNorm
+  and pooling are 2-D for images and 1-D for signals (`PEPConv2d` / `PEPConv1d`); the patch grid is
+  side / ``patch_size`` along every spatial axis (``patch_grid``, when given, fixes the grid instead:
+  patch_size = side / patch_grid). The token map x + RPE(x) (spike counts in {0, 1, 2}) goes through
+  ``out_act`` (a `BinaryActivation`, used only when the persistent switch ``binary_activation`` is on:
+  MultiSp level 3), is flattened to L = product of the grid sides tokens (4 x 4 = 16 for 8x8 digits with
+  the tiny preset, 20 for MNIST-1D's 40 positions) and the tokens whose ``patch_keep_mask`` entry is
+  False are *dropped* (gathered away): every block runs on L' <= L tokens.
 * ``blocks`` — spiking self-attention (fused 1x1 ``qkv_conv_bn`` -> LIF -> Q, K, V spikes;
   ``qk = Q·K^T`` and ``av = (QK^T)·V * scale`` as `SpikeMatmul` modules, no softmax; ``attn_lif`` with
   threshold 0.5; ``proj_conv_bn`` -> LIF) and an MLP (``fc1`` -> LIF -> ``fc2`` -> LIF), both residual.
 * ``head`` — mean over the kept tokens, linear readout per time step.
+
+Step mode: the body is a spikingjelly ``StepModule``. In multi-step mode ("m", what `SpikingClassifier`
+sets) it takes [T, B, ...]; in single-step mode ("s") it takes one step [B, ...] and returns [B, classes]
+(it runs as a sequence of length 1, so the same body built with ``nn.ReLU`` neurons is a plain ANN).
 
 Parameter names follow ``spikingjelly.activation_based.model.spikformer`` (``patch_embed.stages.i.conv_bn
 .block.0``, ``blocks.i.attn.qkv_conv_bn.0``, ``blocks.i.attn.proj_conv_bn.0``, ``blocks.i.mlp.fc1.0`` /
@@ -32,26 +39,28 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from spikingjelly.activation_based import layer
+from spikingjelly.activation_based import base, layer
 from torch import nn
 
+from sltsearch.models.layers import spatial_layers
 from sltsearch.models.ops import SpikeMatmul
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # 8x8 digits: 4x4 = 16 tokens, one block. Trains to >= 93 % test accuracy with the Spec defaults
-    # (adam, lr 1e-2, cosine, 10 epochs, batch 32, T = 4) in about a second per epoch on 2 CPU cores.
-    "tiny": {"embed_dim": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "patch_grid": 4, "pep_channels": [16, 32]},
+    # 8x8 digits: 2x2 patches -> 4x4 = 16 tokens (MNIST-1D: 20 tokens), one block. Trains to >= 93 % test
+    # accuracy with the Spec defaults (adam, lr 1e-2, cosine, 10 epochs, batch 32, T = 4) in about a second
+    # per epoch on 2 CPU cores.
+    "tiny": {"embed_dim": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "patch_size": 2, "pep_channels": [16, 32]},
     # Spikformer-4-384 (CIFAR layout): 32x32 input, 4x4 patches (8x8 grid), 384 dims, 12 heads, 4 blocks.
     "cifar": {
         "embed_dim": 384,
         "depth": 4,
         "heads": 12,
         "mlp_ratio": 4.0,
-        "patch_grid": 8,
+        "patch_size": 4,
         "pep_channels": [48, 96, 192, 384],
     },
 }
-OPTIONS = {"embed_dim", "depth", "heads", "mlp_ratio", "patch_grid", "pep_channels"}
+OPTIONS = {"embed_dim", "depth", "heads", "mlp_ratio", "patch_size", "patch_grid", "pep_channels"}
 
 
 class _SignSTE(torch.autograd.Function):
@@ -81,7 +90,7 @@ def binarize_weight(w: torch.Tensor) -> torch.Tensor:
     return _SignSTE.apply(w) * alpha
 
 
-class PEPConv2d(nn.Conv2d):
+class _PEPConv:
     """A ConvPEP convolution. With ``sltsearch_binary = True`` it convolves with `binarize_weight`.
 
     The real-valued latent ``weight`` is what is trained, pruned and saved; the switch is the persistent
@@ -90,10 +99,12 @@ class PEPConv2d(nn.Conv2d):
     """
 
     sltsearch_group = "pep"
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    binary_weights: torch.Tensor
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.register_buffer("binary_weights", torch.zeros((), dtype=torch.bool), persistent=True)
+    def _register_binary(self) -> None:
+        self.register_buffer("binary_weights", torch.zeros((), dtype=torch.bool), persistent=True)  # type: ignore[attr-defined]
 
     @property
     def sltsearch_binary(self) -> bool:
@@ -107,7 +118,30 @@ class PEPConv2d(nn.Conv2d):
         return binarize_weight(self.weight) if self.sltsearch_binary else self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), self.bias)
+        return self._conv_forward(x, self.effective_weight(), self.bias)  # type: ignore[attr-defined]
+
+
+class PEPConv2d(_PEPConv, nn.Conv2d):
+    """2-D ConvPEP convolution (images); see `_PEPConv`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._register_binary()
+
+
+class PEPConv1d(_PEPConv, nn.Conv1d):
+    """1-D ConvPEP convolution (signals [C, L]); see `_PEPConv`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._register_binary()
+
+
+# conv, BatchNorm, max-pool per number of spatial axes; plain torch layers inside SeqToANNContainer
+_PEP_LAYERS: dict[int, tuple[type, type, type]] = {
+    1: (PEPConv1d, nn.BatchNorm1d, nn.MaxPool1d),
+    2: (PEPConv2d, nn.BatchNorm2d, nn.MaxPool2d),
+}
 
 
 class _HeavisideSTE(torch.autograd.Function):
@@ -142,13 +176,16 @@ class BinaryActivation(nn.Module):
 
 
 class ConvBNLIF(nn.Module):
-    """conv-BN(-maxpool 3/2/1)-LIF on [T, B, C, H, W]; the conv is a `PEPConv2d`."""
+    """conv-BN(-maxpool 3/2/1)-LIF on [T, B, C, *spatial]; the conv is a `PEPConv2d` (or `PEPConv1d`)."""
 
-    def __init__(self, cin: int, cout: int, make_neuron: Callable[[], nn.Module], pool: bool) -> None:
+    def __init__(
+        self, cin: int, cout: int, make_neuron: Callable[[], nn.Module], pool: bool, ndim: int = 2
+    ) -> None:
         super().__init__()
-        mods: list[nn.Module] = [PEPConv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout)]
+        conv, bn, max_pool = _PEP_LAYERS[ndim]
+        mods: list[nn.Module] = [conv(cin, cout, 3, padding=1, bias=False), bn(cout)]
         if pool:
-            mods.append(nn.MaxPool2d(3, stride=2, padding=1))
+            mods.append(max_pool(3, stride=2, padding=1))
         self.conv_bn = nn.Module()
         self.conv_bn.block = layer.SeqToANNContainer(*mods)
         self.neuron = make_neuron()
@@ -164,35 +201,40 @@ class PatchEmbed(nn.Module):
         self,
         input_shape: tuple[int, ...],
         channels: list[int],
-        patch_grid: int,
+        patch_size: int,
         make_neuron: Callable[[], nn.Module],
     ) -> None:
         super().__init__()
-        cin, h, w = input_shape
-        if h != w or h % patch_grid or (h // patch_grid) & (h // patch_grid - 1):
+        ndim = spatial_layers(tuple(input_shape), "spikformer").ndim
+        cin, sides = input_shape[0], list(input_shape[1:])
+        if patch_size < 1 or patch_size & (patch_size - 1) or any(s % patch_size for s in sides):
             raise ValueError(
-                f"spikformer: square input with side / patch_grid a power of two needed, got {h}x{w} "
-                f"and patch_grid {patch_grid}"
+                f"spikformer: patch_size must be a power of two dividing every spatial side, got {patch_size} "
+                f"for input {'x'.join(map(str, sides))}"
             )
-        pools = int(math.log2(h // patch_grid))
+        pools = int(math.log2(patch_size))
         if pools > len(channels):
             raise ValueError(f"spikformer: {pools} poolings need at least {pools} pep_channels stages")
         stages = []
         for i, cout in enumerate(channels):
-            stages.append(ConvBNLIF(cin, cout, make_neuron, pool=i >= len(channels) - pools))
+            stages.append(ConvBNLIF(cin, cout, make_neuron, pool=i >= len(channels) - pools, ndim=ndim))
             cin = cout
         self.stages = nn.Sequential(*stages)
-        self.positional_encoding = ConvBNLIF(cin, cin, make_neuron, pool=False)
+        self.positional_encoding = ConvBNLIF(cin, cin, make_neuron, pool=False, ndim=ndim)
         # MultiSp level 3 switch (persistent, see `BinaryActivation`)
         self.out_act = BinaryActivation()
         self.register_buffer("binary_activation", torch.zeros((), dtype=torch.bool), persistent=True)
-        self.grid = patch_grid
-        self.num_patches = patch_grid * patch_grid
+        self.ndim = ndim
+        self.grid = tuple(s // patch_size for s in sides)
+        self.num_patches = math.prod(self.grid)
         # MultiSp level 1: which tokens survive; saved with the ticket (persistent buffer)
         self.register_buffer("patch_keep_mask", torch.ones(self.num_patches, dtype=torch.bool), persistent=True)
 
     def token_map(self, x: torch.Tensor) -> torch.Tensor:
-        """All L tokens [T, B, D, L] after the ConvPEP output activation (used to score patches)."""
+        """All L tokens [T, B, D, L] after the ConvPEP output activation (used to score patches).
+
+        Patch index = row-major position in the grid (2-D: row * grid_w + column; 1-D: position along L).
+        """
         x = self.stages(x)
         x = x + self.positional_encoding(x)
         if bool(self.binary_activation):
@@ -264,8 +306,8 @@ class Block(nn.Module):
         return x + self.mlp(x)
 
 
-class Spikformer(nn.Module):
-    """Multi-step body [T, B, C, H, W] -> [T, B, classes]; see the module docstring."""
+class Spikformer(nn.Module, base.StepModule):
+    """Body [T, B, C, *spatial] -> [T, B, classes] (single-step: [B, ...] -> [B, classes]); module docstring."""
 
     def __init__(
         self,
@@ -276,14 +318,15 @@ class Spikformer(nn.Module):
         depth: int,
         heads: int,
         mlp_ratio: float,
-        patch_grid: int,
+        patch_size: int,
         pep_channels: list[int],
     ) -> None:
         super().__init__()
+        self._step_mode = "m"
         channels = list(pep_channels)
         if not channels or channels[-1] != embed_dim:
             channels = [*channels, embed_dim]
-        self.patch_embed = PatchEmbed(input_shape, channels, patch_grid, make_neuron)
+        self.patch_embed = PatchEmbed(input_shape, channels, patch_size, make_neuron)
         self.blocks = nn.ModuleList(Block(embed_dim, heads, mlp_ratio, make_neuron) for _ in range(depth))
         self.head = layer.Linear(embed_dim, num_classes, step_mode="m")
         # PyTorch's default init for the convolutions: spikingjelly's trunc_normal(std=0.02) makes every
@@ -293,6 +336,11 @@ class Spikformer(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.step_mode == "s":  # one step [B, ...]: a sequence of length 1
+            return self.forward_sequence(x.unsqueeze(0)).squeeze(0)
+        return self.forward_sequence(x)
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
         for block in self.blocks:
             x = block(x)
@@ -309,8 +357,7 @@ def build_spikformer(
     unknown = set(options) - OPTIONS
     if unknown:
         raise ValueError(f"model.options: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(OPTIONS))}")
-    if len(input_shape) != 3:
-        raise ValueError(f"spikformer takes 2-D images [C, H, W], got sample shape {input_shape}")
+    spatial_layers(tuple(input_shape), "spikformer")  # [C, L] or [C, H, W], else a one-line error
     return Spikformer(
         tuple(input_shape),
         num_classes,
@@ -319,9 +366,32 @@ def build_spikformer(
         depth=int(options["depth"]),
         heads=int(options["heads"]),
         mlp_ratio=float(options["mlp_ratio"]),
-        patch_grid=int(options["patch_grid"]),
+        patch_size=_patch_size(input_shape, options),
         pep_channels=[int(c) for c in options["pep_channels"]],
     )
 
 
-__all__ = ["PRESETS", "BinaryActivation", "PEPConv2d", "Spikformer", "binarize_weight", "build_spikformer"]
+def _patch_size(input_shape: tuple[int, ...], options: dict[str, Any]) -> int:
+    """``patch_size``, or side / ``patch_grid`` when a grid is given (it overrides the preset's patch size)."""
+    if "patch_grid" not in options:
+        return int(options.get("patch_size", 1))
+    grid = int(options["patch_grid"])
+    sides = input_shape[1:]
+    sizes = {s // grid for s in sides}
+    if grid < 1 or any(s % grid for s in sides) or len(sizes) != 1:
+        raise ValueError(
+            f"spikformer: patch_grid {grid} must divide every spatial side of {'x'.join(map(str, sides))} "
+            "into the same power-of-two patch size"
+        )
+    return sizes.pop()
+
+
+__all__ = [
+    "PRESETS",
+    "BinaryActivation",
+    "PEPConv1d",
+    "PEPConv2d",
+    "Spikformer",
+    "binarize_weight",
+    "build_spikformer",
+]
