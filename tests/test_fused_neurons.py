@@ -8,7 +8,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 
-from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode, _FusedMultiStep
+from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode, FusedParametricLIFNode, _FusedMultiStep
 from sltsearch.models.neurons import neuron_factory
 from sltsearch.spec import NeuronSpec
 
@@ -57,6 +57,37 @@ def test_matches_spikingjelly(kind: str, v_reset: float | None, detach: bool, de
     torch.testing.assert_close(xf.grad, xr.grad, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("v_reset", "detach", "decay_input"), list(itertools.product([0.0, None], [True, False], [True, False]))
+)
+def test_plif_matches_spikingjelly_including_the_tau_gradient(
+    v_reset: float | None, detach: bool, decay_input: bool
+) -> None:
+    torch.manual_seed(0)
+    kw = {
+        "init_tau": 2.5,
+        "decay_input": decay_input,
+        "v_reset": v_reset,
+        "detach_reset": detach,
+        "surrogate_function": surrogate.ATan(),
+        "step_mode": "m",
+        "v_threshold": 0.7,
+    }
+    ref = neuron.ParametricLIFNode(**kw).double()
+    fused = FusedParametricLIFNode(**kw).double()
+    x = torch.randn(6, 3, 5, dtype=torch.float64) * 1.5
+    xr, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yr = torch.cat([ref(xr[:2]), ref(xr[2:])])
+    yf = torch.cat([fused(xf[:2]), fused(xf[2:])])
+    w = torch.randn_like(yr)
+    ((yr * w).sum() + 0.3 * ref.v.sum()).backward()
+    ((yf * w).sum() + 0.3 * fused.v.sum()).backward()
+    assert torch.equal(yr, yf)
+    torch.testing.assert_close(xf.grad, xr.grad, rtol=0, atol=1e-12)
+    assert ref.w.grad.abs() > 0
+    torch.testing.assert_close(fused.w.grad, ref.w.grad, rtol=1e-10, atol=1e-12)
+
+
 def test_gradcheck_of_the_fused_function() -> None:
     """Against finite differences, away from the threshold (the surrogate replaces the true derivative there,
     so gradcheck is run on the state path: spikes held fixed, the reset is soft and not detached)."""
@@ -66,7 +97,7 @@ def test_gradcheck_of_the_fused_function() -> None:
 
     def final_v(x: torch.Tensor, v0: torch.Tensor) -> torch.Tensor:
         # threshold far above: no spike, v follows the linear leak, whose gradient is exact
-        return _FusedMultiStep.apply(x, v0, 0.0, 0.6, 0.4, 0.05, 10.0, None, True, (1, 2.0))[1]
+        return _FusedMultiStep.apply(x, v0, 0.0, None, True, 0.6, 0.4, 0.05, 10.0, None, True, (1, 2.0))[1]
 
     assert torch.autograd.gradcheck(final_v, (x, v0))
 
@@ -76,7 +107,7 @@ def test_factory_builds_fused_nodes_and_resets_them() -> None:
     if_node = neuron_factory(NeuronSpec(type="if"))()
     plif = neuron_factory(NeuronSpec(type="plif"))()
     assert isinstance(lif, FusedLIFNode) and isinstance(if_node, FusedIFNode)
-    assert isinstance(plif, neuron.ParametricLIFNode)
+    assert isinstance(plif, FusedParametricLIFNode)
     lif(torch.ones(2, 3) * 3)
     assert isinstance(lif.v, torch.Tensor)
     functional.reset_net(lif)

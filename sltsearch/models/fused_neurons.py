@@ -15,9 +15,11 @@ sequence, and only the recurrence itself loops over T:
 The dynamics and the gradient are exactly spikingjelly's (``LIFNode`` / ``IFNode``, hard or soft reset,
 ``decay_input`` both ways, ``detach_reset`` both ways); the surrogate derivative is spikingjelly's own
 ``_surrogate_gradient`` for its built-in surrogates. Only the charged potential ``h`` is saved for
-backward. The nodes subclass spikingjelly's, so ``functional.reset_net``, monitors and op counters treat
-them as the usual nodes; on CUDA, for other dtypes, ``store_v_seq`` or a surrogate spikingjelly has no
-id for, they defer to spikingjelly's own implementation (its CUDA kernels are already fused).
+backward. PLIF (`ParametricLIFNode`, learned 1/tau = sigmoid(w)) takes the same path; the gradient of w
+rebuilds v[t-1] from h and the spikes in one vectorised pass. The nodes subclass spikingjelly's, so
+``functional.reset_net``, monitors and op counters treat them as the usual nodes. On CUDA, for other
+dtypes, with ``store_v_seq`` or with a surrogate spikingjelly has no id for, they defer to spikingjelly's
+own implementation (its CUDA kernels are already fused).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class _FusedMultiStep(torch.autograd.Function):
 
     Charge: ``h[t] = decay * v[t-1] + in_scale * x[t] + bias``; fire: ``s[t] = h[t] >= threshold``;
     reset: hard ``v[t] = v_reset`` where fired, soft ``v[t] = h[t] - threshold * s[t]``.
-    Returns (spikes [T, ...], v[T-1]).
+    Returns (spikes [T, ...], v[T-1]). For PLIF, ``w`` is the learned parameter with k = sigmoid(w) = 1/tau
+    (decay = 1 - k, and in_scale = k when the input decays, bias = k * v_reset); it gets its gradient.
     """
 
     @staticmethod
@@ -44,6 +47,8 @@ class _FusedMultiStep(torch.autograd.Function):
         x_seq: torch.Tensor,
         v0: torch.Tensor | None,
         v0_const: float,
+        w: torch.Tensor | None,
+        decay_input: bool,
         decay: float,
         in_scale: float,
         bias: float,
@@ -71,14 +76,14 @@ class _FusedMultiStep(torch.autograd.Function):
                 v = torch.addcmul(h, s, h, value=-1.0)
             else:
                 v = torch.addcmul(h, s, h - v_reset, value=-1.0)
-        ctx.save_for_backward(h_seq)
-        ctx.params = (decay, in_scale, threshold, v_reset, detach_reset, surrogate)
+        ctx.save_for_backward(h_seq, v0, w)
+        ctx.params = (v0_const, decay_input, decay, in_scale, threshold, v_reset, detach_reset, surrogate)
         return spikes, v
 
     @staticmethod
     def backward(ctx: Any, grad_spikes: torch.Tensor | None, grad_v: torch.Tensor | None) -> tuple[Any, ...]:
-        (h_seq,) = ctx.saved_tensors
-        decay, in_scale, threshold, v_reset, detach_reset, (sid, alpha) = ctx.params
+        h_seq, v0, w = ctx.saved_tensors
+        v0_const, decay_input, decay, in_scale, threshold, v_reset, detach_reset, (sid, alpha) = ctx.params
         # sg = scale * sg_unit; the recurrence is linear, so `scale` is applied once at the end
         if sid == 1:  # ATan, the default: (alpha / 2) / (1 + (pi / 2 * alpha * (h - threshold))^2)
             sg = torch.sub(h_seq, threshold).square_().mul_((math.pi / 2 * alpha) ** 2).add_(1.0).reciprocal_()
@@ -105,9 +110,46 @@ class _FusedMultiStep(torch.autograd.Function):
         else:
             for t in range(gh.shape[0] - 2, -1, -1):
                 gh[t].add_(gh[t + 1], alpha=decay)
+        grad_w = None
+        if ctx.needs_input_grad[3]:
+            grad_w = _plif_grad_w(gh, scale, h_seq, v0, v0_const, w, decay_input, threshold, v_reset)
         grad_x = gh.mul_(scale * in_scale) if scale * in_scale != 1.0 else gh
         grad_v0 = grad_x[0] * (decay / in_scale) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_v0, None, None, None, None, None, None, None, None
+        return grad_x, grad_v0, None, grad_w, None, None, None, None, None, None, None, None
+
+
+def _plif_grad_w(
+    gh_unit: torch.Tensor,
+    scale: float,
+    h_seq: torch.Tensor,
+    v0: torch.Tensor | None,
+    v0_const: float,
+    w: torch.Tensor,
+    decay_input: bool,
+    threshold: float,
+    v_reset: float | None,
+) -> torch.Tensor:
+    """dL/dw for PLIF: sum_t dL/dh[t] * dh[t]/dk times dk/dw = k (1 - k), with v[t-1] rebuilt from h and s.
+
+    decay_input: h = v + k (x - v + v_r), so dh/dk = (h - v_prev) / k; otherwise h = v - k (v - v_r) + x,
+    so dh/dk = v_r - v_prev.
+    """
+    k = torch.sigmoid(w.detach()).item()
+    fired = torch.ge(h_seq, threshold, out=torch.empty_like(h_seq))
+    if v_reset is None:
+        v_seq = torch.add(h_seq, fired, alpha=-threshold)
+    else:
+        v_seq = torch.addcmul(h_seq, fired, h_seq - v_reset, value=-1.0)
+    v_prev = torch.empty_like(h_seq)
+    v_prev[1:] = v_seq[:-1]
+    if v0 is not None:
+        v_prev[0] = v0
+    else:
+        v_prev[0] = v0_const
+    reset_value = 0.0 if v_reset is None else v_reset
+    dh_dk = h_seq.sub(v_prev).div_(k) if decay_input else v_prev.neg_().add_(reset_value)
+    grad_k = torch.dot(gh_unit.reshape(-1), dh_dk.reshape(-1)) * scale
+    return (grad_k * (k * (1.0 - k))).to(w.dtype).reshape(w.shape)
 
 
 def fused_multi_step(
@@ -120,9 +162,13 @@ def fused_multi_step(
     v_reset: float | None,
     detach_reset: bool,
     surrogate: tuple[int, float],
+    w: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """LIF (``tau``) or IF (``tau=None``) over [T, ...]; same equations as spikingjelly's nodes."""
+    """LIF (``tau``), IF (``tau=None``) or PLIF (``w``, 1/tau = sigmoid(w)) over [T, ...]; same equations as
+    spikingjelly's nodes."""
     reset_value = 0.0 if v_reset is None else v_reset
+    if w is not None:
+        tau = 1.0 / torch.sigmoid(w.detach()).item()
     if tau is None:
         decay, in_scale, bias = 1.0, 1.0, 0.0
     elif decay_input:
@@ -134,7 +180,7 @@ def fused_multi_step(
     # a node's state starts as a Python float (spikingjelly's reset value): no tensor is materialised for it
     v0_tensor, v0_const = (v0, 0.0) if isinstance(v0, torch.Tensor) else (None, float(v0))
     return _FusedMultiStep.apply(
-        x_seq, v0_tensor, v0_const, decay, in_scale, bias, threshold, v_reset, detach_reset, surrogate
+        x_seq, v0_tensor, v0_const, w, decay_input, decay, in_scale, bias, threshold, v_reset, detach_reset, surrogate
     )
 
 
@@ -187,6 +233,28 @@ class FusedIFNode(neuron.IFNode):
             v_reset=self.v_reset,
             detach_reset=self.detach_reset,
             surrogate=surrogate,
+        )
+        self._memories["v"] = v
+        return spikes
+
+
+class FusedParametricLIFNode(neuron.ParametricLIFNode):
+    """spikingjelly's `ParametricLIFNode` (learned tau) with the fused CPU multi-step path."""
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        surrogate = _fusable(self, x_seq) if not args else None
+        if surrogate is None or self.w.dtype != x_seq.dtype:
+            return super().multi_step_forward(x_seq, *args, **kwargs)
+        spikes, v = fused_multi_step(
+            x_seq,
+            self.v,
+            tau=None,
+            decay_input=self.decay_input,
+            threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            detach_reset=self.detach_reset,
+            surrogate=surrogate,
+            w=self.w,
         )
         self._memories["v"] = v
         return spikes

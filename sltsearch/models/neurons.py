@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from spikingjelly.activation_based import neuron, surrogate
+from spikingjelly.activation_based import surrogate
 from torch import nn
 
-from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode
+from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode, FusedParametricLIFNode
 
 _SURROGATES: dict[str, Callable[..., Any]] = {
     "atan": surrogate.ATan,
@@ -21,8 +21,7 @@ _SURROGATES: dict[str, Callable[..., Any]] = {
 def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
     """A zero-argument constructor of the neuron named by ``spec`` (a `NeuronSpec`), in multi-step mode.
 
-    LIF and IF are spikingjelly's nodes with a fused multi-step path on CPU (`fused_neurons`); PLIF (a
-    learned tau) is spikingjelly's own.
+    LIF, PLIF and IF are spikingjelly's nodes with a fused multi-step path on CPU (`fused_neurons`).
     """
     sg_cls = _SURROGATES[spec.surrogate]
     common = {
@@ -37,7 +36,7 @@ def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
         if spec.type == "lif":
             return FusedLIFNode(tau=spec.tau, surrogate_function=sg, **common)
         if spec.type == "plif":
-            return neuron.ParametricLIFNode(init_tau=spec.tau, surrogate_function=sg, **common)
+            return FusedParametricLIFNode(init_tau=spec.tau, surrogate_function=sg, **common)
         return FusedIFNode(surrogate_function=sg, **common)
 
     return make
