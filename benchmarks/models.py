@@ -198,7 +198,8 @@ def main() -> None:
         "",
         f"Batch {args.batch} digits-shaped samples [1, 8, 8]; the ANN sees {args.batch * args.time_steps} samples"
         " in one single-step pass (same conv/linear arithmetic, arithmetic lower bound for the SNN)."
-        f" Median of {args.steps} alternating steps after {args.warmup} warm-up steps, {threads} torch threads;"
+        f" Median of {args.steps} alternating steps after {args.warmup} warm-up steps,"
+        f" {threads} torch thread{'s' if threads > 1 else ''};"
         f" 1-min load average during timing: {load_txt}"
         + (" (other jobs shared the CPU; absolute ms are inflated, the interleaved ratio less so)." if busy else "."),
         "The SNN runs sltsearch's fused CPU LIF (`sltsearch/models/fused_neurons.py`, same spikes and"
