@@ -158,6 +158,9 @@ class MultiSpSpec(_Strict):
     and MLP weights, reached by magnitude on a geometric schedule over the IMP rounds (unset: the group
     follows ``tickets.prune_rate``); ``pep_binary_weights`` binarizes the ConvPEP convolutions (sign x
     per-output-channel scale); ``pep_binary_activations`` binarizes the ConvPEP output activation.
+    ``pep_first_conv`` exempts the first ConvPEP convolution (it sees real-valued pixels): ``real`` keeps
+    its weights real-valued (pruned with the rest), ``dense`` neither prunes nor binarizes it while
+    ``pep_sparsity`` is still reached over the whole ConvPEP (the other convolutions are pruned further).
     """
 
     patch_keep: float = Field(1.0, gt=0.0, le=1.0, description="fraction of patches (tokens) kept")
@@ -166,6 +169,11 @@ class MultiSpSpec(_Strict):
     pep_binary_activations: bool = False
     attn_sparsity: float | None = Field(None, ge=0.0, lt=1.0, description="attention weight sparsity target")
     mlp_sparsity: float | None = Field(None, ge=0.0, lt=1.0, description="MLP weight sparsity target")
+    pep_first_conv: Literal["same", "real", "dense"] = Field(
+        "same",
+        description="first ConvPEP conv: same as the rest; real: never binarized; dense: never pruned nor "
+        "binarized, pep_sparsity still counts the whole ConvPEP",
+    )
     patch_score_samples: int = Field(512, ge=1, description="training samples the patch scores are taken on")
 
     @property
@@ -308,6 +316,7 @@ PARAM_ALIASES: dict[str, str] = {
     "pep_binary_activations": "multisp.pep_binary_activations",
     "attn_sparsity": "multisp.attn_sparsity",
     "mlp_sparsity": "multisp.mlp_sparsity",
+    "pep_first_conv": "multisp.pep_first_conv",
     "time_steps": "model.time_steps",
     "lr": "train.lr",
     "epochs": "train.epochs",

@@ -47,8 +47,10 @@ class Ticket:
     pep_sparsity: float | None = None  # ConvPEP weight sparsity
     attn_sparsity: float | None = None  # attention (Q/K/V/O) weight sparsity
     mlp_sparsity: float | None = None  # MLP weight sparsity
-    pep_binary_weights: bool | None = None
+    pep_binary_weights: bool | None = None  # the ConvPEP convs are binarized (a first conv may be exempt)
     pep_binary_activations: bool | None = None
+    pep_first_sparsity: float | None = None  # the first ConvPEP conv (real-valued input): its own sparsity
+    pep_first_binary: bool | None = None  # ... and whether it is binarized (False: exempt, pep_first_conv)
 
     @property
     def ticket_id(self) -> str:

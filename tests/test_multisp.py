@@ -144,7 +144,30 @@ def test_trial_records_every_level():
     assert ticket.tokens_kept == 8 and ticket.patch_keep == 0.5
     assert ticket.pep_sparsity == pytest.approx(0.9, abs=1e-3)
     assert ticket.pep_binary_weights and ticket.pep_binary_activations
+    assert ticket.pep_first_binary and ticket.pep_first_sparsity > 0
     assert ticket.energy_uj < dense.energy_uj
+
+
+@pytest.mark.slow
+def test_trial_with_dense_first_conv_over_rounds():
+    from sltsearch.trial import run_trial
+
+    spec = parse_spec(
+        {
+            "model": {"name": "spikformer", "preset": "tiny", "time_steps": 1,
+                      "options": {"embed_dim": 16, "pep_channels": [8, 16]}},
+            "data": {"batch_size": 128},
+            "train": {"epochs": 1},
+            "tickets": {"rounds": 2, "prune_rate": 0.3},
+            "objective": {"energy": {"samples": 32}},
+            "multisp": {"pep_sparsity": 0.9, "pep_binary_weights": True, "pep_first_conv": "dense"},
+        }
+    )
+    dense, first, second = run_trial(spec, {})
+    assert dense.pep_first_sparsity == 0.0 and dense.pep_first_binary is False
+    assert first.pep_sparsity == pytest.approx(1 - 0.1**0.5, abs=1e-3)  # geometric schedule
+    assert second.pep_sparsity == pytest.approx(0.9, abs=1e-3)
+    assert second.pep_first_sparsity == 0.0 and second.pep_first_binary is False and second.pep_binary_weights
 
 
 def test_every_level_works_on_one_d_signals():
@@ -177,3 +200,47 @@ def test_every_level_works_on_one_d_signals():
     out = model(x)
     out.sum().backward()
     assert out.shape == (8, 10)
+
+
+def test_first_conv_real_keeps_it_out_of_binarization():
+    model, data = _model()
+    multisp.set_binary(model, weights=True, activations=False, first_real=True)
+    pe = model.body.patch_embed
+    convs = [m for m in pe.modules() if hasattr(m, "binary_weights")]
+    assert not convs[0].sltsearch_binary and all(m.sltsearch_binary for m in convs[1:])
+    fields = multisp.ticket_fields(model)
+    assert fields["pep_binary_weights"] and fields["pep_first_binary"] is False
+    _, layers = _energy(model, data)
+    assert layers[FIRST].macs > 0 and layers[FIRST].binary_ops == 0  # real weights on real pixels: MACs
+    assert layers["body.patch_embed.stages.1.conv_bn.block.0"].binary_ops > 0
+
+
+def test_first_conv_dense_counts_in_the_whole_convpep_target():
+    model, _ = _model()
+    msp = MultiSpSpec(pep_sparsity=0.9, pep_first_conv="dense")
+    assert multisp.first_pep_conv(model) == FIRST
+    for r in (1, 2, 3):
+        attach_masks(model, multisp.prune_groups(model, msp, 0.3, "global", r, 3))
+    fields = multisp.ticket_fields(model)
+    assert fields["pep_first_sparsity"] == 0.0
+    assert fields["pep_sparsity"] == pytest.approx(0.9, abs=1e-3)  # the whole ConvPEP, first conv included
+    rest = [n for n, g in multisp.layer_groups(model).items() if g == "pep" and n != FIRST]
+    layers = dict(model.named_modules())
+    rest_sparsity = sum(int((layers[n].weight == 0).sum()) for n in rest) / sum(layers[n].weight.numel() for n in rest)
+    assert rest_sparsity > 0.9
+    # unreachable: the first conv alone is 72 of 3,528 ConvPEP weights (2 %)
+    with pytest.raises(SpecError, match="cannot be reached with pep_first_conv: dense"):
+        multisp.check_reachable(model, MultiSpSpec(pep_sparsity=0.99, pep_first_conv="dense"))
+    multisp.check_reachable(model, MultiSpSpec(pep_sparsity=0.97, pep_first_conv="dense"))
+
+
+def test_pep_first_conv_is_searchable_and_validated():
+    spec = parse_spec(
+        {"model": {"name": "spikformer"},
+         "space": {"pep_first_conv": {"type": "categorical", "choices": ["same", "real", "dense"]}}}
+    )
+    assert spec.with_params({"pep_first_conv": "dense"}).multisp.pep_first_conv == "dense"
+    with pytest.raises(SpecError, match="pep_first_conv"):
+        parse_spec({"model": {"name": "spikformer"}, "multisp": {"pep_first_conv": "frozen"}})
+    with pytest.raises(SpecError, match="has no ConvPEP"):
+        parse_spec({"multisp": {"pep_first_conv": "real"}})
