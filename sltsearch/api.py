@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from sltsearch.cache import StageCache
 from sltsearch.errors import SpecError
@@ -73,14 +74,22 @@ def run(
     n_trials: int | None = None,
     storage: str | None = None,
     device: str | None = None,
+    threads: int | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
 
     ``n_trials`` overrides ``search.n_trials`` (the total the study should hold); ``storage`` an RDB URL
-    shared by several workers. Rerunning into the same folder resumes: finished stages and trials are kept.
+    shared by several workers. ``threads`` sets torch's CPU threads for this process: several workers on
+    one machine should split the cores between them, because oversubscribed torch threads slow the small
+    ops of SNN training down by an order of magnitude. Rerunning into the same folder resumes: finished
+    stages and trials are kept.
     """
     spec = _as_spec(spec)
+    if threads is not None:
+        if threads < 1:
+            raise SpecError(f"--threads: must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
     if n_trials is not None:
         if n_trials < 1:
             raise SpecError(f"--trials: must be at least 1, got {n_trials}")

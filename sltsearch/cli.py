@@ -66,6 +66,7 @@ FRONT_COLUMNS = {
     "param_pep_binary_activations": "bin a",
     "param_attn_sparsity": "attn",
     "param_mlp_sparsity": "mlp",
+    "param_pep_first_conv": "1st",
 }
 
 
@@ -166,13 +167,26 @@ def run(
         str | None, typer.Option(help="RDB URL shared by many workers (e.g. postgresql://...)")
     ] = None,
     device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="torch CPU threads for this worker (default: all cores); split the cores between"
+            " workers that share a machine"
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
 ) -> None:
     """Run (or resume) a search and print the Pareto front of its tickets."""
     display = None if quiet else _RunDisplay()
     try:
         result = api.run(
-            spec, run_dir=run_dir, n_trials=trials, storage=storage, device=device, on_event=display
+            spec,
+            run_dir=run_dir,
+            n_trials=trials,
+            storage=storage,
+            device=device,
+            threads=threads,
+            on_event=display,
         )
     finally:
         if display:

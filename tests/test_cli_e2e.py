@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest import tiny_spec_dict, write_spec
 from typer.testing import CliRunner
 
@@ -142,3 +143,16 @@ def test_bad_trials_flag_and_bad_run_dir(tmp_path: Path, tiny_spec_file: Path) -
     assert result.returncode == 2 and "--trials" in result.stderr
     result = _cli("pareto", str(tmp_path))
     assert result.returncode == 2 and "not a run folder" in result.stderr
+
+
+def test_threads_option_is_validated_and_applied(tiny_spec_file: Path, tmp_path: Path) -> None:
+    """--threads 0 is a one-line error; a valid value sets torch's threads for the worker and the run works."""
+    bad = _cli("run", str(tiny_spec_file), "--threads", "0", "--run-dir", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "--threads" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    before = torch.get_num_threads()
+    try:
+        result = sltsearch.run(tiny_spec_file, run_dir=tmp_path / "ok", n_trials=1, threads=1)
+        assert torch.get_num_threads() == 1 and not result.tickets.empty
+    finally:
+        torch.set_num_threads(before)
