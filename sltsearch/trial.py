@@ -34,6 +34,7 @@ from sltsearch.data import DataSplits, build_data, make_loader
 from sltsearch.device import resolve_device, seed_everything
 from sltsearch.energy import measure_energy
 from sltsearch.models import SpikingClassifier, build_model
+from sltsearch.models.registry import resolved_options
 from sltsearch.spec import Spec
 from sltsearch.ticket import Ticket
 from sltsearch.tickets import (
@@ -93,6 +94,7 @@ def _dense_key(spec: Spec) -> str:
         {
             "data": spec.data.model_dump(mode="json"),
             "model": spec.model.model_dump(mode="json"),
+            "model_options": resolved_options(spec.model),
             "train": train,
             "seed": spec.seed,
         }

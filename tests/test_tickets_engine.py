@@ -222,3 +222,15 @@ def test_early_bird_draws_the_mask_during_dense_training(tmp_path: Path) -> None
     assert tickets[-1].sparsity == pytest.approx(0.8, abs=1e-3)
     meta, _ = cache.load("imp", tickets[-1].stage_key)
     assert 1 <= meta["eb_epoch"] <= 2 and meta["eb_distances"]
+
+
+def test_dense_cache_key_follows_the_preset_values_not_just_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preset whose sizes change between versions must not reuse a cached dense net of the old shape."""
+    from sltsearch.models.registry import MODELS
+
+    spec = parse_spec(tiny_spec_dict())
+    before = trial_mod._dense_key(spec)
+    family = MODELS[spec.model.name]
+    wider = {**family.presets[spec.model.preset], "channels": [8, 16]}
+    monkeypatch.setitem(family.presets, spec.model.preset, wider)
+    assert trial_mod._dense_key(spec) != before

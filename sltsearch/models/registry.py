@@ -35,6 +35,18 @@ register_model("spiking_vgg", ModelFamily(vgg.build_spiking_vgg, vgg.PRESETS))
 register_model("spiking_resnet", ModelFamily(resnet.build_spiking_resnet, resnet.PRESETS))
 
 
+def resolved_options(spec: Any) -> dict[str, Any]:
+    """The sizes a `ModelSpec` resolves to: its preset's values overridden by explicit ``options``.
+
+    Stage-cache keys include these, not just the preset name, so a cache written before a preset changed
+    is never loaded into a model of a different shape.
+    """
+    family = MODELS.get(spec.name)
+    if family is None or spec.preset not in family.presets:
+        return dict(spec.options)
+    return {**family.presets[spec.preset], **spec.options}
+
+
 def build_model(
     spec: Any, input_shape: tuple[int, ...], num_classes: int, frames: bool = False
 ) -> SpikingClassifier:
@@ -46,7 +58,7 @@ def build_model(
         raise SpecError(
             f"model.preset: unknown preset '{spec.preset}' for {spec.name}; known: {', '.join(family.presets)}"
         )
-    options = {**family.presets[spec.preset], **spec.options}
+    options = resolved_options(spec)
     try:
         body = family.build(tuple(input_shape), num_classes, neuron_factory(spec.neuron), options)
     except ValueError as err:
