@@ -21,427 +21,33 @@ rewind point, pruning schedule so far, strategy, control), so a rerun skips what
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-import torch
-
-from sltsearch.cache import StageCache, content_key
-from sltsearch.data import DataSplits, build_data, make_loader
-from sltsearch.device import resolve_device, seed_everything
-from sltsearch.energy import measure_energy
-from sltsearch.models import SpikingClassifier, build_model
-from sltsearch.models.registry import resolved_options
+from sltsearch import stages
+from sltsearch.cache import content_key
+from sltsearch.data import make_loader
 from sltsearch.spec import Spec
+from sltsearch.stages import early_bird_masks, pretrain_iterations
 from sltsearch.ticket import Ticket
 from sltsearch.tickets import (
-    attach_masks,
     current_masks,
     magnitude_prune,
-    mask_distance,
-    mask_stats,
     multisp,
-    random_masks,
-    reinit_state,
     resolve_layers,
-    rewind,
 )
-from sltsearch.train import evaluate, fit, lr_at, make_optimizer, state_copy, train_one_epoch
+from sltsearch.trial_context import TrialAborted, TrialContext, TrialSetup, prepare
 
-MAIN_KINDS = ("dense", "imp", "one_shot", "early_bird", "early_time")
-
-
-class TrialAborted(Exception):
-    """Raised by a reporter to stop a trial early (e.g. a driver pruning it); earlier tickets stand."""
-
-
-@dataclass
-class TrialContext:
-    """What a driver hands a trial: its number, the stage cache, where to report, and the device."""
-
-    trial_number: int = 0
-    cache: StageCache = field(default_factory=lambda: StageCache(None))
-    report: Callable[[Ticket], None] | None = None
-    on_progress: Callable[[dict[str, Any]], None] | None = None
-    device: str | None = None
-    data_memo: dict[str, DataSplits] = field(default_factory=dict)
-    # states trained or loaded during this trial (dense checkpoints by epoch, iteration rewind points), so a
-    # trial without a disk cache can still rewind; they live as long as the context, never the process
-    dense_checkpoints: dict[str, dict[int, dict[str, torch.Tensor]]] = field(default_factory=dict)
-    rewind_states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-
-    def progress(self, **event: Any) -> None:
-        if self.on_progress:
-            self.on_progress({"trial": self.trial_number, **event})
-
-
-@dataclass
-class _Setup:
-    spec: Spec
-    data: DataSplits
-    device: torch.device
-    train_loader: Any
-    val_loader: Any
-    test_loader: Any
-
-
-def _dense_key(spec: Spec) -> str:
-    train = spec.train.model_dump(mode="json", exclude={"device"})
-    return content_key(
-        {
-            "data": spec.data.model_dump(mode="json"),
-            "model": spec.model.model_dump(mode="json"),
-            "model_options": resolved_options(spec.model),
-            "train": train,
-            "seed": spec.seed,
-        }
-    )
-
-
-def _round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[str, ...] = ()) -> str:
-    t = spec.tickets
-    parts: dict[str, Any] = {
-        "dense": dense_key,
-        "rewind_epoch": t.rewind_epoch,
-        "scope": t.scope,
-        "rates": rates,
-    }
-    # new fields only enter the hash when set, so keys of plain IMP runs stay as they were
-    if t.rewind_iteration is not None:
-        parts["rewind_iteration"] = t.rewind_iteration
-    if exclude:
-        parts["keep_dense"] = list(exclude)
-    if t.strategy == "early_bird":
-        parts["early_bird"] = [t.eb_threshold, t.eb_window]
-    if spec.multisp.active:  # MultiSp (sltsearch.tickets.multisp)
-        parts["multisp"] = spec.multisp.model_dump(mode="json")
-        parts["multisp_rounds"] = len(spec.tickets.round_rates())  # group targets are scheduled over all rounds
-    return content_key(parts)
-
-
-def _new_model(setup: _Setup) -> SpikingClassifier:
-    seed_everything(setup.spec.seed)
-    frames = setup.data.time_steps is not None
-    model = build_model(setup.spec.model, setup.data.input_shape, setup.data.num_classes, frames=frames)
-    model = model.to(setup.device)
-    attach_masks(model)
-    return model
-
-
-def _train_loader(setup: _Setup, stage_seed: int) -> Any:
-    return make_loader(setup.data.train, setup.spec.data.batch_size, shuffle=True, seed=stage_seed)
-
-
-def _dense_stage(setup: _Setup, model: SpikingClassifier, ctx: TrialContext) -> tuple[dict[str, Any], bool]:
-    """Train (or load) the dense network; keeps it in ``model``. Returns its metadata and whether cached."""
-    spec, cache, key = setup.spec, ctx.cache, _dense_key(setup.spec)
-    with cache.lock("dense", key):
-        if cache.has("dense", key):
-            meta, tensors = cache.load("dense", key, ["final"])
-            model.load_state_dict(tensors["final"])
-            return meta, True
-        ctx.progress(stage="dense", round=0)
-        result = fit(
-            model,
-            _train_loader(setup, spec.seed),
-            setup.val_loader,
-            spec.train,
-            setup.device,
-            keep_checkpoints=True,
-            on_epoch=lambda e, acc: ctx.progress(stage="dense", epoch=e, val=acc),
-        )
-        meta = {
-            "best_epoch": result.best_epoch,
-            "val_accuracy": result.val_accuracy,
-            "history": result.history,
-        }
-        tensors = {f"epoch_{k:03d}": s for k, s in result.checkpoints.items()}
-        tensors["final"] = state_copy(model)
-        cache.store("dense", key, meta, tensors)
-        ctx.dense_checkpoints[key] = result.checkpoints
-        return meta, False
-
-
-def _dense_checkpoint(setup: _Setup, ctx: TrialContext, epoch: int) -> dict[str, torch.Tensor]:
-    """The dense run's state at the start of ``epoch`` (0 = initialisation)."""
-    key = _dense_key(setup.spec)
-    if key in ctx.dense_checkpoints:
-        return ctx.dense_checkpoints[key][epoch]
-    _, tensors = ctx.cache.load("dense", key, [f"epoch_{epoch:03d}"])
-    return tensors[f"epoch_{epoch:03d}"]
-
-
-def _rewind_state(setup: _Setup, ctx: TrialContext) -> dict[str, torch.Tensor]:
-    return _rewind_point(setup, ctx)[0]
-
-
-def _rewind_point(setup: _Setup, ctx: TrialContext) -> tuple[dict[str, torch.Tensor], int]:
-    """(state to rewind the survivors to, epoch the retraining starts at).
-
-    ``rewind_epoch`` k: the dense checkpoint at the start of epoch k. ``rewind_iteration`` k: the dense run
-    replayed for k optimizer steps (same init, data order and schedule, so on the same machine it is the
-    dense run's own state after k steps; cached as stage ``rewind``); retraining then runs whole epochs
-    from the epoch holding step k. Either way the optimizer starts fresh and the LR schedule is the
-    dense run's, replayed by absolute epoch.
-    """
-    spec, k_iter = setup.spec, setup.spec.tickets.rewind_iteration
-    if k_iter is None:
-        k = spec.tickets.rewind_epoch
-        return _dense_checkpoint(setup, ctx, k), k
-    per_epoch = len(_train_loader(setup, spec.seed))
-    start_epoch = min(k_iter // per_epoch, spec.train.epochs - 1)
-    key = content_key({"dense": _dense_key(spec), "rewind_iteration": k_iter})
-    with ctx.cache.lock("rewind", key):
-        if key in ctx.rewind_states:
-            return ctx.rewind_states[key], start_epoch
-        if ctx.cache.has("rewind", key):
-            _, tensors = ctx.cache.load("rewind", key, ["state"])
-            state = tensors["state"]
-        else:
-            state = pretrain_iterations(setup, k_iter)
-            ctx.cache.store("rewind", key, {"iteration": k_iter, "start_epoch": start_epoch}, {"state": state})
-        ctx.rewind_states[key] = state
-    return state, start_epoch
-
-
-def pretrain_iterations(setup: _Setup, iterations: int) -> dict[str, torch.Tensor]:
-    """The dense run's state after ``iterations`` optimizer steps, replayed from the same init and seeds."""
-    spec = setup.spec
-    model = _new_model(setup)
-    loader = _train_loader(setup, spec.seed)
-    optimizer = make_optimizer(model, spec.train)
-    done, epoch = 0, 0
-    while done < iterations and epoch < spec.train.epochs:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(spec.train, epoch)
-        steps = min(len(loader), iterations - done)
-        train_one_epoch(model, loader if steps == len(loader) else itertools.islice(loader, steps), optimizer,
-                        setup.device)
-        done += steps
-        epoch += 1
-    return state_copy(model)
-
-
-def _measure(
-    setup: _Setup,
-    model: SpikingClassifier,
-    ctx: TrialContext,
-    *,
-    round_: int,
-    kind: str,
-    params: dict[str, Any],
-    best_epoch: int,
-    epochs: int,
-    started: float,
-    key: str,
-    cached: bool,
-) -> Ticket:
-    spec = setup.spec
-    stats = mask_stats(current_masks(model))
-    energy = measure_energy(
-        model, setup.val_loader, setup.device, spec.objective.energy, spec.objective.energy.samples
-    )
-    return Ticket(
-        trial=ctx.trial_number,
-        round=round_,
-        kind=kind,
-        params=dict(params),
-        seed=spec.seed,
-        time_steps=spec.model.time_steps,
-        sparsity=stats.sparsity,
-        density=stats.density,
-        nonzero_params=stats.remaining,
-        prunable_params=stats.total,
-        val_accuracy=evaluate(model, setup.val_loader, setup.device),
-        test_accuracy=evaluate(model, setup.test_loader, setup.device),
-        energy_uj=energy.energy_uj,
-        macs=energy.macs,
-        acs=energy.acs,
-        firing_rate=energy.firing_rate,
-        best_epoch=best_epoch,
-        epochs_trained=epochs,
-        wall_time_s=time.perf_counter() - started,
-        stage_key=key,
-        cached=cached,
-        layer_sparsity=stats.per_layer,
-        **multisp.ticket_fields(model),
-        binary_ops=energy.binary_ops,
-        total_params=energy.params,
-        total_nonzero_params=energy.nonzero_params,
-        storage_bits=energy.storage_bits,
-        dense_storage_bits=energy.dense_storage_bits,
-    )
-
-
-def _emit(ticket: Ticket, tickets: list[Ticket], ctx: TrialContext) -> None:
-    tickets.append(ticket)
-    ctx.progress(stage="ticket", round=ticket.round, val=ticket.val_accuracy, sparsity=ticket.sparsity)
-    if ctx.report:
-        ctx.report(ticket)
-
-
-def prepare(spec: Spec, ctx: TrialContext) -> _Setup:
-    """Data, loaders and device for a concrete (already parameterised) spec."""
-    data_key = content_key(spec.data.model_dump(mode="json"))
-    if data_key not in ctx.data_memo:
-        ctx.data_memo[data_key] = build_data(spec.data)
-    data = ctx.data_memo[data_key]
-    device = resolve_device(ctx.device or spec.train.device)
-    ebs = spec.data.eval_batch_size
-    return _Setup(
-        spec,
-        data,
-        device,
-        None,
-        make_loader(data.val, ebs, shuffle=False),
-        make_loader(data.test, ebs, shuffle=False),
-    )
-
-
-def _search_spec(tspec: Spec) -> Spec:
-    """The spec masks are searched under: model.time_steps = T_search for early-time tickets."""
-    ts = tspec.tickets.time_steps_search
-    if ts is None or ts == tspec.model.time_steps:
-        return tspec
-    return tspec.model_copy(update={"model": tspec.model.model_copy(update={"time_steps": ts})})
-
-
-def _load_stage_state(model: SpikingClassifier, state: dict[str, torch.Tensor]) -> None:
-    """Install a cached stage's state, masks included."""
-    attach_masks(model, {n[: -len(".weight_mask")]: v for n, v in state.items() if n.endswith(".weight_mask")})
-    model.load_state_dict(state)
-
-
-def _train_stage(
-    setup: _Setup,
-    model: SpikingClassifier,
-    ctx: TrialContext,
-    *,
-    kind: str,
-    key: str,
-    masks: dict[str, torch.Tensor],
-    start_state: dict[str, torch.Tensor],
-    start_epoch: int,
-    stage_seed: int,
-    round_: int,
-    extra_meta: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """Rewind ``model`` to ``start_state`` under ``masks`` and retrain from ``start_epoch`` (or load the
-    cached result of exactly that). Returns the stage metadata and whether it came from the cache."""
-    with ctx.cache.lock(kind, key):
-        if ctx.cache.has(kind, key):
-            meta, tensors = ctx.cache.load(kind, key)
-            _load_stage_state(model, tensors["state"])
-            return meta, True
-        ctx.progress(stage=kind, round=round_)
-        rewind(model, start_state, masks)
-        result = fit(
-            model,
-            _train_loader(setup, stage_seed),
-            setup.val_loader,
-            setup.spec.train,
-            setup.device,
-            start_epoch=start_epoch,
-            on_epoch=lambda e, acc: ctx.progress(stage=kind, round=round_, epoch=e, val=acc),
-        )
-        meta = {
-            "best_epoch": result.best_epoch,
-            "val_accuracy": result.val_accuracy,
-            "history": result.history,
-            "start_epoch": start_epoch,
-            **(extra_meta or {}),
-        }
-        ctx.cache.store(kind, key, meta, {"state": state_copy(model)})
-        return meta, False
-
-
-def early_bird_masks(
-    setup: _Setup, ctx: TrialContext, rate: float, exclude: tuple[str, ...]
-) -> tuple[dict[str, torch.Tensor], int, list[float]]:
-    """Early-Bird ticket (You et al., ICLR 2020): after every dense epoch e, the magnitude mask at ``rate``;
-    stop at the first epoch whose last ``eb_window`` consecutive mask distances are all < ``eb_threshold``.
-    Returns (mask, epoch it was drawn at, distances); without convergence, the last epoch's mask."""
-    spec = setup.spec
-    scratch = _new_model(setup)
-    previous: dict[str, torch.Tensor] | None = None
-    distances: list[float] = []
-    masks: dict[str, torch.Tensor] = {}
-    for epoch in range(1, spec.train.epochs):
-        state = {k: v for k, v in _dense_checkpoint(setup, ctx, epoch).items() if not k.endswith("weight_mask")}
-        scratch.load_state_dict(state, strict=False)
-        attach_masks(scratch)
-        masks = magnitude_prune(scratch, rate, spec.tickets.scope, exclude)
-        if previous is not None:
-            distances.append(mask_distance(previous, masks))
-            window = distances[-spec.tickets.eb_window :]
-            if len(window) == spec.tickets.eb_window and max(window) < spec.tickets.eb_threshold:
-                return masks, epoch, distances
-        previous = masks
-    return masks, spec.train.epochs - 1, distances
-
-
-def _fresh_weights(setup: _Setup, seed: int) -> dict[str, torch.Tensor]:
-    """A freshly initialised model's state (another seed) for the random re-init control."""
-    fresh = _new_model(replace(setup, spec=setup.spec.model_copy(update={"seed": seed})))
-    return state_copy(fresh)
-
-
-def _controls(
-    setup: _Setup,
-    ctx: TrialContext,
-    *,
-    round_: int,
-    round_key: str,
-    masks: dict[str, torch.Tensor],
-    start_state: dict[str, torch.Tensor],
-    start_epoch: int,
-    params: dict[str, Any],
-    tickets: list[Ticket],
-) -> None:
-    """The round's control tickets: same per-layer density at random positions, or same mask, fresh weights.
-    Both start from the same epoch and train for the same budget as the ticket they control."""
-    spec = setup.spec
-    for control in spec.tickets.controls:
-        started = time.perf_counter()
-        key = content_key({"round": round_key, "control": control})
-        seed = spec.seed + 1_000 * round_ + 17
-        if control == "random_prune":
-            ctl_masks, ctl_state = random_masks(masks, seed), start_state
-        else:
-            ctl_masks, ctl_state = masks, reinit_state(start_state, _fresh_weights(setup, seed))
-        model = _new_model(setup)
-        meta, cached = _train_stage(
-            setup,
-            model,
-            ctx,
-            kind="control",
-            key=key,
-            masks=ctl_masks,
-            start_state=ctl_state,
-            start_epoch=start_epoch,
-            stage_seed=spec.seed + round_,
-            round_=round_,
-        )
-        _emit(
-            _measure(
-                setup,
-                model,
-                ctx,
-                round_=round_,
-                kind=control,
-                params=params,
-                best_epoch=meta["best_epoch"],
-                epochs=spec.train.epochs - start_epoch,
-                started=started,
-                key=key,
-                cached=cached,
-            ),
-            tickets,
-            ctx,
-        )
+__all__ = [
+    "TrialAborted",
+    "TrialContext",
+    "TrialSetup",
+    "early_bird_masks",
+    "prepare",
+    "pretrain_iterations",
+    "run_trial",
+]
 
 
 def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = None) -> list[Ticket]:
@@ -451,17 +57,17 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     """
     ctx = ctx or TrialContext()
     tspec = spec.with_params(params)
-    sspec = _search_spec(tspec)
+    sspec = stages.search_spec(tspec)
     early_time = sspec is not tspec
     setup = prepare(sspec, ctx)
     tickets: list[Ticket] = []
 
     started = time.perf_counter()
-    model = _new_model(setup)
-    dense_meta, cached = _dense_stage(setup, model, ctx)
-    dense_key = _dense_key(sspec)
-    _emit(
-        _measure(
+    model = stages.new_model(setup)
+    dense_meta, cached = stages.dense_stage(setup, model, ctx)
+    dense_key = stages.dense_key(sspec)
+    stages.emit(
+        stages.measure(
             setup,
             model,
             ctx,
@@ -482,7 +88,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     t = sspec.tickets
     all_rates = t.round_rates()
     exclude = resolve_layers(model, t.keep_dense)
-    start_state, k = _rewind_point(setup, ctx)
+    start_state, k = stages.rewind_point(setup, ctx)
     # MultiSp hook: fixes the patch mask / binarization on the trained dense model, carries them into the
     # rewind state and prunes ConvPEP / attention / MLP to their own targets (None unless spec.multisp is set)
     score_loader = make_loader(setup.data.train, sspec.data.eval_batch_size, shuffle=False)
@@ -495,16 +101,16 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     for round_, rate in enumerate(all_rates, start=1):
         started = time.perf_counter()
         rates.append(rate)
-        key = _round_key(dense_key, sspec, rates, exclude)
+        key = stages.round_key(dense_key, sspec, rates, exclude)
         extra: dict[str, Any] = {}
         if t.strategy == "early_bird":
-            masks, eb_epoch, distances = early_bird_masks(setup, ctx, rate, exclude)
+            masks, eb_epoch, distances = stages.early_bird_masks(setup, ctx, rate, exclude)
             extra = {"eb_epoch": eb_epoch, "eb_distances": distances}
         elif msp is not None:
             masks = msp.prune(model, rate, t.scope, round_, len(all_rates), exclude)
         else:
             masks = magnitude_prune(model, rate, t.scope, exclude)
-        meta, cached = _train_stage(
+        meta, cached = stages.train_stage(
             setup,
             model,
             ctx,
@@ -518,7 +124,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             extra_meta=extra,
         )
         masks = current_masks(model)
-        ticket = _measure(
+        ticket = stages.measure(
             setup,
             model,
             ctx,
@@ -531,11 +137,20 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             key=key,
             cached=cached,
         )
-        _emit(ticket, tickets, ctx)
+        stages.emit(ticket, tickets, ctx)
         final = ticket
         if not early_time:
-            _controls(setup, ctx, round_=round_, round_key=key, masks=masks, start_state=start_state,
-                      start_epoch=k, params=params, tickets=tickets)
+            stages.controls(
+                setup,
+                ctx,
+                round_=round_,
+                round_key=key,
+                masks=masks,
+                start_state=start_state,
+                start_epoch=k,
+                params=params,
+                tickets=tickets,
+            )
 
     if early_time and all_rates:
         # early-time ticket: the mask found at T_search, rewound and trained once at the full T
@@ -544,7 +159,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
         fsetup = replace(setup, spec=tspec)
         model.time_steps = tspec.model.time_steps
         fkey = content_key({"search_round": key, "time_steps": tspec.model.time_steps})
-        meta, cached = _train_stage(
+        meta, cached = stages.train_stage(
             fsetup,
             model,
             ctx,
@@ -556,7 +171,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             stage_seed=tspec.seed + len(all_rates) + 1,
             round_=len(all_rates),
         )
-        final = _measure(
+        final = stages.measure(
             fsetup,
             model,
             ctx,
@@ -569,7 +184,16 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             key=fkey,
             cached=cached,
         )
-        _emit(final, tickets, ctx)
-        _controls(fsetup, ctx, round_=len(all_rates), round_key=fkey, masks=masks, start_state=start_state,
-                  start_epoch=k, params=params, tickets=tickets)
+        stages.emit(final, tickets, ctx)
+        stages.controls(
+            fsetup,
+            ctx,
+            round_=len(all_rates),
+            round_key=fkey,
+            masks=masks,
+            start_state=start_state,
+            start_epoch=k,
+            params=params,
+            tickets=tickets,
+        )
     return [tk for tk in tickets if tk is not final] + [final]

@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_spec_dict
 from torch import nn
 
-import sltsearch.trial as trial_mod
+import sltsearch.stages as stages
 from sltsearch.cache import StageCache
 from sltsearch.models import build_model
 from sltsearch.spec import parse_spec, rates_to_target
@@ -181,12 +181,12 @@ def test_rewind_iteration_is_the_dense_state_after_k_steps(controlled) -> None:
     spec, cache, _ = controlled
     ctx = TrialContext(cache=cache)
     setup = prepare(spec, ctx)
-    per_epoch = len(trial_mod._train_loader(setup, spec.seed))
+    per_epoch = len(stages.train_loader(setup, spec.seed))
     replayed = pretrain_iterations(setup, per_epoch)  # k = one epoch of steps
-    dense_epoch1 = trial_mod._dense_checkpoint(setup, ctx, 1)
+    dense_epoch1 = stages.dense_checkpoint(setup, ctx, 1)
     for key, value in dense_epoch1.items():
         assert torch.equal(replayed[key], value), key
-    state, start = trial_mod._rewind_point(
+    state, start = stages.rewind_point(
         prepare(spec.with_params({"tickets.rewind_iteration": per_epoch + 2}), ctx), ctx
     )
     assert start == 1 and set(state) == set(dense_epoch1)
@@ -194,13 +194,13 @@ def test_rewind_iteration_is_the_dense_state_after_k_steps(controlled) -> None:
 
 def test_early_time_searches_at_t_search_and_trains_final_at_t(monkeypatch, tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
-    real_fit = trial_mod.fit
+    real_fit = stages.fit
 
     def spy(model, *args, **kwargs):
         calls.append((model.time_steps, kwargs.get("start_epoch", 0)))
         return real_fit(model, *args, **kwargs)
 
-    monkeypatch.setattr(trial_mod, "fit", spy)
+    monkeypatch.setattr(stages, "fit", spy)
     data = tiny_spec_dict(tickets={"rounds": 1, "time_steps_search": 1}, train={"epochs": 1})
     data.pop("space")
     tickets = run_trial(parse_spec(data), {}, TrialContext(cache=StageCache(tmp_path)))
@@ -229,8 +229,8 @@ def test_dense_cache_key_follows_the_preset_values_not_just_its_name(monkeypatch
     from sltsearch.models.registry import MODELS
 
     spec = parse_spec(tiny_spec_dict())
-    before = trial_mod._dense_key(spec)
+    before = stages.dense_key(spec)
     family = MODELS[spec.model.name]
     wider = {**family.presets[spec.model.preset], "channels": [8, 16]}
     monkeypatch.setitem(family.presets, spec.model.preset, wider)
-    assert trial_mod._dense_key(spec) != before
+    assert stages.dense_key(spec) != before
