@@ -196,65 +196,49 @@ def _fusable(node: neuron.BaseNode, x_seq: torch.Tensor) -> tuple[int, float] | 
     return _surrogate_spec(node.surrogate_function)
 
 
-class FusedLIFNode(neuron.LIFNode):
+class _FusedMultiStepNode:
+    """The fused multi-step forward shared by the nodes below; each names its dynamics in `_dynamics`."""
+
+    def _dynamics(self) -> dict[str, Any]:
+        """``tau`` (None for IF), ``decay_input`` and, for PLIF, ``w``: the node-specific arguments."""
+        raise NotImplementedError
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        node: Any = self
+        dynamics = self._dynamics()
+        surrogate = _fusable(node, x_seq) if not args else None
+        w = dynamics.get("w")
+        if surrogate is None or (w is not None and w.dtype != x_seq.dtype):
+            return super().multi_step_forward(x_seq, *args, **kwargs)  # type: ignore[misc]
+        spikes, v = fused_multi_step(
+            x_seq,
+            node.v,
+            threshold=node.v_threshold,
+            v_reset=node.v_reset,
+            detach_reset=node.detach_reset,
+            surrogate=surrogate,
+            **dynamics,
+        )
+        node._memories["v"] = v
+        return spikes
+
+
+class FusedLIFNode(_FusedMultiStepNode, neuron.LIFNode):
     """spikingjelly's `LIFNode` with the fused CPU multi-step path (see the module docstring)."""
 
-    def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        surrogate = _fusable(self, x_seq) if not args else None
-        if surrogate is None:
-            return super().multi_step_forward(x_seq, *args, **kwargs)
-        spikes, v = fused_multi_step(
-            x_seq,
-            self.v,
-            tau=self.tau,
-            decay_input=self.decay_input,
-            threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            detach_reset=self.detach_reset,
-            surrogate=surrogate,
-        )
-        self._memories["v"] = v
-        return spikes
+    def _dynamics(self) -> dict[str, Any]:
+        return {"tau": self.tau, "decay_input": self.decay_input}
 
 
-class FusedIFNode(neuron.IFNode):
+class FusedIFNode(_FusedMultiStepNode, neuron.IFNode):
     """spikingjelly's `IFNode` with the fused CPU multi-step path (see the module docstring)."""
 
-    def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        surrogate = _fusable(self, x_seq) if not args else None
-        if surrogate is None:
-            return super().multi_step_forward(x_seq, *args, **kwargs)
-        spikes, v = fused_multi_step(
-            x_seq,
-            self.v,
-            tau=None,
-            decay_input=True,
-            threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            detach_reset=self.detach_reset,
-            surrogate=surrogate,
-        )
-        self._memories["v"] = v
-        return spikes
+    def _dynamics(self) -> dict[str, Any]:
+        return {"tau": None, "decay_input": True}
 
 
-class FusedParametricLIFNode(neuron.ParametricLIFNode):
+class FusedParametricLIFNode(_FusedMultiStepNode, neuron.ParametricLIFNode):
     """spikingjelly's `ParametricLIFNode` (learned tau) with the fused CPU multi-step path."""
 
-    def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        surrogate = _fusable(self, x_seq) if not args else None
-        if surrogate is None or self.w.dtype != x_seq.dtype:
-            return super().multi_step_forward(x_seq, *args, **kwargs)
-        spikes, v = fused_multi_step(
-            x_seq,
-            self.v,
-            tau=None,
-            decay_input=self.decay_input,
-            threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            detach_reset=self.detach_reset,
-            surrogate=surrogate,
-            w=self.w,
-        )
-        self._memories["v"] = v
-        return spikes
+    def _dynamics(self) -> dict[str, Any]:
+        return {"tau": None, "decay_input": self.decay_input, "w": self.w}
