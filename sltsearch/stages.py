@@ -291,6 +291,53 @@ def train_stage(
         return meta, False
 
 
+def retrain_ticket(
+    setup: TrialSetup,
+    model: SpikingClassifier,
+    ctx: TrialContext,
+    *,
+    stage_kind: str,
+    ticket_kind: str,
+    key: str,
+    masks: dict[str, torch.Tensor],
+    start_state: dict[str, torch.Tensor],
+    start_epoch: int,
+    stage_seed: int,
+    round_: int,
+    params: dict[str, Any],
+    started: float,
+    extra_meta: dict[str, Any] | None = None,
+) -> Ticket:
+    """`train_stage` (cached under ``stage_kind``) and the `measure` of what it trained, as one ticket; the
+    epochs trained are those of the recipe from ``start_epoch`` on."""
+    meta, cached = train_stage(
+        setup,
+        model,
+        ctx,
+        kind=stage_kind,
+        key=key,
+        masks=masks,
+        start_state=start_state,
+        start_epoch=start_epoch,
+        stage_seed=stage_seed,
+        round_=round_,
+        extra_meta=extra_meta,
+    )
+    return measure(
+        setup,
+        model,
+        ctx,
+        round_=round_,
+        kind=ticket_kind,
+        params=params,
+        best_epoch=meta["best_epoch"],
+        epochs=setup.spec.train.epochs - start_epoch,
+        started=started,
+        key=key,
+        cached=cached,
+    )
+
+
 def early_bird_masks(
     setup: TrialSetup, ctx: TrialContext, rate: float, exclude: tuple[str, ...]
 ) -> tuple[dict[str, torch.Tensor], int, list[float]]:
@@ -345,33 +392,19 @@ def controls(
             ctl_masks, ctl_state = random_masks(masks, seed), start_state
         else:
             ctl_masks, ctl_state = masks, reinit_state(start_state, fresh_weights(setup, seed))
-        model = new_model(setup)
-        meta, cached = train_stage(
+        ticket = retrain_ticket(
             setup,
-            model,
+            new_model(setup),
             ctx,
-            kind="control",
+            stage_kind="control",
+            ticket_kind=control,
             key=key,
             masks=ctl_masks,
             start_state=ctl_state,
             start_epoch=start_epoch,
             stage_seed=spec.seed + round_,
             round_=round_,
+            params=params,
+            started=started,
         )
-        emit(
-            measure(
-                setup,
-                model,
-                ctx,
-                round_=round_,
-                kind=control,
-                params=params,
-                best_epoch=meta["best_epoch"],
-                epochs=spec.train.epochs - start_epoch,
-                started=started,
-                key=key,
-                cached=cached,
-            ),
-            tickets,
-            ctx,
-        )
+        emit(ticket, tickets, ctx)

@@ -110,33 +110,23 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             masks = msp.prune(model, rate, t.scope, round_, len(all_rates), exclude)
         else:
             masks = magnitude_prune(model, rate, t.scope, exclude)
-        meta, cached = stages.train_stage(
+        ticket = stages.retrain_ticket(
             setup,
             model,
             ctx,
-            kind="imp",
+            stage_kind="imp",
+            ticket_kind="et_search" if early_time else round_kind,
             key=key,
             masks=masks,
             start_state=start_state,
             start_epoch=k,
             stage_seed=sspec.seed + round_,
             round_=round_,
+            params=params,
+            started=started,
             extra_meta=extra,
         )
         masks = current_masks(model)
-        ticket = stages.measure(
-            setup,
-            model,
-            ctx,
-            round_=round_,
-            kind="et_search" if early_time else round_kind,
-            params=params,
-            best_epoch=meta["best_epoch"],
-            epochs=sspec.train.epochs - k,
-            started=started,
-            key=key,
-            cached=cached,
-        )
         stages.emit(ticket, tickets, ctx)
         final = ticket
         if not early_time:
@@ -159,30 +149,20 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
         fsetup = replace(setup, spec=tspec)
         model.time_steps = tspec.model.time_steps
         fkey = content_key({"search_round": key, "time_steps": tspec.model.time_steps})
-        meta, cached = stages.train_stage(
+        final = stages.retrain_ticket(
             fsetup,
             model,
             ctx,
-            kind="imp",
+            stage_kind="imp",
+            ticket_kind="early_time",
             key=fkey,
             masks=masks,
             start_state=start_state,
             start_epoch=k,
             stage_seed=tspec.seed + len(all_rates) + 1,
             round_=len(all_rates),
-        )
-        final = stages.measure(
-            fsetup,
-            model,
-            ctx,
-            round_=len(all_rates),
-            kind="early_time",
             params=params,
-            best_epoch=meta["best_epoch"],
-            epochs=tspec.train.epochs - k,
             started=started,
-            key=fkey,
-            cached=cached,
         )
         stages.emit(final, tickets, ctx)
         stages.controls(
