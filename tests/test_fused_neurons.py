@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
+from torch import nn
 
 from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode, FusedParametricLIFNode, _FusedMultiStep
 from sltsearch.models.neurons import neuron_factory
@@ -38,19 +39,28 @@ def _pair(kind: str, v_reset: float | None, detach: bool, decay_input: bool, sg:
     return neuron.IFNode(**kw), FusedIFNode(**kw)
 
 
-@pytest.mark.parametrize(("kind", "v_reset", "detach", "decay_input", "sg"), CONFIGS)
-def test_matches_spikingjelly(kind: str, v_reset: float | None, detach: bool, decay_input: bool, sg: str) -> None:
-    torch.manual_seed(0)
-    ref, fused = _pair(kind, v_reset, detach, decay_input, sg)
+def _run_both(ref: nn.Module, fused: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same float64 input through both nodes, backpropagated; returns (x_ref, x_fused, spikes_fused).
+
+    Two calls in one graph, so the carried state (a tensor after the first call) gets a gradient too; the
+    loss also reads the final state. The spikes must be identical.
+    """
     x = torch.randn(6, 3, 5, dtype=torch.float64) * 1.5
     xr, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
-    # two calls in one graph: the carried state (a tensor after the first call) gets a gradient too
     yr = torch.cat([ref(xr[:2]), ref(xr[2:])])
     yf = torch.cat([fused(xf[:2]), fused(xf[2:])])
     w = torch.randn_like(yr)
     ((yr * w).sum() + 0.3 * ref.v.sum()).backward()
     ((yf * w).sum() + 0.3 * fused.v.sum()).backward()
     assert torch.equal(yr, yf)
+    return xr, xf, yf
+
+
+@pytest.mark.parametrize(("kind", "v_reset", "detach", "decay_input", "sg"), CONFIGS)
+def test_matches_spikingjelly(kind: str, v_reset: float | None, detach: bool, decay_input: bool, sg: str) -> None:
+    torch.manual_seed(0)
+    ref, fused = _pair(kind, v_reset, detach, decay_input, sg)
+    xr, xf, yf = _run_both(ref, fused)
     assert set(yf.unique().tolist()) <= {0.0, 1.0} and 0 < yf.sum() < yf.numel()
     torch.testing.assert_close(fused.v, ref.v, rtol=0, atol=1e-12)
     assert xf.grad.abs().sum() > 0
@@ -75,14 +85,7 @@ def test_plif_matches_spikingjelly_including_the_tau_gradient(
     }
     ref = neuron.ParametricLIFNode(**kw).double()
     fused = FusedParametricLIFNode(**kw).double()
-    x = torch.randn(6, 3, 5, dtype=torch.float64) * 1.5
-    xr, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
-    yr = torch.cat([ref(xr[:2]), ref(xr[2:])])
-    yf = torch.cat([fused(xf[:2]), fused(xf[2:])])
-    w = torch.randn_like(yr)
-    ((yr * w).sum() + 0.3 * ref.v.sum()).backward()
-    ((yf * w).sum() + 0.3 * fused.v.sum()).backward()
-    assert torch.equal(yr, yf)
+    xr, xf, _ = _run_both(ref, fused)
     torch.testing.assert_close(xf.grad, xr.grad, rtol=0, atol=1e-12)
     assert ref.w.grad.abs() > 0
     torch.testing.assert_close(fused.w.grad, ref.w.grad, rtol=1e-10, atol=1e-12)

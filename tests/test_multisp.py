@@ -123,21 +123,28 @@ def test_spec_rejects_multisp_for_other_models():
         parse_spec({"model": {"name": "spikformer"}, "multisp": {"patch_keep": 0.0}})
 
 
-@pytest.mark.slow
-def test_trial_records_every_level():
-    from sltsearch.trial import run_trial
-
-    spec = parse_spec(
+def _small_spikformer_trial(tickets: dict, multisp: dict):
+    """A one-epoch, T=1 spec of a narrowed tiny Spikformer on digits, for whole-trial MultiSp tests."""
+    return parse_spec(
         {
             "model": {"name": "spikformer", "preset": "tiny", "time_steps": 1,
                       "options": {"embed_dim": 16, "pep_channels": [8, 16]}},
             "data": {"batch_size": 128},
             "train": {"epochs": 1},
-            "tickets": {"rounds": 1, "prune_rate": 0.5},
+            "tickets": tickets,
             "objective": {"energy": {"samples": 32}},
-            "multisp": {"patch_keep": 0.5, "pep_sparsity": 0.9, "pep_binary_weights": True,
-                        "pep_binary_activations": True},
+            "multisp": multisp,
         }
+    )
+
+
+@pytest.mark.slow
+def test_trial_records_every_level():
+    from sltsearch.trial import run_trial
+
+    spec = _small_spikformer_trial(
+        tickets={"rounds": 1, "prune_rate": 0.5},
+        multisp={"patch_keep": 0.5, "pep_sparsity": 0.9, "pep_binary_weights": True, "pep_binary_activations": True},
     )
     dense, ticket = run_trial(spec, {})
     assert dense.tokens_kept == 16 and dense.pep_binary_weights is False
@@ -152,16 +159,9 @@ def test_trial_records_every_level():
 def test_trial_with_dense_first_conv_over_rounds():
     from sltsearch.trial import run_trial
 
-    spec = parse_spec(
-        {
-            "model": {"name": "spikformer", "preset": "tiny", "time_steps": 1,
-                      "options": {"embed_dim": 16, "pep_channels": [8, 16]}},
-            "data": {"batch_size": 128},
-            "train": {"epochs": 1},
-            "tickets": {"rounds": 2, "prune_rate": 0.3},
-            "objective": {"energy": {"samples": 32}},
-            "multisp": {"pep_sparsity": 0.9, "pep_binary_weights": True, "pep_first_conv": "dense"},
-        }
+    spec = _small_spikformer_trial(
+        tickets={"rounds": 2, "prune_rate": 0.3},
+        multisp={"pep_sparsity": 0.9, "pep_binary_weights": True, "pep_first_conv": "dense"},
     )
     dense, first, second = run_trial(spec, {})
     assert dense.pep_first_sparsity == 0.0 and dense.pep_first_binary is False
