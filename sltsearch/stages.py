@@ -248,49 +248,6 @@ def load_stage_state(model: SpikingClassifier, state: dict[str, torch.Tensor]) -
     model.load_state_dict(state)
 
 
-def train_stage(
-    setup: TrialSetup,
-    model: SpikingClassifier,
-    ctx: TrialContext,
-    *,
-    kind: str,
-    key: str,
-    masks: dict[str, torch.Tensor],
-    start_state: dict[str, torch.Tensor],
-    start_epoch: int,
-    stage_seed: int,
-    round_: int,
-    extra_meta: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """Rewind ``model`` to ``start_state`` under ``masks`` and retrain from ``start_epoch`` (or load the
-    cached result of exactly that). Returns the stage metadata and whether it came from the cache."""
-    with ctx.cache.lock(kind, key):
-        if ctx.cache.has(kind, key):
-            meta, tensors = ctx.cache.load(kind, key)
-            load_stage_state(model, tensors["state"])
-            return meta, True
-        ctx.progress(stage=kind, round=round_)
-        rewind(model, start_state, masks)
-        result = fit(
-            model,
-            train_loader(setup, stage_seed),
-            setup.val_loader,
-            setup.spec.train,
-            setup.device,
-            start_epoch=start_epoch,
-            on_epoch=lambda e, acc: ctx.progress(stage=kind, round=round_, epoch=e, val=acc),
-        )
-        meta = {
-            "best_epoch": result.best_epoch,
-            "val_accuracy": result.val_accuracy,
-            "history": result.history,
-            "start_epoch": start_epoch,
-            **(extra_meta or {}),
-        }
-        ctx.cache.store(kind, key, meta, {"state": state_copy(model)})
-        return meta, False
-
-
 def retrain_ticket(
     setup: TrialSetup,
     model: SpikingClassifier,
@@ -308,21 +265,34 @@ def retrain_ticket(
     started: float,
     extra_meta: dict[str, Any] | None = None,
 ) -> Ticket:
-    """`train_stage` (cached under ``stage_kind``) and the `measure` of what it trained, as one ticket; the
-    epochs trained are those of the recipe from ``start_epoch`` on."""
-    meta, cached = train_stage(
-        setup,
-        model,
-        ctx,
-        kind=stage_kind,
-        key=key,
-        masks=masks,
-        start_state=start_state,
-        start_epoch=start_epoch,
-        stage_seed=stage_seed,
-        round_=round_,
-        extra_meta=extra_meta,
-    )
+    """Rewind ``model`` to ``start_state`` under ``masks``, retrain from ``start_epoch`` (or load the result of
+    exactly that, cached under ``stage_kind``) and measure it as a ticket of ``ticket_kind``."""
+    with ctx.cache.lock(stage_kind, key):
+        if ctx.cache.has(stage_kind, key):
+            meta, tensors = ctx.cache.load(stage_kind, key)
+            load_stage_state(model, tensors["state"])
+            cached = True
+        else:
+            ctx.progress(stage=stage_kind, round=round_)
+            rewind(model, start_state, masks)
+            result = fit(
+                model,
+                train_loader(setup, stage_seed),
+                setup.val_loader,
+                setup.spec.train,
+                setup.device,
+                start_epoch=start_epoch,
+                on_epoch=lambda e, acc: ctx.progress(stage=stage_kind, round=round_, epoch=e, val=acc),
+            )
+            meta = {
+                "best_epoch": result.best_epoch,
+                "val_accuracy": result.val_accuracy,
+                "history": result.history,
+                "start_epoch": start_epoch,
+                **(extra_meta or {}),
+            }
+            ctx.cache.store(stage_kind, key, meta, {"state": state_copy(model)})
+            cached = False
     return measure(
         setup,
         model,
