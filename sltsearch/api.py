@@ -16,15 +16,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sltsearch.cache import StageCache
-from sltsearch.errors import SpecError
-from sltsearch.results import TicketStore, load_tickets, pareto_front
+from sltsearch.errors import RunDirError, SpecError
+from sltsearch.results import load_tickets, pareto_front
 from sltsearch.results.plots import plot_front
+from sltsearch.results.store import TicketTableDamaged, check_tickets, table_files
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
+from sltsearch.search.execute import TrialRunner
 from sltsearch.spec import Spec, load_spec
-from sltsearch.ticket import Ticket
-from sltsearch.trial import TrialContext, run_trial
 
 BUNDLED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 DEFAULT_SPACE = "default"
@@ -98,51 +97,57 @@ def run(
         raise SpecError("space: the spec searches nothing; add at least one parameter under 'space'")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
     prepare_run_dir(spec, run_dir, storage)
-
-    store = TicketStore(run_dir)
-    cache = StageCache(run_dir / "cache")
-    data_memo: dict[str, Any] = {}
+    check_tickets_readable(run_dir)
     emit = on_event or (lambda event: None)
-
-    def run_one(number: int, params: dict[str, Any]) -> list[Ticket]:
-        emit({"event": "trial_start", "trial": number, "params": params})
-        ctx = TrialContext(
-            trial_number=number,
-            cache=cache,
-            report=lambda t: store.append([t]),
-            on_progress=lambda e: emit({"event": "progress", **e}),
-            device=device,
-            data_memo=data_memo,
-        )
-        tickets = run_trial(spec, params, ctx)
-        emit({"event": "trial_done", "trial": number, "final": tickets[-1]})
-        return tickets
-
+    runner = TrialRunner(spec, run_dir, device=device, emit=emit)
     study = optuna_backend.open_study(spec, run_dir, storage)
+    check_study_matches_table(run_dir, study)
     emit(
         {
             "event": "start",
             "n_trials": spec.search.n_trials,
             "done": optuna_backend.finished_trials(study),
             "run_dir": run_dir,
+            "threads": torch.get_num_threads(),
         }
     )
-    optuna_backend.optimize(
-        spec,
-        study,
-        run_one,
-        on_trial_done=lambda s, t: emit(
-            {
-                "event": "trial_end",
-                "state": t.state.name,
-                "number": t.number,
-                "done": optuna_backend.finished_trials(s),
-            }
-        ),
-    )
-    frame = load_tickets(run_dir)
-    front = write_front(run_dir, spec, frame)
+
+    def on_error(number: int, text: str) -> None:
+        emit({"event": "trial_error", "number": number, "log": runner.log_error(number, text)})
+
+    try:
+        optuna_backend.optimize(
+            spec,
+            study,
+            runner,
+            on_trial_end=lambda end: emit(
+                {"event": "trial_end", "state": end.state, "number": end.number, "done": end.done, "reason": end.reason}
+            ),
+            on_error=on_error,
+        )
+    finally:
+        frame = load_tickets(run_dir)
+        front = write_front(run_dir, spec, frame)
     return RunResult(run_dir=run_dir, spec=spec, tickets=frame, front=front)
+
+
+def check_tickets_readable(run_dir: Path) -> None:
+    """Refuse to start on a damaged ticket table (one line naming the file and `sltsearch repair`)."""
+    problems = check_tickets(run_dir)
+    if problems:
+        more = f" (and {len(problems) - 1} more damaged files)" if len(problems) > 1 else ""
+        raise TicketTableDamaged(problems[0][1] + more)
+
+
+def check_study_matches_table(run_dir: Path, study: Any) -> None:
+    """Refuse to start a new study beside the tickets of an old one (it would reuse their ticket ids)."""
+    files = table_files(run_dir)
+    if files and not study.get_trials(deepcopy=False):
+        raise RunDirError(
+            f"{run_dir}: holds tickets but its study is empty (was {optuna_backend.JOURNAL_FILE} deleted, or "
+            f"--storage changed?); restore the study, run `sltsearch repair {run_dir}` to rebuild it from the "
+            "ticket table, or pass a new --run-dir"
+        )
 
 
 def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 Writes are atomic (temp file + rename) and guarded by a file lock, so several trials or processes
 sharing one cache folder compute a stage once and never see a half-written artefact. Tensors are stored
-as safetensors; metadata as JSON. A stage is complete when its ``meta.json`` exists (written last).
+as safetensors; metadata as JSON. A stage is complete when its ``meta.json`` exists (written last); it
+records the sha256 of every tensor file, and a stage whose files do not match (or cannot be read) is never
+used: it is moved aside to ``<root>/.damaged/``, the user is told which file, and the stage is recomputed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +24,9 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
+CHECKSUMS = "sha256"  # meta.json key: tensor file name -> sha256 hex digest
+DAMAGED_DIR = ".damaged"
+
 
 def content_key(parts: Any) -> str:
     """A 16-hex-digit hash of any JSON-serialisable description of a stage."""
@@ -27,16 +34,39 @@ def content_key(parts: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a temp file in the same folder and rename it into place.
+
+    The file gets the mode any other new file gets (0666 less the umask), not mkstemp's private 0600, so a
+    run folder shared by a group stays readable by it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -48,6 +78,20 @@ def save_json(path: Path, data: Any) -> None:
     _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str)))
 
 
+class DamagedArtefact(Exception):
+    """A cached file that is missing, unreadable or does not match its recorded checksum."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
+
+
+def warn(message: str) -> None:
+    """Tell the user about something sltsearch repaired on its own (one line on stderr)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 class StageCache:
     """Stages stored as folders ``root/<kind>/<key>/``; ``root=None`` keeps nothing (always recompute)."""
 
@@ -55,13 +99,34 @@ class StageCache:
         self.root = Path(root) if root is not None else None
         self.hits = 0
         self.misses = 0
+        self.set_aside: list[Path] = []  # damaged stages moved out of the way by this cache
 
     def folder(self, kind: str, key: str) -> Path | None:
         return None if self.root is None else self.root / kind / key
 
     def has(self, kind: str, key: str) -> bool:
+        """True when the stage's ``meta.json`` exists (its files are checked when they are read: `fetch`)."""
         folder = self.folder(kind, key)
         return folder is not None and (folder / "meta.json").is_file()
+
+    def fetch(
+        self, kind: str, key: str, stems: list[str] | None = None, *, verify_all: bool = False
+    ) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]] | None:
+        """`load`, or None when the stage is not stored or is damaged (then it is set aside and the user told).
+
+        ``verify_all`` checks every file of the stage, not only the ones read (e.g. the dense run's epoch
+        checkpoints, read later for rewinding)."""
+        if not self.has(kind, key):
+            return None
+        folder = self.folder(kind, key)
+        assert folder is not None
+        try:
+            if verify_all:
+                self._verified_meta(folder)
+            return self.load(kind, key, stems)
+        except DamagedArtefact as err:
+            self._set_aside(kind, key, err)
+            return None
 
     def locate(self, key: str) -> tuple[str, Path] | None:
         """The kind and folder of the complete stage named ``key``, whatever its kind (keys are content
@@ -86,14 +151,20 @@ class StageCache:
     def load(
         self, kind: str, key: str, stems: list[str] | None = None
     ) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
-        """The stage's metadata and its tensor files (file stem -> tensors); ``stems`` picks some files."""
+        """The stage's metadata and its tensor files (file stem -> tensors); ``stems`` picks some files.
+
+        Every file read is checked against the checksum recorded in ``meta.json``; a mismatch raises
+        `DamagedArtefact` (callers check `has` first, which sets such a stage aside)."""
         folder = self.folder(kind, key)
         assert folder is not None
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = self._verified_meta(folder, stems)
         paths = (
             [folder / f"{s}.safetensors" for s in stems] if stems else sorted(folder.glob("*.safetensors"))
         )
-        tensors = {p.stem: load_file(str(p)) for p in paths}
+        try:
+            tensors = {p.stem: load_file(str(p)) for p in paths}
+        except Exception as err:  # noqa: BLE001 - safetensors raises several types for a bad file
+            raise DamagedArtefact(folder, f"unreadable tensor file ({str(err).splitlines()[0]})") from None
         self.hits += 1
         return meta, tensors
 
@@ -104,6 +175,41 @@ class StageCache:
         folder = self.folder(kind, key)
         if folder is None:
             return
+        sums = {}
         for stem, group in tensors.items():
-            save_tensors(folder / f"{stem}.safetensors", group)
-        save_json(folder / "meta.json", meta)
+            path = folder / f"{stem}.safetensors"
+            save_tensors(path, group)
+            sums[path.name] = sha256_file(path)
+        save_json(folder / "meta.json", {**meta, CHECKSUMS: sums})
+
+    def _verified_meta(self, folder: Path, stems: list[str] | None = None) -> dict[str, Any]:
+        """meta.json, with the named tensor files (all when None) checked against their sha256."""
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError) as err:
+            raise DamagedArtefact(folder / "meta.json", f"unreadable ({err})") from None
+        if not isinstance(meta, dict):
+            raise DamagedArtefact(folder / "meta.json", "not a JSON object")
+        sums = meta.get(CHECKSUMS)
+        if sums is None:  # written before checksums existed: nothing to verify against
+            return meta
+        names = [f"{s}.safetensors" for s in stems] if stems else list(sums)
+        for name in names:
+            path = folder / name
+            if name not in sums or not path.is_file():
+                raise DamagedArtefact(path, "missing")
+            if sha256_file(path) != sums[name]:
+                raise DamagedArtefact(path, "checksum mismatch (the file changed after it was written)")
+        return meta
+
+    def _set_aside(self, kind: str, key: str, err: DamagedArtefact) -> None:
+        folder = self.folder(kind, key)
+        assert folder is not None and self.root is not None
+        target = self.root / DAMAGED_DIR / f"{kind}-{key}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(folder, target)
+        except FileNotFoundError:  # another process set it aside first
+            return
+        self.set_aside.append(target)
+        warn(f"cache: {err.path} is damaged ({err.why}); moved the stage to {target} and recomputing it")

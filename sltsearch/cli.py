@@ -121,13 +121,14 @@ class _RunDisplay:
         self.task = None
         self.best = float("nan")
         self.rounds = "?"
+        self.logs: dict[int, Any] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "start":
             self.progress.start()
             self.task = self.progress.add_task("", total=event["n_trials"], completed=event["done"])
-            console.print(f"run folder: {event['run_dir']}")
+            console.print(f"run folder: {event['run_dir']}  (torch threads: {event.get('threads', '?')})")
         elif self.task is None:
             return
         elif kind == "trial_start":
@@ -141,11 +142,18 @@ class _RunDisplay:
                 self.best = max(self.best, event["val"]) if self.best == self.best else event["val"]
             best = f"best val acc {100 * self.best:.1f}%" if self.best == self.best else ""
             self.progress.update(self.task, description=f"trial {event['trial']} {where}{epoch}  {best}")
+        elif kind == "trial_error":
+            self.logs[event["number"]] = event["log"]
         elif kind == "trial_end":
             self.progress.update(self.task, completed=event["done"])
             if event["state"] == "FAIL":
-                reason = str(event.get("reason", "")).strip().splitlines()
-                console.print(f"[yellow]trial {event['number']} failed: {reason[-1] if reason else 'unknown'}[/]")
+                log = self.logs.get(event["number"])
+                where = f" (traceback: {log})" if log else ""
+                console.print(
+                    f"[yellow]trial {event['number']} failed: {event.get('reason') or 'unknown error'}{where}[/]",
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
     def stop(self) -> None:
         self.progress.stop()

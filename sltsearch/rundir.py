@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sltsearch.cache import save_json
+from sltsearch.cache import _atomic_write, save_json
 from sltsearch.errors import RunDirError
+from sltsearch.secrets import mask_url
 from sltsearch.spec import Spec, load_spec
 
 SPEC_FILE = "spec.yaml"
@@ -28,8 +31,33 @@ def _identity(spec: Spec) -> dict[str, Any]:
     return data
 
 
+def check_writable(run_dir: Path) -> None:
+    """A one-line error, before anything is written, when ``run_dir`` cannot be a run folder."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: is a file, not a folder; pass --run-dir a folder path")
+    existing = run_dir
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing != run_dir and not existing.is_dir():
+        raise RunDirError(
+            f"{run_dir}: {existing} is a file, so no folder can be made inside it; pass another --run-dir"
+        )
+    try:  # a real write, not os.access: root ignores mode bits, but not a read-only filesystem
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise RunDirError(
+            f"{run_dir}: cannot write in {existing} ({err.strerror or err}); pass a writable --run-dir"
+        ) from None
+
+
 def prepare_run_dir(spec: Spec, run_dir: Path, storage_url: str | None) -> None:
-    """Create the folder, or check that an existing one holds a run of the same spec; freeze the spec."""
+    """Create the folder, or check that an existing one holds a run of the same spec; freeze the spec.
+
+    Nothing holding a password is written: the frozen spec and run.json carry the storage URL masked."""
+    check_writable(run_dir)
     frozen = run_dir / SPEC_FILE
     if frozen.exists():
         previous = load_spec(frozen)
@@ -39,19 +67,26 @@ def prepare_run_dir(spec: Spec, run_dir: Path, storage_url: str | None) -> None:
                 f"there, or run the spec frozen in {frozen} to resume it"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
-    frozen.write_text(spec.to_yaml())
+    storage = storage_url or spec.search.storage
+    safe = spec
+    if spec.search.storage is not None:
+        safe = spec.model_copy(
+            update={"search": spec.search.model_copy(update={"storage": mask_url(spec.search.storage)})}
+        )
+    _atomic_write(frozen, lambda tmp: tmp.write_text(safe.to_yaml()))
     import torch
 
     from sltsearch import __version__
 
     info = {
         "name": spec.name,
-        "storage": storage_url or spec.search.storage or "journal:study.journal",
+        "storage": mask_url(storage) if storage else "journal:study.journal",
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sltsearch": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "host": platform.node(),
+        "pid": os.getpid(),
     }
     save_json(run_dir / RUN_FILE, info)
 
@@ -59,6 +94,8 @@ def prepare_run_dir(spec: Spec, run_dir: Path, storage_url: str | None) -> None:
 def read_run(run_dir: str | Path) -> tuple[Path, Spec]:
     """A finished or running run folder and its frozen spec, with a clear error when it is not one."""
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunDirError(f"{run_dir}: no such folder; pass the run folder `sltsearch run` wrote")
     if not (run_dir / SPEC_FILE).is_file():
         raise RunDirError(
             f"{run_dir}: not a run folder (no {SPEC_FILE}); pass the folder `sltsearch run` wrote"

@@ -91,8 +91,9 @@ def dense_stage(setup: TrialSetup, model: SpikingClassifier, ctx: TrialContext) 
     """Train (or load) the dense network; keeps it in ``model``. Returns its metadata and whether cached."""
     spec, cache, key = setup.spec, ctx.cache, dense_key(setup.spec)
     with cache.lock("dense", key):
-        if cache.has("dense", key):
-            meta, tensors = cache.load("dense", key, ["final"])
+        found = cache.fetch("dense", key, ["final"], verify_all=True)  # epoch checkpoints are read later
+        if found is not None:
+            meta, tensors = found
             model.load_state_dict(tensors["final"])
             return meta, True
         ctx.progress(stage="dense", round=0)
@@ -149,9 +150,9 @@ def rewind_point(setup: TrialSetup, ctx: TrialContext) -> tuple[dict[str, torch.
     with ctx.cache.lock("rewind", key):
         if key in ctx.rewind_states:
             return ctx.rewind_states[key], start_epoch
-        if ctx.cache.has("rewind", key):
-            _, tensors = ctx.cache.load("rewind", key, ["state"])
-            state = tensors["state"]
+        found = ctx.cache.fetch("rewind", key, ["state"])
+        if found is not None:
+            state = found[1]["state"]
         else:
             state = pretrain_iterations(setup, k_iter)
             ctx.cache.store("rewind", key, {"iteration": k_iter, "start_epoch": start_epoch}, {"state": state})
@@ -268,8 +269,9 @@ def retrain_ticket(
     """Rewind ``model`` to ``start_state`` under ``masks``, retrain from ``start_epoch`` (or load the result of
     exactly that, cached under ``stage_kind``) and measure it as a ticket of ``ticket_kind``."""
     with ctx.cache.lock(stage_kind, key):
-        if ctx.cache.has(stage_kind, key):
-            meta, tensors = ctx.cache.load(stage_kind, key)
+        found = ctx.cache.fetch(stage_kind, key)
+        if found is not None:
+            meta, tensors = found
             load_stage_state(model, tensors["state"])
             cached = True
         else:

@@ -44,8 +44,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tiny_search_writes_a_run_folder(tiny_run: Path) -> None:
-    for name in ["spec.yaml", "run.json", "study.journal", "tickets.parquet", "pareto.csv", "pareto.png"]:
+    for name in ["spec.yaml", "run.json", "study.journal", "pareto.csv", "pareto.png"]:
         assert (tiny_run / name).is_file(), name
+    parts = sorted(p.name for p in (tiny_run / "tickets").iterdir())
+    assert parts == ["trial-000000.parquet", "trial-000001.parquet"]  # one part file per trial
     frame = sltsearch.load(tiny_run)
     assert isinstance(frame, pd.DataFrame)
     assert len(frame) == 4  # 2 trials x (dense round 0 + 1 IMP round)
@@ -92,11 +94,11 @@ def test_rerun_with_a_different_spec_is_refused(tiny_run: Path, tmp_path: Path) 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_run, copy)
     other = write_spec(tmp_path / "other.yaml", tiny_spec_dict(seed=1))
-    before = (copy / "tickets.parquet").read_bytes()
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     result = _cli("run", str(other), "--run-dir", str(copy))
     assert result.returncode == 2
     assert "already holds a run of a different spec" in result.stderr
-    assert (copy / "tickets.parquet").read_bytes() == before
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize(

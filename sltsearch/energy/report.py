@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sltsearch.cache import StageCache
+from sltsearch.cache import DamagedArtefact, StageCache
 from sltsearch.energy.counter import EnergyReport, measure_energy
 from sltsearch.errors import RunDirError, UserError
 
@@ -98,7 +98,10 @@ def _load_state(run_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], str]:
     kind, _ = found
     # dense runs keep every epoch's checkpoint beside the selected weights ("final"); other stages one "state"
     stem = "final" if kind == "dense" else "state"
-    _, tensors = cache.load(kind, key, [stem])
+    try:
+        _, tensors = cache.load(kind, key, [stem])
+    except DamagedArtefact as err:
+        raise RunDirError(f"{err}; rerun the search (it sets the stage aside and recomputes it)") from None
     return tensors[stem], f"{kind} stage {key}"
 
 

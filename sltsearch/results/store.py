@@ -1,44 +1,129 @@
-"""`tickets.parquet`: one row per ticket of every trial, appended atomically under a file lock.
+"""The ticket table: one row per ticket of every trial, one Parquet part file per trial.
 
-Several trials (threads, processes, or workers on one shared run folder) may append at once; each append
-rewrites the file through a temp file + rename, so a reader never sees a half-written table.
+``tickets/trial-000003.parquet`` holds trial 3's tickets. A trial rewrites only its own part (atomically,
+through a temp file + rename), so an append costs the same however large the table is, several workers
+can write at once without a lock, and a damaged file costs one trial's rows, never the table. Older run
+folders hold a single ``tickets.parquet``; it is read as one more part and never rewritten.
+
+``status`` says whether a row may be used: ``ok`` (its trial finished), ``running`` (the trial is still
+going: its tickets are real but kept off the front until it ends), ``interrupted`` or ``failed`` (the
+trial never finished; its parameters are run again as a new trial). Every part carries page checksums,
+so a damaged file is found when it is read, never silently used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
-from filelock import FileLock
 
 from sltsearch.cache import _atomic_write
+from sltsearch.errors import RunDirError
 from sltsearch.ticket import Ticket
 
-TICKETS_FILE = "tickets.parquet"
+TICKETS_DIR = "tickets"
+LEGACY_FILE = "tickets.parquet"
+OK, RUNNING, INTERRUPTED, FAILED = "ok", "running", "interrupted", "failed"
+
+
+class TicketTableDamaged(RunDirError):
+    """A part of the ticket table cannot be read; `sltsearch repair` rebuilds it."""
+
+
+def part_path(run_dir: Path, trial: int) -> Path:
+    return run_dir / TICKETS_DIR / f"trial-{trial:06d}.parquet"
+
+
+def _run_dir_of(path: Path) -> Path:
+    return path.parent.parent if path.parent.name == TICKETS_DIR else path.parent
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path, page_checksum_verification=True)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TicketTableDamaged(
+            f"{path}: the ticket table file is damaged ({reason}); run `sltsearch repair {_run_dir_of(path)}` "
+            "to rebuild it from the study and the stage cache"
+        ) from None
+
+
+def _write(path: Path, frame: pd.DataFrame) -> None:
+    _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False, write_page_checksum=True))
 
 
 class TicketStore:
-    def __init__(self, run_dir: str | Path) -> None:
-        self.path = Path(run_dir) / TICKETS_FILE
-        self._lock = FileLock(str(self.path) + ".lock")
+    """Writes tickets into per-trial part files of one run folder."""
 
-    def append(self, tickets: list[Ticket]) -> None:
-        if not tickets:
-            return
-        new = pd.DataFrame([t.row() for t in tickets])
-        with self._lock:
-            frame = (
-                pd.concat([pd.read_parquet(self.path), new], ignore_index=True) if self.path.exists() else new
-            )
-            _atomic_write(self.path, lambda tmp: frame.to_parquet(tmp, index=False))
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def append(self, tickets: Iterable[Ticket], status: str | None = None) -> None:
+        """Add tickets (a ticket already stored under the same id is replaced); ``status`` overrides theirs."""
+        rows = [t.row() for t in tickets]
+        if status is not None:
+            for row in rows:
+                row["status"] = status
+        by_trial: dict[int, list[dict]] = {}
+        for row in rows:
+            by_trial.setdefault(int(row["trial"]), []).append(row)
+        for trial, new_rows in by_trial.items():
+            path = part_path(self.run_dir, trial)
+            new = pd.DataFrame(new_rows)
+            if path.exists():
+                old = _read(path)
+                old = old[~old["ticket_id"].isin(new["ticket_id"])]
+                new = pd.concat([old, new], ignore_index=True) if not old.empty else new
+            _write(path, new)
+
+    def set_status(self, trial: int, status: str) -> None:
+        """Mark every stored ticket of ``trial`` (e.g. ``ok`` once the trial has finished)."""
+        path = part_path(self.run_dir, trial)
+        if path.exists():
+            frame = _read(path)
+            if not (frame["status"] == status).all():
+                frame["status"] = status
+                _write(path, frame)
+
+    def replace_trial(self, trial: int, tickets: list[Ticket], status: str = OK) -> None:
+        """Write ``trial``'s part anew from ``tickets`` (`sltsearch repair`)."""
+        path = part_path(self.run_dir, trial)
+        path.unlink(missing_ok=True)
+        self.append(tickets, status=status)
 
     def load(self) -> pd.DataFrame:
-        return load_tickets(self.path.parent)
+        return load_tickets(self.run_dir)
+
+
+def table_files(run_dir: str | Path) -> list[Path]:
+    """Every file of a run's ticket table: the legacy single file first, then the parts by trial."""
+    run_dir = Path(run_dir)
+    legacy = run_dir / LEGACY_FILE
+    parts = sorted((run_dir / TICKETS_DIR).glob("trial-*.parquet"))
+    return ([legacy] if legacy.is_file() else []) + parts
+
+
+def check_tickets(run_dir: str | Path) -> list[tuple[Path, str]]:
+    """(file, problem) for every part of the ticket table that cannot be read; empty when all are fine."""
+    problems = []
+    for path in table_files(run_dir):
+        try:
+            _read(path)
+        except TicketTableDamaged as err:
+            problems.append((path, str(err)))
+    return problems
 
 
 def load_tickets(run_dir: str | Path) -> pd.DataFrame:
-    """The ticket table of a run folder (empty with no rows yet)."""
-    path = Path(run_dir) / TICKETS_FILE
-    if not path.exists():
+    """The ticket table of a run folder (empty with no rows yet); a damaged part is a one-line error."""
+    frames = [_read(path) for path in table_files(run_dir)]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
         return pd.DataFrame()
-    return pd.read_parquet(path)
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, ignore_index=True)
+    # a legacy table and parts never share a ticket id (parts are written only for newer trials)
+    return frame.drop_duplicates("ticket_id", keep="last").reset_index(drop=True)

@@ -1,16 +1,24 @@
-"""The Optuna backend: a multi-objective study in this process.
+"""The Optuna backend: a multi-objective study driven by an ask-and-tell loop in this process.
 
 Storage is a journal file in the run folder by default (embedded, resumable). An RDB URL (e.g.
-PostgreSQL) lets many `sltsearch run` processes on many machines share one study: each asks the study
-for the next parameters and writes its tickets to its own run folder.
+PostgreSQL) lets many `sltsearch run` processes on many machines share one study.
 The value Optuna sees for a trial is its final IMP round's ticket; every round's ticket goes to the
 ticket table, and fronts are computed over all of them.
+
+The budget (``search.n_trials``) counts trials that finished (COMPLETE or PRUNED): a trial that failed or
+was interrupted never uses it up. Interrupted, stale (killed) and failed trials have their parameters run
+again once, first thing on the next run, so a rerun after Ctrl-C, SIGKILL or a fixed ``--device`` resumes
+where the search stood. A search in which every trial fails stops after a bounded number of failures in a
+row instead of looping.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +29,21 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from sltsearch.errors import UserError
-from sltsearch.search.space import suggest_params
+from sltsearch.search import liveness
+from sltsearch.search.space import to_distributions
+from sltsearch.secrets import mask_url
 from sltsearch.spec import Spec
 from sltsearch.ticket import Ticket
+from sltsearch.trial_context import TrialAborted
 
 JOURNAL_FILE = "study.journal"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RETRY_OF = "retry_of"  # user attr of a trial that re-runs the parameters of trial N
+ERROR = "error"  # user attr: the one-line error of a failed trial
+
+
+class SearchFailed(UserError):
+    """Every recent trial failed: the search stops instead of burning through its budget."""
 
 
 def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStorage:
@@ -33,13 +51,16 @@ def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStor
     if url is None:
         return JournalStorage(JournalFileBackend(str(run_dir / JOURNAL_FILE)))
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as err:  # noqa: BLE001 - any driver/connection error is a user-fixable URL problem
-        raise UserError(f"search.storage: cannot open '{url}': {str(err).splitlines()[0]}") from None
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"search.storage: cannot open '{mask_url(url)}': {mask_url(message)}") from None
 
 
-def make_sampler(spec: Spec) -> BaseSampler:
-    seed = spec.seed
+def make_sampler(spec: Spec, offset: int = 0) -> BaseSampler:
+    """The spec's sampler; ``offset`` (the trials the study already holds) moves a resumed search's seed on,
+    so it continues with new draws instead of repeating the first ones, while a fresh run stays reproducible."""
+    seed = spec.seed + offset
     if spec.search.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=spec.search.population_size, seed=seed)
     if spec.search.sampler == "tpe":
@@ -49,51 +70,148 @@ def make_sampler(spec: Spec) -> BaseSampler:
 
 def open_study(spec: Spec, run_dir: Path, storage_url: str | None = None) -> optuna.Study:
     optuna.logging.set_verbosity(logging.WARNING)
+    name = spec.search.study_name or spec.name
+    storage = make_storage(spec, run_dir, storage_url)
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage)
+        offset = len(existing.get_trials(deepcopy=False))
+    except KeyError:
+        offset = 0
     return optuna.create_study(
-        study_name=spec.search.study_name or spec.name,
-        storage=make_storage(spec, run_dir, storage_url),
-        sampler=make_sampler(spec),
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(spec, offset),
         directions=list(spec.objective.metrics.values()),
         load_if_exists=True,
     )
 
 
 def finished_trials(study: optuna.Study) -> int:
-    return len(
-        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))
-    )
+    """Trials that used up budget: COMPLETE or PRUNED."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _retried(study: optuna.Study) -> set[int]:
+    """Numbers of the trials whose parameters were queued again already (by this or another worker)."""
+    return {int(t.user_attrs[RETRY_OF]) for t in study.get_trials(deepcopy=False) if RETRY_OF in t.user_attrs}
+
+
+def enqueue_retries(study: optuna.Study) -> list[int]:
+    """Queue the parameters of every failed, interrupted or stale trial that has not been re-run yet."""
+    retried = _retried(study)
+    queued = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if trial.number in retried or trial.system_attrs.get(liveness.END) == "surplus" or not trial.params:
+            continue
+        if RETRY_OF in trial.user_attrs:  # a retry that failed again is not retried a third time
+            continue
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+        queued.append(trial.number)
+    return queued
+
+
+@dataclass
+class TrialEnd:
+    """What the driver tells its caller when a trial ends."""
+
+    number: int
+    state: str  # COMPLETE | PRUNED | FAIL
+    done: int  # trials finished in the study (the budget used)
+    reason: str = ""  # the one-line error of a failed trial
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def optimize(
     spec: Spec,
     study: optuna.Study,
     run_one: Callable[[int, dict[str, Any]], list[Ticket]],
-    on_trial_done: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    on_trial_end: Callable[[TrialEnd], None] | None = None,
+    on_error: Callable[[int, str], None] | None = None,
+    max_failures_in_row: int | None = None,
 ) -> None:
-    """Run trials until the study holds ``search.n_trials`` finished ones (or the timeout passes)."""
+    """Run trials until the study holds ``search.n_trials`` finished ones (or the timeout passes).
+
+    ``run_one(number, params)`` runs a trial and returns its tickets (the last is the trial's value); raising
+    `TrialAborted` ends it PRUNED, any other exception FAIL (``on_error`` gets the traceback text). Ctrl-C
+    fails the running trial as interrupted and propagates, so the next run repeats its parameters.
+    """
     metrics = list(spec.objective.metrics)
+    distributions = to_distributions(spec.space)
+    budget = spec.search.n_trials
+    limit = max_failures_in_row or max(3, budget)
+    deadline = None if spec.search.timeout_s is None else time.monotonic() + spec.search.timeout_s
+    liveness.fail_stale_trials(study)
+    enqueue_retries(study)
+    failures: list[str] = []
+    while True:
+        liveness.fail_stale_trials(study)
+        done = finished_trials(study)
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if done >= budget or (deadline is not None and time.monotonic() >= deadline):
+            return
+        if done + running >= budget:  # other workers hold the rest of the budget: wait for them
+            time.sleep(2.0)
+            continue
+        trial = study.ask(distributions)
+        if _ahead_of(study, trial.number) >= budget:  # another worker asked at the same moment: give it back
+            trial.storage.set_trial_system_attr(trial._trial_id, liveness.END, "surplus")  # noqa: SLF001
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        state, reason = _run(trial, study, run_one, metrics, on_error)
+        if on_trial_end:
+            on_trial_end(TrialEnd(trial.number, state.name, finished_trials(study), reason))
+        if state == TrialState.FAIL:
+            failures.append(reason)
+            if len(failures) >= limit:
+                raise SearchFailed(
+                    f"stopped after {len(failures)} trials in a row failed; last error: {reason} "
+                    "(fix the cause and rerun the same command: failed trials do not use up the budget)"
+                )
+        else:
+            failures.clear()
 
-    def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        params = suggest_params(trial, spec.space)
-        tickets = run_one(trial.number, params)
-        final = tickets[-1]
-        trial.set_user_attr("tickets", len(tickets))
-        trial.set_user_attr("final_ticket", final.ticket_id)
-        trial.set_user_attr("test_accuracy", final.test_accuracy)  # reported, never optimised
-        return tuple(float(getattr(final, m)) for m in metrics)
 
-    remaining = spec.search.n_trials - finished_trials(study)
-    if remaining <= 0:
-        return
-    callbacks = [
-        optuna.study.MaxTrialsCallback(spec.search.n_trials, states=(TrialState.COMPLETE, TrialState.FAIL))
-    ]
-    if on_trial_done:
-        callbacks.append(on_trial_done)
-    study.optimize(
-        objective,
-        n_trials=remaining,
-        timeout=spec.search.timeout_s,
-        callbacks=callbacks,
-        catch=(ValueError, RuntimeError, UserError),
+def _ahead_of(study: optuna.Study, number: int) -> int:
+    """Trials numbered below ``number`` that hold budget (finished or running)."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        if t.number < number
     )
+
+
+def _run(
+    trial: optuna.Trial,
+    study: optuna.Study,
+    run_one: Callable[[int, dict[str, Any]], list[Ticket]],
+    metrics: list[str],
+    on_error: Callable[[int, str], None] | None,
+) -> tuple[TrialState, str]:
+    with liveness.Heartbeat(trial):
+        try:
+            tickets = run_one(trial.number, dict(trial.params))
+        except TrialAborted:
+            study.tell(trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED, ""
+        except KeyboardInterrupt:
+            trial.storage.set_trial_system_attr(trial._trial_id, liveness.END, "interrupted")  # noqa: SLF001
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as err:  # noqa: BLE001 - a trial's failure is recorded; the search goes on
+            reason = _one_line(err)
+            if on_error:
+                on_error(trial.number, "".join(traceback.format_exception(err)))
+            trial.set_user_attr(ERROR, reason)
+            trial.storage.set_trial_system_attr(trial._trial_id, liveness.END, "error")  # noqa: SLF001
+            study.tell(trial, state=TrialState.FAIL)
+            return TrialState.FAIL, reason
+    final = tickets[-1]
+    trial.set_user_attr("tickets", len(tickets))
+    trial.set_user_attr("final_ticket", final.ticket_id)
+    trial.set_user_attr("test_accuracy", final.test_accuracy)  # reported, never optimised
+    study.tell(trial, [float(getattr(final, m)) for m in metrics])
+    return TrialState.COMPLETE, ""

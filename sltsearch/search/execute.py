@@ -1,0 +1,79 @@
+"""Run one trial of a search and record its tickets: the single function every backend calls.
+
+The backend decides *where* a trial runs (this process, a Ray worker); `TrialRunner` decides *what* it
+computes and writes: `run_trial` over the shared stage cache, every ticket appended to the run folder's
+table as it is measured (status ``running``), and the trial's rows marked ``ok`` when it ends (or
+``interrupted`` / ``failed``, so they stay off the front and the parameters are run again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sltsearch.cache import StageCache, _atomic_write
+from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
+from sltsearch.spec import Spec
+from sltsearch.ticket import Ticket
+from sltsearch.trial import TrialAborted, TrialContext, run_trial
+
+LOG_DIR = "logs"
+
+
+@dataclass
+class TrialRunner:
+    """Everything a trial of one search shares: spec, run folder, cache, device, event sink, loaded data."""
+
+    spec: Spec
+    run_dir: Path
+    device: str | None = None
+    emit: Callable[[dict[str, Any]], None] = lambda event: None
+    data_memo: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.cache = StageCache(self.run_dir / "cache")
+        self.store = TicketStore(self.run_dir)
+
+    def __call__(
+        self, number: int, params: dict[str, Any], on_ticket: Callable[[Ticket], None] | None = None
+    ) -> list[Ticket]:
+        """Run trial ``number`` with ``params``; ``on_ticket`` sees every ticket as it is measured (a driver
+        may raise `TrialAborted` there to stop the trial early: its tickets so far stand)."""
+        self.emit({"event": "trial_start", "trial": number, "params": params})
+
+        def report(ticket: Ticket) -> None:
+            self.store.append([ticket], status=RUNNING)
+            if on_ticket:
+                on_ticket(ticket)
+
+        ctx = TrialContext(
+            trial_number=number,
+            cache=self.cache,
+            report=report,
+            on_progress=lambda e: self.emit({"event": "progress", **e}),
+            device=self.device,
+            data_memo=self.data_memo,
+        )
+        try:
+            tickets = run_trial(self.spec, params, ctx)
+        except TrialAborted:
+            self.store.set_status(number, OK)  # stopped early by the driver: what it measured stands
+            raise
+        except KeyboardInterrupt:
+            self.store.set_status(number, INTERRUPTED)
+            raise
+        except BaseException:
+            self.store.set_status(number, FAILED)
+            raise
+        self.store.set_status(number, OK)
+        self.emit({"event": "trial_done", "trial": number, "final": tickets[-1]})
+        return tickets
+
+    def log_error(self, number: int, text: str) -> Path:
+        """Keep a failed trial's traceback in ``logs/trial-<n>.log`` (the summary shows one line)."""
+        path = self.run_dir / LOG_DIR / f"trial-{number:06d}.log"
+        _atomic_write(path, lambda tmp: tmp.write_text(text))
+        return path

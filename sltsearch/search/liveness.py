@@ -1,0 +1,112 @@
+"""Which RUNNING trials are really running: an owner record and a heartbeat, for every storage.
+
+Optuna's own heartbeat exists only for RDB storages, and a trial killed with SIGKILL stays RUNNING in a
+journal file forever. Every trial sltsearch runs records its owner (host, pid, the process's start time)
+and refreshes a heartbeat timestamp in its system attributes from a background thread. A RUNNING trial is
+stale when its owner process on this host is gone, or when its heartbeat is older than the grace period
+(an owner on another host that died). Stale trials are failed, and the driver runs their parameters again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+OWNER = "sltsearch:owner"
+BEAT = "sltsearch:heartbeat"
+END = "sltsearch:end"  # why a trial ended without finishing: interrupted | stale | error | surplus
+HEARTBEAT_S = 20.0
+GRACE_S = 120.0
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a reused pid apart), None where /proc is absent."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_record() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
+
+
+def owner_alive(owner: dict[str, Any]) -> bool | None:
+    """True / False for an owner on this host; None when it runs elsewhere (only the heartbeat can tell)."""
+    if owner.get("host") != socket.gethostname():
+        return None
+    pid = int(owner.get("pid", -1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    start = owner.get("start")
+    return start is None or _process_start(pid) in (None, start)
+
+
+def is_stale(trial: FrozenTrial, now: float | None = None, grace_s: float = GRACE_S) -> bool:
+    if trial.state != TrialState.RUNNING:
+        return False
+    owner = trial.system_attrs.get(OWNER)
+    if owner is None:  # started by plain Optuna or before this version: only its age can tell
+        started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+        return (now or time.time()) - started > grace_s
+    alive = owner_alive(owner)
+    if alive is not None:
+        return not alive
+    beat = float(trial.system_attrs.get(BEAT, 0.0))
+    return (now or time.time()) - beat > grace_s
+
+
+def fail_stale_trials(study: optuna.Study, grace_s: float = GRACE_S) -> list[FrozenTrial]:
+    """Fail every stale RUNNING trial of ``study``; returns them (their parameters are worth a rerun)."""
+    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if is_stale(t, grace_s=grace_s)]
+    storage = study._storage  # noqa: SLF001 - the public Study API cannot end another process's trial
+    failed = []
+    for trial in stale:
+        try:
+            storage.set_trial_system_attr(trial._trial_id, END, "stale")  # noqa: SLF001
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
+            failed.append(trial)
+        except (RuntimeError, ValueError):  # another worker ended it first
+            continue
+    return failed
+
+
+class Heartbeat:
+    """Records the owner of a trial, then refreshes its heartbeat until stopped (a context manager)."""
+
+    def __init__(self, trial: optuna.Trial, interval_s: float = HEARTBEAT_S) -> None:
+        self.trial = trial
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="sltsearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        storage, trial_id = self.trial.storage, self.trial._trial_id  # noqa: SLF001
+        storage.set_trial_system_attr(trial_id, OWNER, owner_record())
+        storage.set_trial_system_attr(trial_id, BEAT, time.time())
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        storage, trial_id = self.trial.storage, self.trial._trial_id  # noqa: SLF001
+        while not self._stop.wait(self.interval_s):
+            try:
+                storage.set_trial_system_attr(trial_id, BEAT, time.time())
+            except Exception:  # noqa: BLE001 - the trial ended meanwhile, or the storage hiccuped: try later
+                continue
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
