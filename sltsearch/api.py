@@ -197,3 +197,15 @@ def energy(
     from sltsearch.energy.report import energy_report
 
     return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
+
+
+def repair(run_dir: str | Path, *, storage: str | None = None, device: str | None = None) -> Any:
+    """Repair a damaged run folder (`sltsearch.repair.RepairReport`): damaged ticket files set aside and their
+    finished trials re-measured from the stage cache; a lost study rebuilt from the ticket table."""
+    from sltsearch.repair import repair as repair_run
+
+    report = repair_run(run_dir, storage=storage, device=device)
+    if report.changed:
+        _, spec = read_run(run_dir)
+        write_front(Path(run_dir), spec, load_tickets(run_dir))
+    return report

@@ -242,6 +242,28 @@ def pareto(
 
 
 @app.command()
+@_user_errors
+def repair(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    storage: Annotated[
+        str | None, typer.Option(help="the RDB URL the run's study lives in, if not the journal")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="device to re-measure tickets on: auto | cpu | cuda")] = None,
+) -> None:
+    """Repair a damaged run folder: rebuild ticket files from the study and the cache, or a lost study."""
+    report = api.repair(run_dir, storage=storage, device=device)
+    lines = [f"set aside damaged file: {path}" for path in report.set_aside]
+    if report.study_rebuilt:
+        lines.append(f"rebuilt the study from the ticket table: {report.study_rebuilt} trials")
+    if report.trials_remeasured:
+        trials = ", ".join(str(n) for n in report.trials_remeasured)
+        lines.append(f"re-measured the tickets of trials {trials} from the stage cache")
+    lines.append(f"[green]ok[/]: {run_dir} " + ("repaired" if report.changed else "needed no repair"))
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def spaces() -> None:
     """List the bundled search spaces."""
     table = Table(title="bundled search spaces")

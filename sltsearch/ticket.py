@@ -6,6 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# kinds whose ticket is a step of the trial itself (controls and early-time search rounds are extra rows)
+MAIN_KINDS = ("dense", "imp", "one_shot", "early_bird", "early_time")
+
 
 @dataclass
 class Ticket:
@@ -55,7 +58,7 @@ class Ticket:
     @property
     def ticket_id(self) -> str:
         """``t<trial>r<round>``; control and early-time search rows add ``-<kind>`` (they share a round)."""
-        main = self.kind in ("dense", "imp", "one_shot", "early_bird", "early_time")
+        main = self.kind in MAIN_KINDS
         return f"t{self.trial:04d}r{self.round:02d}" + ("" if main else f"-{self.kind}")
 
     def row(self) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from sltsearch.ticket import Ticket
 class TrialAborted(Exception):
     """Raised by a reporter to stop a trial early (e.g. a driver pruning it); earlier tickets stand."""
 
+    tickets: int | None = None  # how many tickets the trial had reported when it stopped (set by TrialRunner)
+
 
 @dataclass
 class TrialContext:

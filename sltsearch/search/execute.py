@@ -44,8 +44,11 @@ class TrialRunner:
         may raise `TrialAborted` there to stop the trial early: its tickets so far stand)."""
         self.emit({"event": "trial_start", "trial": number, "params": params})
 
+        reported: list[Ticket] = []
+
         def report(ticket: Ticket) -> None:
             self.store.append([ticket], status=RUNNING)
+            reported.append(ticket)
             if on_ticket:
                 on_ticket(ticket)
 
@@ -59,8 +62,9 @@ class TrialRunner:
         )
         try:
             tickets = run_trial(self.spec, params, ctx)
-        except TrialAborted:
+        except TrialAborted as stop:
             self.store.set_status(number, OK)  # stopped early by the driver: what it measured stands
+            stop.tickets = len(reported)  # so the study records where it stopped (`sltsearch repair`)
             raise
         except KeyboardInterrupt:
             self.store.set_status(number, INTERRUPTED)

@@ -96,11 +96,13 @@ def _retried(study: optuna.Study) -> set[int]:
     return {int(t.user_attrs[RETRY_OF]) for t in study.get_trials(deepcopy=False) if RETRY_OF in t.user_attrs}
 
 
-def enqueue_retries(study: optuna.Study) -> list[int]:
-    """Queue the parameters of every failed, interrupted or stale trial that has not been re-run yet."""
+def enqueue_retries(study: optuna.Study, limit: int) -> list[int]:
+    """Queue the parameters of up to ``limit`` failed, interrupted or stale trials not re-run yet (oldest first)."""
     retried = _retried(study)
-    queued = []
+    queued: list[int] = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if len(queued) >= limit:
+            break
         if trial.number in retried or trial.system_attrs.get(liveness.END) == "surplus" or not trial.params:
             continue
         if RETRY_OF in trial.user_attrs:  # a retry that failed again is not retried a third time
@@ -145,7 +147,8 @@ def optimize(
     limit = max_failures_in_row or max(3, budget)
     deadline = None if spec.search.timeout_s is None else time.monotonic() + spec.search.timeout_s
     liveness.fail_stale_trials(study)
-    enqueue_retries(study)
+    pending = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+    enqueue_retries(study, budget - finished_trials(study) - pending)
     failures: list[str] = []
     while True:
         liveness.fail_stale_trials(study)
@@ -194,7 +197,8 @@ def _run(
     with liveness.Heartbeat(trial):
         try:
             tickets = run_one(trial.number, dict(trial.params))
-        except TrialAborted:
+        except TrialAborted as stop:
+            trial.set_user_attr("tickets", getattr(stop, "tickets", None))
             study.tell(trial, state=TrialState.PRUNED)
             return TrialState.PRUNED, ""
         except KeyboardInterrupt:
