@@ -40,7 +40,9 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print(
-                "interrupted: finished trials and stages are kept; rerun the same command to resume"
+                "interrupted: finished trials and stages are kept; rerun the same command to resume",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(130) from None
 
@@ -366,6 +368,9 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C outside a command (while starting up): one line, no traceback
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

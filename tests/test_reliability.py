@@ -280,3 +280,55 @@ def test_run_folder_that_cannot_be_one(tmp_path: Path, tiny_spec_file: Path, mon
     result = runner.invoke(app, ["run", str(tiny_spec_file), "--run-dir", str(readonly / "run")])
     assert result.exit_code == 2 and "cannot write in" in result.stderr and "Traceback" not in result.output
     assert not (readonly / "run").exists()
+
+
+def test_half_written_journal_line_is_dropped(finished_run: Path, tmp_path: Path) -> None:
+    run = _copy(finished_run, tmp_path)
+    journal = run / "study.journal"
+    journal.write_bytes(journal.read_bytes() + b'{"op_code": 5, "worker_id": "x", "trial_id"')  # killed mid-write
+    assert _cli_run(run, "--trials", "3").returncode == 0
+    assert _states(run) == ["COMPLETE"] * 3
+
+
+def _entry_point() -> list[str]:
+    import shutil
+    import sys
+
+    exe = shutil.which("sltsearch", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "sltsearch"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", ["SIGKILL", "SIGINT"])
+def test_killed_at_random_moments_then_rerun(tmp_path: Path, signum: str) -> None:
+    """Kill the real CLI 3 times after random delays (seeded), then rerun: the trial count is exact, no ticket
+    id is duplicated, every finished trial's tickets are there, no trial is left RUNNING, nothing is corrupt."""
+    import random
+    import signal
+    import time
+
+    rng = random.Random(f"kill-{signum}")
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 4, "population_size": 2}))
+    run = tmp_path / "run"
+    command = [*_entry_point(), "run", str(spec), "--run-dir", str(run), "-q", "--threads", "1"]
+    finished_before: set[int] = set()
+    for _ in range(3):
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(4.0, 14.0))
+        process.send_signal(getattr(signal, signum))
+        _, err = process.communicate(timeout=120)
+        if signum == "SIGINT" and process.returncode == 130:
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        if (run / "study.journal").exists() and (run / "tickets").exists():
+            frame = sltsearch.load(run)  # readable after every kill
+            assert frame["ticket_id"].is_unique
+            study = _study(run)
+            done = {t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE}
+            assert finished_before <= done  # a finished trial is never lost
+            ok = set(frame.loc[frame["status"] == "ok", "trial"])
+            assert done <= ok
+            finished_before = done
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    frame = _check_table(run, 4)
+    assert set(frame["status"]) <= {"ok", "interrupted", "failed"}

@@ -25,9 +25,10 @@ from typing import Any
 import optuna
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage, JournalStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
+from sltsearch.cache import warn
 from sltsearch.errors import UserError
 from sltsearch.search import liveness
 from sltsearch.search.space import to_distributions
@@ -46,10 +47,31 @@ class SearchFailed(UserError):
     """Every recent trial failed: the search stops instead of burning through its budget."""
 
 
+def _trim_torn_tail(path: Path, lock: JournalFileSymlinkLock) -> None:
+    """Drop a half-written last journal line (a process killed inside a write): Optuna skips such a line
+    while it is last, but the next append would glue onto it and make the whole journal unreadable."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        with open(path, "r+b") as handle:
+            handle.truncate(keep)
+        warn(f"{path}: dropped a half-written last line ({len(data) - keep} bytes) left by a killed process")
+    finally:
+        lock.release()
+
+
 def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStorage:
     url = storage_url or spec.search.storage
     if url is None:
-        return JournalStorage(JournalFileBackend(str(run_dir / JOURNAL_FILE)))
+        path = run_dir / JOURNAL_FILE
+        lock = JournalFileSymlinkLock(str(path))
+        _trim_torn_tail(path, lock)
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as err:  # noqa: BLE001 - any driver/connection error is a user-fixable URL problem
