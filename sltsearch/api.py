@@ -217,3 +217,10 @@ def energy(
     from sltsearch.energy.report import energy_report
 
     return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
+
+
+def catalog() -> dict[str, list[dict[str, str]]]:
+    """The model families and datasets a spec can name (built-in, registered, plugged in): `sltsearch models`."""
+    from sltsearch.plugins import catalog as _catalog
+
+    return _catalog()

@@ -48,3 +48,42 @@ def origin(ep: EntryPoint) -> str:
     """'package version' of the distribution that declares an entry point."""
     dist = ep.dist
     return f"{dist.name} {dist.version}" if dist is not None else "?"
+
+
+def catalog() -> dict[str, list[dict[str, str]]]:
+    """Every model family and dataset a spec can name: built-in, registered and plugged in (not loaded)."""
+    from sltsearch.data.registry import DATASETS, PATHED, ROOTED
+    from sltsearch.models.registry import MODELS
+
+    models = [
+        {"name": name, "presets": ", ".join(family.presets), "source": _source(family.build)}
+        for name, family in sorted(MODELS.items())
+    ]
+    models += [
+        {"name": name, "presets": "", "source": f"plugin: {origin(ep)} ({ep.value})"}
+        for name, ep in sorted(plugged_in(MODEL_GROUP).items())
+        if name not in MODELS
+    ]
+    models.append({"name": "pkg.module:make_net", "presets": "", "source": "your own builder (import path)"})
+    datasets = [
+        {
+            "name": name,
+            "reads": "data.root" if name in ROOTED else "data.path" if name in PATHED else _READS.get(name, "-"),
+            "source": _source(builder),
+        }
+        for name, builder in sorted(DATASETS.items())
+    ]
+    datasets += [
+        {"name": name, "reads": "?", "source": f"plugin: {origin(ep)} ({ep.value})"}
+        for name, ep in sorted(plugged_in(DATASET_GROUP).items())
+        if name not in DATASETS
+    ]
+    return {"models": models, "datasets": datasets}
+
+
+_READS = {"python": "sltsearch.run(data=...)"}
+
+
+def _source(obj: Any) -> str:
+    module = str(getattr(obj, "__module__", ""))
+    return "built-in" if module.startswith("sltsearch.") else f"registered: {module}"
