@@ -52,6 +52,10 @@ def _register_on_disk() -> None:
     register_dataset("mnist", images.load_mnist, needs_root=True)
     register_dataset("fashion_mnist", images.load_fashion_mnist, needs_root=True)
     register_dataset("dvs128_gesture", neuromorphic.load_dvs128_gesture, needs_root=True)
+    from sltsearch.data import tonic_sets  # tonic itself is imported only when one of these is loaded
+
+    register_dataset("nmnist", tonic_sets.load_nmnist, needs_root=True)
+    register_dataset("shd", tonic_sets.load_shd, needs_root=True)
 
 
 def _register_users() -> None:
