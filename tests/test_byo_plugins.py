@@ -54,8 +54,10 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     yield tmp_path
     sys.modules.pop("sltplug", None)
     from sltsearch.data.registry import DATASETS
+    from sltsearch.models import registry
 
     DATASETS.pop("plugdata", None)
+    registry._PLUGGED_BUILDERS.pop("plugnet", None)
 
 
 def test_plugins_are_listed_and_usable_by_name(plugin: Path) -> None:

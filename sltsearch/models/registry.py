@@ -35,6 +35,10 @@ register_model("spiking_vgg", ModelFamily(vgg.build_spiking_vgg, vgg.PRESETS))
 register_model("spiking_resnet", ModelFamily(resnet.build_spiking_resnet, resnet.PRESETS))
 
 
+# plugins' plain builders (entry point group sltsearch.models), loaded once per process
+_PLUGGED_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
 def find_family(name: str) -> ModelFamily | Callable[..., nn.Module] | None:
     """A registered family, else a plugin's entry point, else the callable an import path names (None if
     ``name`` is none of these). Plugin families are registered on first use."""
@@ -42,6 +46,8 @@ def find_family(name: str) -> ModelFamily | Callable[..., nn.Module] | None:
         return MODELS[name]
     if user.is_import_path(name):
         return user.resolve(name)
+    if name in _PLUGGED_BUILDERS:
+        return _PLUGGED_BUILDERS[name]
     from sltsearch import plugins
 
     found = plugins.load(plugins.MODEL_GROUP, name)
@@ -54,6 +60,8 @@ def find_family(name: str) -> ModelFamily | Callable[..., nn.Module] | None:
         )
     if isinstance(found, ModelFamily):
         register_model(name, found)
+    else:
+        _PLUGGED_BUILDERS[name] = found
     return found
 
 
