@@ -287,3 +287,16 @@ def test_run_with_a_python_callable_and_torch_datasets(user_dir: Path) -> None:
     result = sltsearch.run(spec, run_dir=user_dir / "run", model=make_net, data=(TensorDataset(x, y), None, None))
     assert result.spec.model.name == f"{module}:make_net" and result.spec.data.name == "python"
     assert len(result.tickets) == 2 and result.spec.data.options["num_classes"] == 3
+
+
+def test_a_partial_is_named_after_its_function_and_keyed_on_its_arguments(user_dir: Path) -> None:
+    import functools
+
+    from sltsearch.models.user import code_fingerprint, register_callable
+
+    module = write_module(user_dir, GOOD_NET.format(variant=1))
+    make_net = importlib.import_module(module).make_net
+    small, large = functools.partial(make_net), functools.partial(make_net, options={"hidden": 99})
+    assert register_callable(small) == f"{module}:make_net_partial"
+    plain = code_fingerprint(make_net, None, "x")
+    assert len({plain, code_fingerprint(small, None, "x"), code_fingerprint(large, None, "x")}) == 3

@@ -14,6 +14,7 @@ it always describes the code that actually runs (a module edited but not re-impo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -46,9 +47,10 @@ def register_callable(fn: Callable[..., nn.Module]) -> str:
     """Make ``fn`` reachable by name in this process; the name (``module:qualname``) goes into the spec."""
     if not callable(fn):
         raise SpecError(f"model=: expected a callable (input_shape, num_classes, options) -> nn.Module, got {fn!r}")
-    module = getattr(fn, "__module__", None) or "__main__"
-    qualname = re.sub(r"[^\w.]", "_", getattr(fn, "__qualname__", None) or type(fn).__name__)
-    name = f"{module}:{qualname}"
+    inner = _unwrap(fn)
+    module = getattr(inner, "__module__", None) or "__main__"
+    qualname = re.sub(r"[^\w.]", "_", getattr(inner, "__qualname__", None) or type(inner).__name__)
+    name = f"{module}:{qualname}" + ("_partial" if inner is not fn else "")
     PYTHON_MODELS[name] = fn
     return name
 
@@ -172,7 +174,9 @@ def code_fingerprint(fn: Callable[..., Any], version: str | None, name: str) -> 
     seen = _FINGERPRINTS.get(id(fn))
     if seen is not None and seen[0] is fn:
         return seen[1]
-    digest = _source_digest(fn)
+    digest = _source_digest(_unwrap(fn))
+    if digest is not None and _unwrap(fn) is not fn:  # a functools.partial: its bound arguments count too
+        digest = hashlib.sha256((digest + repr(_bound_arguments(fn))).encode()).hexdigest()[:16]
     if digest is None:
         raise SpecError(
             f"model {name}: cannot read the source code of {name} to key its cached stages; set model.version "
@@ -181,6 +185,21 @@ def code_fingerprint(fn: Callable[..., Any], version: str | None, name: str) -> 
     fingerprint = f"sha256:{digest}"
     _FINGERPRINTS[id(fn)] = (fn, fingerprint)
     return fingerprint
+
+
+def _unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The function under (nested) functools.partial objects."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn
+
+
+def _bound_arguments(fn: Callable[..., Any]) -> list[Any]:
+    bound: list[Any] = []
+    while isinstance(fn, functools.partial):
+        bound.append((fn.args, sorted(fn.keywords.items())))
+        fn = fn.func
+    return bound
 
 
 def _source_digest(fn: Callable[..., Any]) -> str | None:
