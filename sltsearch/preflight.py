@@ -47,10 +47,17 @@ def check(spec: Spec, data_memo: dict[str, Any]) -> None:
     from sltsearch.cache import content_key
     from sltsearch.data import build_data
     from sltsearch.models import build_model
+    from sltsearch.models.registry import ModelFamily, find_family
     from sltsearch.models.spikformer import PatchEmbed
     from sltsearch.models.user import check_network
     from sltsearch.tickets import multisp
 
+    default_preset = type(spec.model).model_fields["preset"].default
+    if spec.model.preset != default_preset and not isinstance(find_family(spec.model.name), ModelFamily):
+        raise SpecError(
+            f"model.preset: presets belong to sltsearch's families; {spec.model.name} takes its sizes from "
+            f"model.options (passed to your builder as its third argument)"
+        )
     key = content_key(spec.data.model_dump(mode="json"))  # the key `trial_context.prepare` memoises under
     if key not in data_memo:
         data_memo[key] = build_data(spec.data)

@@ -118,6 +118,13 @@ def test_broken_networks_are_one_line_errors_before_any_trial(user_dir: Path, at
     assert message in text and "\n" not in text
 
 
+def test_a_preset_on_a_user_network_is_refused(user_dir: Path) -> None:
+    module = write_module(user_dir, GOOD_NET.format(variant=1))
+    spec = parse_spec(tiny_spec_dict(model={"name": f"{module}:make_net", "preset": "small"}))
+    with pytest.raises(SpecError, match="model.preset: presets belong to sltsearch's families"):
+        preflight.check(spec, {})
+
+
 def test_unimportable_module_names_the_module(user_dir: Path) -> None:
     with pytest.raises(SpecError, match="cannot import module 'nowhere_pkg.nets'"):
         preflight.check(user_spec("nowhere_pkg.nets:make_net"), {})
