@@ -81,6 +81,8 @@ def test_bad_arrays_are_one_line_errors(tmp_path: Path) -> None:
     assert "not found; write it with numpy.savez" in err(str(tmp_path / "none.npz"))
     with pytest.raises(DataError, match="set data.path"):
         build_data(DataSpec(name="arrays"))
+    with pytest.raises(DataError, match="data.path: dataset 'digits' does not read a file"):
+        build_data(DataSpec(name="digits", path="x.npz"))
     x = rng.random((10, 4)).astype(np.float32)
     cases = {
         "mismatch": ({"x_train": x, "y_train": np.zeros(9, int)}, "x_train has 10 samples but y_train has 9"),

@@ -80,6 +80,11 @@ def build_data(spec: Any) -> DataSplits:
     args = (spec.val_fraction, spec.test_fraction, spec.split_seed, dict(spec.options))
     if spec.name in PATHED:
         return builder(getattr(spec, "path", None), *args)
+    if getattr(spec, "path", None):
+        raise DataError(
+            f"data.path: dataset '{spec.name}' does not read a file; data.path is for {', '.join(sorted(PATHED))}"
+            + (" (it reads data.root)" if spec.name in ROOTED else "")
+        )
     if spec.name in ROOTED:
         if not spec.root:
             raise DataError(
