@@ -34,8 +34,14 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     runpy.run_path("make_data.py")
-    args = ["run", "my_search.yaml", "--run-dir", "run", "--trials", "2", "-q"]  # half the budget: test time
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+    import torch
+
+    args = ["run", "my_search.yaml", "--run-dir", "run", "--trials", "2", "--threads", "1", "-q"]  # half the budget
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output
     import sltsearch
