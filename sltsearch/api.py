@@ -53,16 +53,10 @@ def resolve_spec_path(spec: str | Path | None) -> Path:
 
 def validate(spec: str | Path | None = None) -> Spec:
     """Load and check a spec without running anything (a user's network named by import path is imported)."""
+    from sltsearch.models.registry import require_family
+
     parsed = load_spec(resolve_spec_path(spec))
-    from sltsearch.models.registry import find_family
-
-    if find_family(parsed.model.name) is None:
-        from sltsearch.models.registry import MODELS
-
-        raise SpecError(
-            f"model.name: unknown model '{parsed.model.name}'; known: {', '.join(sorted(MODELS))}, an installed "
-            f"plugin (`sltsearch models`) or your own builder as an import path 'pkg.module:make_net'"
-        )
+    require_family(parsed.model.name)
     return parsed
 
 

@@ -307,3 +307,17 @@ def test_a_partial_is_named_after_its_function_and_keyed_on_its_arguments(user_d
     assert register_callable(small) == f"{module}:make_net_partial"
     plain = code_fingerprint(make_net, None, "x")
     assert len({plain, code_fingerprint(small, None, "x"), code_fingerprint(large, None, "x")}) == 3
+
+
+def test_validate_imports_the_users_builder(user_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sltsearch.cli import app
+    from tests.conftest import write_spec
+
+    module = write_module(user_dir, GOOD_NET.format(variant=1))
+    good = write_spec(user_dir / "good.yaml", tiny_spec_dict(model={"name": f"{module}:make_net"}))
+    bad = write_spec(user_dir / "bad.yaml", tiny_spec_dict(model={"name": f"{module}:make_nett"}))
+    assert CliRunner().invoke(app, ["validate", str(good)]).exit_code == 0
+    result = CliRunner().invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2 and f"module {module} has no attribute 'make_nett'" in result.output

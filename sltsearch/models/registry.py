@@ -65,6 +65,17 @@ def find_family(name: str) -> ModelFamily | Callable[..., nn.Module] | None:
     return found
 
 
+def require_family(name: str) -> ModelFamily | Callable[..., nn.Module]:
+    """`find_family`, or a `SpecError` naming what ``model.name`` may be."""
+    family = find_family(name)
+    if family is None:
+        raise SpecError(
+            f"model.name: unknown model '{name}'; known: {', '.join(sorted(MODELS))}, an installed plugin "
+            f"(`sltsearch models`) or your own builder as an import path 'pkg.module:make_net'"
+        )
+    return family
+
+
 def model_code(spec: Any) -> str | None:
     """What the stage cache keys a user's network on (`user.code_fingerprint`); None for sltsearch's own
     families. Any family whose builder lives outside sltsearch (import path, Python callable, plugin,
@@ -97,12 +108,7 @@ def build_model(
     an import path ``pkg.module:make_net`` to a user's builder (`sltsearch.models.user`).
     """
     encoder = ENCODERS["frames" if frames else spec.encoder]()
-    family = find_family(spec.name)
-    if family is None:
-        raise SpecError(
-            f"model.name: unknown model '{spec.name}'; known: {', '.join(sorted(MODELS))}, an installed plugin "
-            f"(`sltsearch models`) or your own builder as an import path 'pkg.module:make_net'"
-        )
+    family = require_family(spec.name)
     if not isinstance(family, ModelFamily):  # a user's builder (import path, Python callable or plugin)
         body = user.build_body(family, spec, tuple(input_shape), num_classes)
         return SpikingClassifier(encoder, body, spec.time_steps, spec.name)
