@@ -3,7 +3,8 @@
 The callable is called as ``fn(input_shape, num_classes, options)`` (plus ``make_neuron=`` when it takes a
 parameter of that name: a constructor of the spec's ``model.neuron``) and returns a spikingjelly multi-step
 network, or any torch module with spikingjelly neurons, that maps [T, B, *input_shape] to
-[T, B, num_classes]. sltsearch wraps it in a `SpikingClassifier` exactly like its own families.
+[T, B, num_classes]. sltsearch wraps it in a `SpikingClassifier` exactly like its own families. Import paths
+are looked up on sys.path and, after it, the current folder (so `sltsearch run` finds a project's modules).
 
 `check_network` runs before the first trial and turns every way such a network can break the rules into
 one `SpecError` line. `code_fingerprint` names the code a cached stage was trained with: a hash of the
