@@ -8,7 +8,7 @@ front = sltsearch.pareto(result.run_dir)                 # non-dominated tickets
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,12 @@ from typing import Any
 import pandas as pd
 import torch
 
+from sltsearch import preflight, provenance
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import load_tickets, pareto_front
 from sltsearch.results.plots import plot_front
 from sltsearch.results.store import TicketTableDamaged, check_tickets, table_files
-from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run  # noqa: F401 (read_run is API)
+from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.spec import Spec, load_spec
@@ -50,8 +51,12 @@ def resolve_spec_path(spec: str | Path | None) -> Path:
 
 
 def validate(spec: str | Path | None = None) -> Spec:
-    """Load and check a spec without running anything."""
-    return load_spec(resolve_spec_path(spec))
+    """Load and check a spec without running anything (a user's network named by import path is imported)."""
+    from sltsearch.models.registry import require_family
+
+    parsed = load_spec(resolve_spec_path(spec))
+    require_family(parsed.model.name)
+    return parsed
 
 
 @dataclass
@@ -75,6 +80,8 @@ def run(
     device: str | None = None,
     threads: int | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    model: Callable[..., Any] | None = None,
+    data: Sequence[Any] | None = None,
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
 
@@ -83,8 +90,13 @@ def run(
     one machine should split the cores between them, because oversubscribed torch threads slow the small
     ops of SNN training down by an order of magnitude. Rerunning into the same folder resumes: finished
     stages and trials are kept.
+
+    ``model``: your own network builder ``(input_shape, num_classes, options) -> nn.Module`` (the spec's
+    ``model.name`` becomes its ``module:qualname``); ``data``: your own torch Datasets ``(train, val, test)``
+    (val / test may be None: carved from train). Both are checked before the first trial
+    (`sltsearch.preflight`).
     """
-    spec = _as_spec(spec)
+    spec = preflight.with_python_inputs(_as_spec(spec), model, data)
     if threads is not None:
         if threads < 1:
             raise SpecError(f"--threads: must be at least 1, got {threads}")
@@ -96,10 +108,18 @@ def run(
     if not spec.space:
         raise SpecError("space: the spec searches nothing; add at least one parameter under 'space'")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
+    data_memo: dict[str, Any] = {}
+    inputs: dict[str, str] = {}
+    if preflight.needs_check(spec):  # users' networks and data: every rule checked before the first trial
+        preflight.check(spec, data_memo)
+        inputs = provenance.run_inputs(spec)
+        provenance.check_resume(run_dir, inputs)
     prepare_run_dir(spec, run_dir, storage)
+    if inputs:
+        record(run_dir, inputs=inputs)
     check_tickets_readable(run_dir)
     emit = on_event or (lambda event: None)
-    runner = TrialRunner(spec, run_dir, device=device, emit=emit)
+    runner = TrialRunner(spec, run_dir, device=device, emit=emit, data_memo=data_memo)
     study = optuna_backend.open_study(spec, run_dir, storage)
     check_study_matches_table(run_dir, study)
     emit(
@@ -209,3 +229,10 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
         _, spec = read_run(run_dir)
         write_front(Path(run_dir), spec, load_tickets(run_dir))
     return report
+
+
+def catalog() -> dict[str, list[dict[str, str]]]:
+    """The model families and datasets a spec can name (built-in, registered, plugged in): `sltsearch models`."""
+    from sltsearch.plugins import catalog as _catalog
+
+    return _catalog()

@@ -281,6 +281,22 @@ def spaces() -> None:
     console.print(table)
 
 
+@app.command()
+@_user_errors
+def models() -> None:
+    """List the model families and datasets a spec can name: built-in and plugged in (entry points)."""
+    from sltsearch.api import catalog
+
+    listing = catalog()
+    for kind, columns in (("models", ("name", "presets", "source")), ("datasets", ("name", "reads", "source"))):
+        table = Table(title="model families (model.name)" if kind == "models" else "datasets (data.name)")
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in listing[kind]:
+            table.add_row(*[row[c] for c in columns])
+        console.print(table)
+
+
 # energy table: column -> header; the CSV keeps every column of `sltsearch.energy.report.COLUMNS`
 _ENERGY_TABLE = {
     "name": "layer",

@@ -106,3 +106,8 @@ def read_run(run_dir: str | Path) -> tuple[Path, Spec]:
 def run_info(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record(run_dir: Path, **fields: Any) -> None:
+    """Add fields to run.json (e.g. ``inputs``: the user code and data hashes, `sltsearch.provenance`)."""
+    save_json(run_dir / RUN_FILE, {**run_info(run_dir), **fields})

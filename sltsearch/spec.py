@@ -34,6 +34,7 @@ class DataSpec(_Strict):
     eval_batch_size: int = Field(512, ge=1, le=65536)
     split_seed: int = Field(0, ge=0)
     options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options")
+    path: str | None = Field(None, description="file a dataset is read from (name: arrays, a .npz file)")
 
 
 class NeuronSpec(_Strict):
@@ -57,6 +58,9 @@ class ModelSpec(_Strict):
     neuron: NeuronSpec = NeuronSpec()
     encoder: Literal["direct", "rate"] = "direct"
     time_steps: int = Field(4, ge=1, le=1024)
+    version: str | None = Field(
+        None, description="your network's version: keys its cached stages instead of a hash of its source"
+    )
 
 
 class TrainSpec(_Strict):
@@ -359,7 +363,8 @@ class Spec(_Strict):
 
     @model_validator(mode="after")
     def _multisp_needs_spikformer(self) -> Spec:
-        if self.multisp.active and self.model.name != "spikformer":
+        own_network = ":" in self.model.name  # a user's network: checked for a ConvPEP when it is built
+        if self.multisp.active and self.model.name != "spikformer" and not own_network:
             raise ValueError(
                 f"model {self.model.name} has no ConvPEP; multisp needs model.name: spikformer"
             )

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from sltsearch import provenance
 from sltsearch.cache import content_key
 from sltsearch.data import make_loader
 from sltsearch.device import seed_everything
@@ -42,15 +43,16 @@ from sltsearch.trial_context import TrialContext, TrialSetup
 
 def dense_key(spec: Spec) -> str:
     train = spec.train.model_dump(mode="json", exclude={"device"})
-    return content_key(
-        {
-            "data": spec.data.model_dump(mode="json"),
-            "model": spec.model.model_dump(mode="json"),
-            "model_options": resolved_options(spec.model),
-            "train": train,
-            "seed": spec.seed,
-        }
-    )
+    parts = {
+        "data": spec.data.model_dump(mode="json", exclude={"path"} if spec.data.path is None else None),
+        "model": spec.model.model_dump(mode="json", exclude={"version"} if spec.model.version is None else None),
+        "model_options": resolved_options(spec.model),
+        "train": train,
+        "seed": spec.seed,
+    }
+    # users' networks and data: the hash of their code / content (sltsearch.provenance); absent otherwise,
+    # so keys of built-in families and datasets stay as they were
+    return content_key({**parts, **provenance.stage_inputs(spec)})
 
 
 def round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[str, ...] = ()) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from sltsearch.errors import SpecError
-from sltsearch.models import cnn, resnet, spikformer, vgg
+from sltsearch.models import cnn, resnet, spikformer, user, vgg
 from sltsearch.models.base import SpikingClassifier
 from sltsearch.models.encoders import ENCODERS
 from sltsearch.models.neurons import neuron_factory
@@ -35,14 +35,66 @@ register_model("spiking_vgg", ModelFamily(vgg.build_spiking_vgg, vgg.PRESETS))
 register_model("spiking_resnet", ModelFamily(resnet.build_spiking_resnet, resnet.PRESETS))
 
 
+# plugins' plain builders (entry point group sltsearch.models), loaded once per process
+_PLUGGED_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def find_family(name: str) -> ModelFamily | Callable[..., nn.Module] | None:
+    """A registered family, else a plugin's entry point, else the callable an import path names (None if
+    ``name`` is none of these). Plugin families are registered on first use."""
+    if name in MODELS:
+        return MODELS[name]
+    if user.is_import_path(name):
+        return user.resolve(name)
+    if name in _PLUGGED_BUILDERS:
+        return _PLUGGED_BUILDERS[name]
+    from sltsearch import plugins
+
+    found = plugins.load(plugins.MODEL_GROUP, name)
+    if found is None:
+        return None
+    if not isinstance(found, ModelFamily) and not callable(found):
+        raise SpecError(
+            f"model.name: entry point '{name}' is a {type(found).__name__}; it must name a ModelFamily or a "
+            f"callable (input_shape, num_classes, options) -> nn.Module"
+        )
+    if isinstance(found, ModelFamily):
+        register_model(name, found)
+    else:
+        _PLUGGED_BUILDERS[name] = found
+    return found
+
+
+def require_family(name: str) -> ModelFamily | Callable[..., nn.Module]:
+    """`find_family`, or a `SpecError` naming what ``model.name`` may be."""
+    family = find_family(name)
+    if family is None:
+        raise SpecError(
+            f"model.name: unknown model '{name}'; known: {', '.join(sorted(MODELS))}, an installed plugin "
+            f"(`sltsearch models`) or your own builder as an import path 'pkg.module:make_net'"
+        )
+    return family
+
+
+def model_code(spec: Any) -> str | None:
+    """What the stage cache keys a user's network on (`user.code_fingerprint`); None for sltsearch's own
+    families. Any family whose builder lives outside sltsearch (import path, Python callable, plugin,
+    `register_model` from user code) is user code."""
+    family = find_family(spec.name)
+    fn = family.build if isinstance(family, ModelFamily) else family
+    if fn is None or str(getattr(fn, "__module__", "")).startswith("sltsearch."):
+        return None
+    return user.code_fingerprint(fn, getattr(spec, "version", None), spec.name)
+
+
 def resolved_options(spec: Any) -> dict[str, Any]:
     """The sizes a `ModelSpec` resolves to: its preset's values overridden by explicit ``options``.
 
     Stage-cache keys include these, not just the preset name, so a cache written before a preset changed
     is never loaded into a model of a different shape.
     """
-    family = MODELS.get(spec.name)
-    if family is None or spec.preset not in family.presets:
+    family = find_family(spec.name)
+    if not isinstance(family, ModelFamily) or spec.preset not in family.presets:
         return dict(spec.options)
     return {**family.presets[spec.preset], **spec.options}
 
@@ -50,10 +102,16 @@ def resolved_options(spec: Any) -> dict[str, Any]:
 def build_model(
     spec: Any, input_shape: tuple[int, ...], num_classes: int, frames: bool = False
 ) -> SpikingClassifier:
-    """The model a `ModelSpec` names: preset sizes, overridden by explicit ``options``."""
-    if spec.name not in MODELS:
-        raise SpecError(f"model.name: unknown model '{spec.name}'; known: {', '.join(sorted(MODELS))}")
-    family = MODELS[spec.name]
+    """The model a `ModelSpec` names: preset sizes, overridden by explicit ``options``.
+
+    ``spec.name`` is a registered family, an installed plugin's entry point (group ``sltsearch.models``) or
+    an import path ``pkg.module:make_net`` to a user's builder (`sltsearch.models.user`).
+    """
+    encoder = ENCODERS["frames" if frames else spec.encoder]()
+    family = require_family(spec.name)
+    if not isinstance(family, ModelFamily):  # a user's builder (import path, Python callable or plugin)
+        body = user.build_body(family, spec, tuple(input_shape), num_classes)
+        return SpikingClassifier(encoder, body, spec.time_steps, spec.name)
     if spec.preset not in family.presets:
         raise SpecError(
             f"model.preset: unknown preset '{spec.preset}' for {spec.name}; known: {', '.join(family.presets)}"
@@ -63,5 +121,4 @@ def build_model(
         body = family.build(tuple(input_shape), num_classes, neuron_factory(spec.neuron), options)
     except ValueError as err:
         raise SpecError(str(err)) from None
-    encoder = ENCODERS["frames" if frames else spec.encoder]()
     return SpikingClassifier(encoder, body, spec.time_steps, spec.name)
