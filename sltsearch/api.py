@@ -20,7 +20,7 @@ from sltsearch import preflight, provenance
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import load_tickets, pareto_front
 from sltsearch.results.plots import plot_front
-from sltsearch.results.store import TicketTableDamaged, check_tickets, table_files
+from sltsearch.results.store import INTERRUPTED, TicketTableDamaged, check_tickets, table_files
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
 from sltsearch.search.execute import TrialRunner
@@ -144,6 +144,7 @@ def run(
                 {"event": "trial_end", "state": end.state, "number": end.number, "done": end.done, "reason": end.reason}
             ),
             on_error=on_error,
+            on_stale=lambda number: runner.store.set_status(number, INTERRUPTED),
         )
     finally:
         frame = load_tickets(run_dir)

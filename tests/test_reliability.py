@@ -150,7 +150,16 @@ def test_stale_running_trial_is_failed_and_replaced(tmp_path: Path) -> None:
     trial.storage.set_trial_system_attr(
         trial._trial_id, "sltsearch:owner", {"host": os.uname().nodename, "pid": dead.pid, "start": "0"}
     )
+    from sltsearch.results import TicketStore
+    from sltsearch.ticket import Ticket
+
+    measured = {k: 0.5 for k in ("sparsity", "density", "val_accuracy", "test_accuracy", "energy_uj", "macs", "acs")}
+    partial = Ticket(0, 0, "dense", trial.params, 0, 2, nonzero_params=1, prunable_params=1, firing_rate=0.1,
+                     best_epoch=1, epochs_trained=2, wall_time_s=1.0, stage_key="k", **measured)
+    TicketStore(run_dir).append([partial], status="running")  # what the killed process had written
     sltsearch.run(spec_file, run_dir=run_dir)
+    frame = sltsearch.load(run_dir)
+    assert frame.loc[frame["trial"] == 0, "status"].tolist() == ["interrupted"]
     trials = _study(run_dir).get_trials(deepcopy=False)
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
     assert trials[0].system_attrs["sltsearch:end"] == "stale" and trials[1].params == trial.params

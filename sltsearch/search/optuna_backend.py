@@ -156,24 +156,32 @@ def optimize(
     on_trial_end: Callable[[TrialEnd], None] | None = None,
     on_error: Callable[[int, str], None] | None = None,
     max_failures_in_row: int | None = None,
+    on_stale: Callable[[int], None] | None = None,
 ) -> None:
     """Run trials until the study holds ``search.n_trials`` finished ones (or the timeout passes).
 
     ``run_one(number, params)`` runs a trial and returns its tickets (the last is the trial's value); raising
     `TrialAborted` ends it PRUNED, any other exception FAIL (``on_error`` gets the traceback text). Ctrl-C
     fails the running trial as interrupted and propagates, so the next run repeats its parameters.
+    ``on_stale(number)`` hears of every trial found stale (its process died) and failed here.
     """
+
+    def fail_stale() -> None:
+        for trial in liveness.fail_stale_trials(study):
+            if on_stale:
+                on_stale(trial.number)
+
     metrics = list(spec.objective.metrics)
     distributions = to_distributions(spec.space)
     budget = spec.search.n_trials
     limit = max_failures_in_row or max(3, budget)
     deadline = None if spec.search.timeout_s is None else time.monotonic() + spec.search.timeout_s
-    liveness.fail_stale_trials(study)
+    fail_stale()
     pending = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
     enqueue_retries(study, budget - finished_trials(study) - pending)
     failures: list[str] = []
     while True:
-        liveness.fail_stale_trials(study)
+        fail_stale()
         done = finished_trials(study)
         running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if done >= budget or (deadline is not None and time.monotonic() >= deadline):
