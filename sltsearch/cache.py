@@ -205,7 +205,8 @@ class StageCache:
     def _set_aside(self, kind: str, key: str, err: DamagedArtefact) -> None:
         folder = self.folder(kind, key)
         assert folder is not None and self.root is not None
-        target = self.root / DAMAGED_DIR / f"{kind}-{key}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        target = self.root / DAMAGED_DIR / f"{kind}-{key}-{stamp}"
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(folder, target)
