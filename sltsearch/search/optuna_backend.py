@@ -65,6 +65,18 @@ def _trim_torn_tail(path: Path, lock: JournalFileSymlinkLock) -> None:
         lock.release()
 
 
+def driver_url(url: str) -> str:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 (the ``postgres`` extra) when only it is
+    installed, so the URL users copy from their database works as it is."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in {"postgresql", "postgres"}:
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            return f"postgresql+psycopg://{rest}"
+    return url
+
+
 def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStorage:
     url = storage_url or spec.search.storage
     if url is None:
@@ -73,7 +85,7 @@ def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStor
         _trim_torn_tail(path, lock)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return optuna.storages.RDBStorage(driver_url(url), engine_kwargs={"pool_pre_ping": True})
     except Exception as err:  # noqa: BLE001 - any driver/connection error is a user-fixable URL problem
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"search.storage: cannot open '{mask_url(url)}': {mask_url(message)}") from None
@@ -134,6 +146,33 @@ def enqueue_retries(study: optuna.Study, limit: int) -> list[int]:
     return queued
 
 
+class StorageUnavailable(UserError):
+    """The study's database stayed unreachable: the worker stops with one line (finished trials are saved)."""
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import DBAPIError
+
+    return (DBAPIError,)
+
+
+def _retrying(call: Callable[[], Any], what: str, wait_s: float = 60.0) -> Any:
+    """``call()``, retried every 2 s while the study's database is unreachable (a restart), at most ``wait_s``."""
+    errors = _db_errors()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return call()
+        except errors as err:
+            if time.monotonic() >= deadline:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise StorageUnavailable(
+                    f"the study's database did not answer for {wait_s:.0f} s while {what} ({mask_url(first)}); "
+                    "finished trials are saved: rerun the same command when the database is back"
+                ) from None
+            time.sleep(2.0)
+
+
 @dataclass
 class TrialEnd:
     """What the driver tells its caller when a trial ends."""
@@ -166,10 +205,16 @@ def optimize(
     ``on_stale(number)`` hears of every trial found stale (its process died) and failed here.
     """
 
-    def fail_stale() -> None:
-        for trial in liveness.fail_stale_trials(study):
+    def fail_stale() -> int:
+        stale = liveness.fail_stale_trials(study)
+        for trial in stale:
             if on_stale:
                 on_stale(trial.number)
+        return len(stale)
+
+    def requeue() -> None:
+        pending = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+        enqueue_retries(study, budget - finished_trials(study) - pending)
 
     metrics = list(spec.objective.metrics)
     distributions = to_distributions(spec.space)
@@ -177,22 +222,31 @@ def optimize(
     limit = max_failures_in_row or max(3, budget)
     deadline = None if spec.search.timeout_s is None else time.monotonic() + spec.search.timeout_s
     fail_stale()
-    pending = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
-    enqueue_retries(study, budget - finished_trials(study) - pending)
+    requeue()
     failures: list[str] = []
-    while True:
-        fail_stale()
+    def standing() -> tuple[int, int]:
+        if fail_stale():  # another worker died mid-trial: its parameters are run again
+            requeue()
         done = finished_trials(study)
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        return done, len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    def ask() -> optuna.Trial | None:
+        trial = study.ask(distributions)
+        if _ahead_of(study, trial.number) >= budget:  # another worker asked at the same moment: give it back
+            trial.storage.set_trial_system_attr(trial._trial_id, liveness.END, "surplus")  # noqa: SLF001
+            study.tell(trial, state=TrialState.FAIL)
+            return None
+        return trial
+
+    while True:
+        done, running = _retrying(standing, "checking the budget")
         if done >= budget or (deadline is not None and time.monotonic() >= deadline):
             return
         if done + running >= budget:  # other workers hold the rest of the budget: wait for them
             time.sleep(2.0)
             continue
-        trial = study.ask(distributions)
-        if _ahead_of(study, trial.number) >= budget:  # another worker asked at the same moment: give it back
-            trial.storage.set_trial_system_attr(trial._trial_id, liveness.END, "surplus")  # noqa: SLF001
-            study.tell(trial, state=TrialState.FAIL)
+        trial = _retrying(ask, "asking for a trial")
+        if trial is None:
             continue
         state, reason = _run(trial, study, run_one, metrics, on_error)
         if on_trial_end:
@@ -244,8 +298,12 @@ def _run(
             study.tell(trial, state=TrialState.FAIL)
             return TrialState.FAIL, reason
     final = tickets[-1]
-    trial.set_user_attr("tickets", len(tickets))
-    trial.set_user_attr("final_ticket", final.ticket_id)
-    trial.set_user_attr("test_accuracy", final.test_accuracy)  # reported, never optimised
-    study.tell(trial, [float(getattr(final, m)) for m in metrics])
+
+    def tell() -> None:
+        trial.set_user_attr("tickets", len(tickets))
+        trial.set_user_attr("final_ticket", final.ticket_id)
+        trial.set_user_attr("test_accuracy", final.test_accuracy)  # reported, never optimised
+        study.tell(trial, [float(getattr(final, m)) for m in metrics])
+
+    _retrying(tell, f"saving trial {trial.number}")
     return TrialState.COMPLETE, ""

@@ -1,0 +1,137 @@
+"""Optuna workers sharing one study on a real PostgreSQL server (a throwaway one on a loopback port)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import tiny_spec_dict, write_spec
+from optuna.trial import TrialState
+from pg_server import PgServer, server_bin, start_server
+
+import sltsearch
+from sltsearch.search import optuna_backend
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        server_bin() is None,
+        reason="needs a PostgreSQL server: apt-get install postgresql (.ci/run installs it when missing)",
+    ),
+]
+
+
+@pytest.fixture
+def pg() -> Iterator[PgServer]:
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _worker(spec: Path, run_dir: Path, url: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "--storage", url]
+    return subprocess.Popen([*command, "-q", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _trials(run_dir: Path, url: str) -> list[optuna.trial.FrozenTrial]:
+    spec = sltsearch.load_spec(run_dir / "spec.yaml")
+    return optuna_backend.open_study(spec, run_dir, url).get_trials(deepcopy=False)
+
+
+def _check(run_dir: Path, url: str, complete: int) -> list[optuna.trial.FrozenTrial]:
+    trials = _trials(run_dir, url)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == complete
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    frame = sltsearch.load(run_dir)
+    assert frame["ticket_id"].is_unique
+    ok = frame[frame["status"] == "ok"]
+    assert sorted(ok["trial"].unique()) == sorted(t.number for t in done)
+    return trials
+
+
+def test_two_workers_share_one_study(pg: PgServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 4, "population_size": 2}))
+    run_dir, url = tmp_path / "shared", pg.url()
+    workers = [_worker(spec, run_dir, url) for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err
+        assert "pw@" not in err
+    trials = _check(run_dir, url, 4)
+    owners = {t.system_attrs["sltsearch:owner"]["pid"] for t in trials if t.state == TrialState.COMPLETE}
+    assert owners == {w.pid for w in workers}  # both workers ran trials
+    frame = sltsearch.load(run_dir)
+    dense = frame[frame["round"] == 0]
+    assert (~dense["cached"]).sum() == 1  # one dense training for both workers (the stage cache is shared)
+    assert "pw" not in (run_dir / "run.json").read_text().replace("pid", "")
+
+
+def test_killed_worker_is_replaced_and_the_other_finishes(pg: PgServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 4, "population_size": 2}))
+    run_dir, url = tmp_path / "shared", pg.url()
+    victim, survivor = _worker(spec, run_dir, url), _worker(spec, run_dir, url)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until the victim is inside a trial
+        if (run_dir / "spec.yaml").exists():
+            running = [
+                t for t in _trials(run_dir, url)
+                if t.state == TrialState.RUNNING and t.system_attrs.get("sltsearch:owner", {}).get("pid") == victim.pid
+            ]
+            if running:
+                break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the first worker never started a trial")
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=60)
+    _, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, err
+    trials = _check(run_dir, url, 4)
+    killed = [t for t in trials if t.system_attrs.get("sltsearch:end") == "stale"]
+    assert len(killed) == 1 and killed[0].number == running[0].number
+    assert any(t.user_attrs.get("retry_of") == killed[0].number and t.state == TrialState.COMPLETE for t in trials)
+    before = len(trials)
+    rerun = _worker(spec, run_dir, url)
+    assert rerun.wait(timeout=300) == 0
+    assert len(_trials(run_dir, url)) == before  # nothing repeated
+
+
+def test_database_restart_mid_search(pg: PgServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 3, "population_size": 2}))
+    run_dir, url = tmp_path / "shared", pg.url()
+    worker = _worker(spec, run_dir, url)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # restart once the first trial has finished and the second runs
+        if any(t.state == TrialState.COMPLETE for t in _trials_or_none(run_dir, url)):
+            break
+        time.sleep(0.5)
+    pg.pg_ctl("restart", "-m", "fast")
+    _, err = worker.communicate(timeout=600)
+    assert worker.returncode == 0, err
+    _check(run_dir, url, 3)
+
+
+def _trials_or_none(run_dir: Path, url: str) -> list[optuna.trial.FrozenTrial]:
+    return _trials(run_dir, url) if (run_dir / "spec.yaml").exists() else []
+
+
+def test_wrong_password_is_one_masked_line(pg: PgServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict())
+    url = pg.url(password="wrong-secret")
+    result = subprocess.run(
+        [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(tmp_path / "r"), "--storage", url],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "wrong-secret" not in result.stderr + result.stdout
+    assert "sltsearch:***@127.0.0.1" in result.stderr and len(result.stderr.strip().splitlines()) == 1
