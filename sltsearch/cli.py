@@ -254,7 +254,7 @@ _ENERGY_TABLE = {
     "name": "layer",
     "type": "type",
     "input_kind": "input",
-    "firing_rate": "rate",
+    "op_rate": "op rate",  # fraction of input positions that cost ops (as the count and approx_ops use it)
     "dense_ops": "dense ops",
     "ops": "counted",
     "macs": "MACs",
@@ -265,7 +265,7 @@ _ENERGY_TABLE = {
 
 
 def _energy_cell(column: str, value: Any) -> str:
-    if column == "firing_rate":
+    if column in {"firing_rate", "op_rate"}:
         return f"{value:.3f}"
     if column == "energy_share":
         return f"{100 * value:.1f}%"
@@ -293,11 +293,16 @@ def energy(
     nonbinary: Annotated[
         str | None, typer.Option(help="override objective.energy.nonbinary: mac | ac_weighted")
     ] = None,
+    real_inputs: Annotated[
+        str | None, typer.Option(help="override objective.energy.real_inputs: all | nonzero (NeuroBench's)")
+    ] = None,
+    first_layer: Annotated[
+        str | None, typer.Option(help="override objective.energy.first_layer: per_step | once")
+    ] = None,
 ) -> None:
     """Per-layer operation counts and energy of a ticket, or of a spec's (untrained) dense model."""
-    overrides = {
-        f"objective.energy.{k}": v for k, v in {"model": model, "nonbinary": nonbinary}.items() if v is not None
-    }
+    chosen = {"model": model, "nonbinary": nonbinary, "real_inputs": real_inputs, "first_layer": first_layer}
+    overrides = {f"objective.energy.{k}": v for k, v in chosen.items() if v is not None}
     result = api.energy(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
     rep = result.report
     frame = result.frame()
@@ -309,6 +314,8 @@ def energy(
             f"{rep.energy_uj:.4f} uJ ({rep.model}: compute {rep.compute_uj:.4f}, memory {rep.memory_uj:.4f}) | "
             f"MACs {rep.macs:,.0f} x {rep.e_mac_pj} pJ, ACs {rep.acs:,.0f} + binary {rep.binary_ops:,.0f} "
             f"x {rep.e_ac_pj} pJ | firing rate {rep.firing_rate:.4f} | T={rep.time_steps}, "
+            f"encoder {rep.encoder or '?'}, encoding layer {rep.encoding_energy_uj:.4f} uJ"
+            f"{' (counted once)' if rep.first_layer_once else ''}, real inputs: {rep.real_inputs} | "
             f"{rep.samples} val samples | params {rep.params:,} ({rep.nonzero_params:,} non-zero), "
             f"storage {rep.storage_bits:,} bits (dense fp32 {rep.dense_storage_bits:,})"
         ),

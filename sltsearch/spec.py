@@ -202,6 +202,11 @@ class EnergySpec(_Strict):
         None,
         description="memory model: four (capacity bytes, pJ per byte) points; default spikingjelly's Lemaire",
     )
+    real_inputs: Literal["all", "nonzero"] = Field(
+        "all",
+        description="real-valued inputs: MACs at every input position (all: dense hardware) or only at "
+        "non-zero ones (nonzero: NeuroBench's effective MACs)",
+    )
 
     @field_validator("memory_breakpoints")
     @classmethod
