@@ -67,6 +67,10 @@ FRONT_COLUMNS = {
     "param_attn_sparsity": "attn",
     "param_mlp_sparsity": "mlp",
     "param_pep_first_conv": "1st",
+    # the encoding layer: searched encoder and target; "1x" marks tickets whose energy assumes first_layer: once
+    "param_encoder": "enc",
+    "param_encoding_sparsity": "enc sp",
+    "first_layer_once": "1x",
 }
 
 
@@ -91,9 +95,10 @@ def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> 
         pad_edge=False,
         padding=(0, 0),  # the box already puts one space between columns
     )
-    columns = [c for c in FRONT_COLUMNS if c in front.columns] + [
-        p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"
-    ]
+    shown = [c for c in FRONT_COLUMNS if c in front.columns]
+    if "first_layer_once" in shown and not front["first_layer_once"].fillna(False).astype(bool).any():
+        shown.remove("first_layer_once")  # only a front with tickets that assume it gets the column
+    columns = shown + [p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"]
     cells = [[_fmt(c, row[c]) for c in columns] for _, row in front.iterrows()]
     for i, col in enumerate(columns):
         style = "bold" if col in objectives else None
