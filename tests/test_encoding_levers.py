@@ -149,3 +149,23 @@ def test_spec_levers_are_searchable_and_checked() -> None:
         parse_spec(tiny_spec_dict(tickets={"keep_dense": ["first"], "encoding_sparsity": 0.5}))
     with pytest.raises(SpecError, match="encoder"):
         parse_spec(tiny_spec_dict(model={"encoder": "poisson"}))
+
+
+def test_front_shows_which_tickets_assume_first_layer_once() -> None:
+    import pandas as pd
+    from rich.console import Console
+
+    from sltsearch.cli import front_table
+
+    def render(flags: list[bool]) -> str:
+        front = pd.DataFrame(
+            {"ticket_id": ["t0000r00", "t0001r01"], "val_accuracy": [0.9, 0.8], "energy_uj": [0.2, 0.1],
+             "first_layer_once": flags, "param_encoder": ["direct", "learned"]}
+        )
+        console = Console(width=120, record=True)
+        console.print(front_table(front, {"val_accuracy": "maximize", "energy_uj": "minimize"}, "front"))
+        return console.export_text()
+
+    shown = render([True, False])
+    assert " 1x" in shown and "enc" in shown and "learned" in shown
+    assert " 1x" not in render([False, False])  # no ticket assumes it: no column
