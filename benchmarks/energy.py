@@ -5,12 +5,12 @@ most of the energy. This measures, per lever, the energy of the best ticket with
 network's validation accuracy, over several seeds (mean, sd, min..max):
 
 * ``direct``             baseline: direct encoding, global magnitude IMP, first layer counted per step;
-* ``direct + enc target`` the encoding layer's own sparsity target (``tickets.encoding_sparsity``);
+* ``direct + enc 0.7`` / ``0.9``  the encoding layer's own final sparsity target (``tickets.encoding_sparsity``);
 * ``direct + once``      the same tickets as the baseline, energy counted with ``first_layer: once``
                          (an assumption: the encoding layer computed once and reused; flagged in rows);
 * ``rate``               Poisson (Bernoulli) rate encoding: the first layer only accumulates;
-* ``learned``            a learned spiking encoder (its conv sees the real pixels once per sample);
-* ``learned + enc target`` both.
+* ``learned``            a learned spiking encoder (16 channels; its conv sees the real pixels once per sample);
+* combinations of these.
 
 "Dense" is the validation accuracy of the direct-encoded dense network of the same seed (the accuracy a
 user gives up nothing against); every lever's tickets, its own dense network included, are compared to it.
@@ -44,16 +44,17 @@ from sltsearch.trial import TrialContext, run_trial  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks"
 RATES = [0.5, 0.6, 0.5, 0.5]  # cumulative sparsity 0.5, 0.8, 0.9, 0.95
-ENC_TARGET = 0.9
-# lever -> spec overrides; "once" re-measures the baseline's cached tickets (no training)
+ONCE = {"objective.energy.first_layer": "once"}
+# lever -> spec overrides; "once" rows re-measure cached tickets (no training)
 LEVERS: dict[str, dict] = {
     "direct": {},
-    "direct + enc target": {"tickets.encoding_sparsity": ENC_TARGET},
-    "direct + once": {"objective.energy.first_layer": "once"},
-    "direct + enc target + once": {"tickets.encoding_sparsity": ENC_TARGET, "objective.energy.first_layer": "once"},
+    "direct + enc 0.7": {"tickets.encoding_sparsity": 0.7},
+    "direct + enc 0.9": {"tickets.encoding_sparsity": 0.9},
+    "direct + once": ONCE,
+    "direct + enc 0.7 + once": {"tickets.encoding_sparsity": 0.7, **ONCE},
     "rate": {"model.encoder": "rate"},
     "learned": {"model.encoder": "learned"},
-    "learned + enc target": {"model.encoder": "learned", "tickets.encoding_sparsity": ENC_TARGET},
+    "learned + enc 0.7": {"model.encoder": "learned", "tickets.encoding_sparsity": 0.7},
 }
 
 
@@ -122,8 +123,9 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace, cmd: str, elap
         "# Encoding-layer levers: energy of the best ticket within 1 point of dense (issue #15)",
         "",
         f"Digits, spiking CNN preset tiny, T = {args.time_steps}, {args.epochs} epochs, global magnitude IMP, rewind"
-        f" to init, per-round rates {RATES} (sparsity 0.5 / 0.8 / 0.9 / 0.95); encoding target"
-        f" `tickets.encoding_sparsity: {ENC_TARGET}`; seeds 0..{args.seeds - 1} (init + data order; split fixed).",
+        f" to init, per-round rates {RATES} (sparsity 0.5 / 0.8 / 0.9 / 0.95); 'enc X' ="
+        f" `tickets.encoding_sparsity: X` (reached in the last round, geometric schedule); learned encoder 16"
+        f" channels; seeds 0..{args.seeds - 1} (init + data order; split fixed).",
         "Per lever and seed: among its dense and IMP tickets, the lowest-energy one whose **validation** accuracy is"
         " within 1 point of the direct-encoded dense network's validation accuracy (same seed); test accuracy of"
         " that ticket is reported, never used to choose. Cells: mean ± sd (min..max) over seeds.",
@@ -164,6 +166,21 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace, cmd: str, elap
             )
             + " |"
         )
+    means = {
+        lever: statistics.mean(r["best"].energy_uj for r in rs if r["best"] is not None)
+        for lever, rs in rows.items()
+        if any(r["best"] is not None for r in rs)
+    }
+    honest = {k: v for k, v in means.items() if "once" not in k}
+    if honest and base_mean:
+        lowest = min(honest, key=honest.get)
+        lines += [
+            "",
+            f"Lowest mean energy without the `first_layer: once` assumption: **{lowest}**,"
+            f" {honest[lowest]:.4f} uJ ({honest[lowest] / base_mean:.2f}x the direct baseline's"
+            f" {base_mean:.4f} uJ). Levers with 'found' below {args.seeds}/{args.seeds} had seeds where no"
+            " ticket, not even their own dense network, came within 1 point of the direct dense accuracy.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -233,3 +233,18 @@ def test_matches_neurobench_synaptic_operations() -> None:
     assert result["Dense"] == pytest.approx(sum(c.dense_ops for c in ours.layers))
     # the tiny CNN's first conv: 61,952 existing synapses over T = 4 (not 32 x 64 outputs x 9 taps x 4)
     assert ours.layers[0].dense_ops == pytest.approx(61_952)
+
+
+def test_energy_command_takes_the_conventions(tiny_spec_file) -> None:
+    from typer.testing import CliRunner
+
+    from sltsearch.cli import app
+
+    runner = CliRunner()
+    args = ["energy", str(tiny_spec_file), "--samples", "16"]
+    result = runner.invoke(app, [*args, "--real-inputs", "nonzero", "--first-layer", "once"], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "counted once" in text and "real inputs: nonzero" in text and "op rate" in text
+    bad = runner.invoke(app, [*args, "--real-inputs", "some"])
+    assert bad.exit_code == 2 and "real_inputs" in bad.output and len(bad.output.strip().splitlines()) == 1
