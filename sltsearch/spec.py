@@ -377,7 +377,7 @@ class Spec(_Strict):
             raise ValueError("tickets.encoding_sparsity works with the imp and one_shot strategies, not early_bird")
         if enc is not None and "first" in self.tickets.keep_dense:
             raise ValueError("tickets.encoding_sparsity prunes the first layer that keep_dense: [first] keeps dense")
-        if enc is not None and self.multisp.pep_first_conv == "dense":
+        if enc is not None and self.multisp.pep_first_conv == "dense" and self.model.encoder != "learned":
             raise ValueError(
                 "tickets.encoding_sparsity prunes the first ConvPEP conv that multisp.pep_first_conv: dense keeps "
                 "dense; use one of them"

@@ -149,6 +149,11 @@ def test_spec_levers_are_searchable_and_checked() -> None:
         parse_spec(tiny_spec_dict(tickets={"keep_dense": ["first"], "encoding_sparsity": 0.5}))
     with pytest.raises(SpecError, match="encoder"):
         parse_spec(tiny_spec_dict(model={"encoder": "poisson"}))
+    pep_dense = {"multisp": {"pep_first_conv": "dense"}, "tickets": {"encoding_sparsity": 0.5}}
+    with pytest.raises(SpecError, match="pep_first_conv"):
+        parse_spec(tiny_spec_dict(model={"name": "spikformer"}, **pep_dense))
+    # with a learned encoder the encoding layer is the encoder's conv, not the first ConvPEP conv
+    assert parse_spec(tiny_spec_dict(model={"name": "spikformer", "encoder": "learned"}, **pep_dense))
 
 
 def test_front_shows_which_tickets_assume_first_layer_once() -> None:
