@@ -69,6 +69,10 @@ FRONT_COLUMNS = {
     "param_attn_sparsity": "attn",
     "param_mlp_sparsity": "mlp",
     "param_pep_first_conv": "1st",
+    # the encoding layer: searched encoder and target; "1x" marks tickets whose energy assumes first_layer: once
+    "param_encoder": "enc",
+    "param_encoding_sparsity": "enc sp",
+    "first_layer_once": "1x",
 }
 
 
@@ -93,9 +97,10 @@ def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> 
         pad_edge=False,
         padding=(0, 0),  # the box already puts one space between columns
     )
-    columns = [c for c in FRONT_COLUMNS if c in front.columns] + [
-        p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"
-    ]
+    shown = [c for c in FRONT_COLUMNS if c in front.columns]
+    if "first_layer_once" in shown and not front["first_layer_once"].fillna(False).astype(bool).any():
+        shown.remove("first_layer_once")  # only a front with tickets that assume it gets the column
+    columns = shown + [p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"]
     cells = [[_fmt(c, row[c]) for c in columns] for _, row in front.iterrows()]
     for i, col in enumerate(columns):
         style = "bold" if col in objectives else None
@@ -302,7 +307,7 @@ _ENERGY_TABLE = {
     "name": "layer",
     "type": "type",
     "input_kind": "input",
-    "firing_rate": "rate",
+    "op_rate": "op rate",  # fraction of input positions that cost ops (as the count and approx_ops use it)
     "dense_ops": "dense ops",
     "ops": "counted",
     "macs": "MACs",
@@ -313,7 +318,7 @@ _ENERGY_TABLE = {
 
 
 def _energy_cell(column: str, value: Any) -> str:
-    if column == "firing_rate":
+    if column in {"firing_rate", "op_rate"}:
         return f"{value:.3f}"
     if column == "energy_share":
         return f"{100 * value:.1f}%"
@@ -341,11 +346,16 @@ def energy(
     nonbinary: Annotated[
         str | None, typer.Option(help="override objective.energy.nonbinary: mac | ac_weighted")
     ] = None,
+    real_inputs: Annotated[
+        str | None, typer.Option(help="override objective.energy.real_inputs: all | nonzero (NeuroBench's)")
+    ] = None,
+    first_layer: Annotated[
+        str | None, typer.Option(help="override objective.energy.first_layer: per_step | once")
+    ] = None,
 ) -> None:
     """Per-layer operation counts and energy of a ticket, or of a spec's (untrained) dense model."""
-    overrides = {
-        f"objective.energy.{k}": v for k, v in {"model": model, "nonbinary": nonbinary}.items() if v is not None
-    }
+    chosen = {"model": model, "nonbinary": nonbinary, "real_inputs": real_inputs, "first_layer": first_layer}
+    overrides = {f"objective.energy.{k}": v for k, v in chosen.items() if v is not None}
     result = api.energy(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
     rep = result.report
     frame = result.frame()
@@ -357,6 +367,8 @@ def energy(
             f"{rep.energy_uj:.4f} uJ ({rep.model}: compute {rep.compute_uj:.4f}, memory {rep.memory_uj:.4f}) | "
             f"MACs {rep.macs:,.0f} x {rep.e_mac_pj} pJ, ACs {rep.acs:,.0f} + binary {rep.binary_ops:,.0f} "
             f"x {rep.e_ac_pj} pJ | firing rate {rep.firing_rate:.4f} | T={rep.time_steps}, "
+            f"encoder {rep.encoder or '?'}, encoding layer {rep.encoding_energy_uj:.4f} uJ"
+            f"{' (counted once)' if rep.first_layer_once else ''}, real inputs: {rep.real_inputs} | "
             f"{rep.samples} val samples | params {rep.params:,} ({rep.nonzero_params:,} non-zero), "
             f"storage {rep.storage_bits:,} bits (dense fp32 {rep.dense_storage_bits:,})"
         ),

@@ -56,10 +56,17 @@ class ModelSpec(_Strict):
     preset: str = "tiny"
     options: dict[str, Any] = Field(default_factory=dict, description="explicit sizes, override the preset")
     neuron: NeuronSpec = NeuronSpec()
-    encoder: Literal["direct", "rate"] = "direct"
+    encoder: Literal["direct", "rate", "learned"] = Field(
+        "direct",
+        description="direct: real values every step; rate: Poisson spikes; learned: a spiking conv encoder "
+        "that sees the real values once (docs/energy.md)",
+    )
     time_steps: int = Field(4, ge=1, le=1024)
     version: str | None = Field(
         None, description="your network's version: keys its cached stages instead of a hash of its source"
+    )
+    encoder_channels: int | None = Field(
+        None, ge=1, le=4096, description="learned encoder: output channels (default 16)"
     )
 
 
@@ -123,6 +130,13 @@ class TicketSpec(_Strict):
         0.1, gt=0.0, lt=1.0, description="early_bird: stop when the normalised mask distance falls below this"
     )
     eb_window: int = Field(1, ge=1, le=20, description="early_bird: consecutive epoch pairs that must agree")
+    encoding_sparsity: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="final sparsity of the encoding (first) layer, reached on its own geometric schedule over "
+        "the rounds and kept out of the global ranking (sltsearch/tickets/encoding.py)",
+    )
 
     @field_validator("prune_rates")
     @classmethod
@@ -205,6 +219,11 @@ class EnergySpec(_Strict):
     memory_breakpoints: list[tuple[float, float]] | None = Field(
         None,
         description="memory model: four (capacity bytes, pJ per byte) points; default spikingjelly's Lemaire",
+    )
+    real_inputs: Literal["all", "nonzero"] = Field(
+        "all",
+        description="real-valued inputs: MACs at every input position (all: dense hardware) or only at "
+        "non-zero ones (nonzero: NeuroBench's effective MACs)",
     )
 
     @field_validator("memory_breakpoints")
@@ -322,6 +341,9 @@ PARAM_ALIASES: dict[str, str] = {
     "mlp_sparsity": "multisp.mlp_sparsity",
     "pep_first_conv": "multisp.pep_first_conv",
     "time_steps": "model.time_steps",
+    "encoder": "model.encoder",
+    "encoder_channels": "model.encoder_channels",
+    "encoding_sparsity": "tickets.encoding_sparsity",
     "lr": "train.lr",
     "epochs": "train.epochs",
     "weight_decay": "train.weight_decay",
@@ -353,6 +375,16 @@ class Spec(_Strict):
             raise ValueError(
                 f"tickets.rewind_epoch ({self.tickets.rewind_epoch}) must be below train.epochs "
                 f"({self.train.epochs}): rewinding to the end leaves nothing to retrain"
+            )
+        enc = self.tickets.encoding_sparsity
+        if enc is not None and self.tickets.strategy == "early_bird":
+            raise ValueError("tickets.encoding_sparsity works with the imp and one_shot strategies, not early_bird")
+        if enc is not None and "first" in self.tickets.keep_dense:
+            raise ValueError("tickets.encoding_sparsity prunes the first layer that keep_dense: [first] keeps dense")
+        if enc is not None and self.multisp.pep_first_conv == "dense" and self.model.encoder != "learned":
+            raise ValueError(
+                "tickets.encoding_sparsity prunes the first ConvPEP conv that multisp.pep_first_conv: dense keeps "
+                "dense; use one of them"
             )
         ts = self.tickets.time_steps_search
         if ts is not None and ts > self.model.time_steps:

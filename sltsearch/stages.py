@@ -43,9 +43,11 @@ from sltsearch.trial_context import TrialContext, TrialSetup
 
 def dense_key(spec: Spec) -> str:
     train = spec.train.model_dump(mode="json", exclude={"device"})
+    # new model fields enter the key only when set, so keys written before they existed stay valid
+    unset = {name for name in ("version", "encoder_channels") if getattr(spec.model, name) is None}
     parts = {
         "data": spec.data.model_dump(mode="json", exclude={"path"} if spec.data.path is None else None),
-        "model": spec.model.model_dump(mode="json", exclude={"version"} if spec.model.version is None else None),
+        "model": spec.model.model_dump(mode="json", exclude=unset or None),
         "model_options": resolved_options(spec.model),
         "train": train,
         "seed": spec.seed,
@@ -70,6 +72,8 @@ def round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[str
         parts["keep_dense"] = list(exclude)
     if t.strategy == "early_bird":
         parts["early_bird"] = [t.eb_threshold, t.eb_window]
+    if t.encoding_sparsity is not None:  # the encoding layer's own target, scheduled over all rounds
+        parts["encoding_sparsity"] = [t.encoding_sparsity, len(t.round_rates())]
     if spec.multisp.active:  # MultiSp (sltsearch.tickets.multisp)
         parts["multisp"] = spec.multisp.model_dump(mode="json")
         parts["multisp_rounds"] = len(spec.tickets.round_rates())  # group targets are scheduled over all rounds
@@ -227,6 +231,10 @@ def measure(
         total_nonzero_params=energy.nonzero_params,
         storage_bits=energy.storage_bits,
         dense_storage_bits=energy.dense_storage_bits,
+        encoder=energy.encoder,
+        encoding_sparsity=stats.per_layer.get(energy.encoding_layer or ""),
+        encoding_energy_uj=energy.encoding_energy_uj,
+        first_layer_once=energy.first_layer_once,
     )
 
 

@@ -54,6 +54,11 @@ class Ticket:
     pep_binary_activations: bool | None = None
     pep_first_sparsity: float | None = None  # the first ConvPEP conv (real-valued input): its own sparsity
     pep_first_binary: bool | None = None  # ... and whether it is binarized (False: exempt, pep_first_conv)
+    # the encoding layer (sltsearch.energy: the first weighted layer to run) and the assumptions behind its count
+    encoder: str | None = None  # direct | rate | learned | frames
+    encoding_sparsity: float | None = None  # its measured weight sparsity
+    encoding_energy_uj: float = 0.0  # its share of energy_uj
+    first_layer_once: bool = False  # True: its count was divided by T (objective.energy.first_layer: once)
 
     @property
     def ticket_id(self) -> str:

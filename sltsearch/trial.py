@@ -28,11 +28,13 @@ from typing import Any
 from sltsearch import stages
 from sltsearch.cache import content_key
 from sltsearch.data import make_loader
+from sltsearch.errors import SpecError
 from sltsearch.spec import Spec
 from sltsearch.stages import early_bird_masks, pretrain_iterations
 from sltsearch.ticket import Ticket
 from sltsearch.tickets import (
     current_masks,
+    encoding,
     magnitude_prune,
     multisp,
     resolve_layers,
@@ -88,6 +90,11 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     t = sspec.tickets
     all_rates = t.round_rates()
     exclude = resolve_layers(model, t.keep_dense)
+    # the encoding layer's own target (tickets.encoding_sparsity): out of the shared ranking, pruned on its own
+    enc = encoding.encoding_layer(model) if t.encoding_sparsity is not None else None
+    if enc is not None and enc in exclude:
+        raise SpecError(f"tickets.encoding_sparsity prunes {enc}, which tickets.keep_dense keeps dense")
+    ranked_exclude = exclude + ((enc,) if enc else ())
     start_state, k = stages.rewind_point(setup, ctx)
     # MultiSp hook: fixes the patch mask / binarization on the trained dense model, carries them into the
     # rewind state and prunes ConvPEP / attention / MLP to their own targets (None unless spec.multisp is set)
@@ -107,9 +114,11 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             masks, eb_epoch, distances = stages.early_bird_masks(setup, ctx, rate, exclude)
             extra = {"eb_epoch": eb_epoch, "eb_distances": distances}
         elif msp is not None:
-            masks = msp.prune(model, rate, t.scope, round_, len(all_rates), exclude)
+            masks = msp.prune(model, rate, t.scope, round_, len(all_rates), ranked_exclude)
         else:
-            masks = magnitude_prune(model, rate, t.scope, exclude)
+            masks = magnitude_prune(model, rate, t.scope, ranked_exclude)
+        if enc is not None and t.encoding_sparsity is not None:
+            masks[enc] = encoding.prune_encoding(model, enc, t.encoding_sparsity, round_, len(all_rates))
         ticket = stages.retrain_ticket(
             setup,
             model,

@@ -70,7 +70,8 @@ def test_conv_padding_and_stride() -> None:
     r = measure(Wrap(conv), torch.ones(1, 1, 4, 4))
     # output centres (0,0), (0,2), (2,0), (2,2): valid inputs 4, 6, 6, 9, each minus the pruned centre
     assert r.acs == pytest.approx(3 + 5 + 5 + 8)
-    assert r.layers[0].dense_ops == pytest.approx(4 * 9)
+    # dense: every synapse that exists, every weight, no zero-padding taps (not 4 outputs x 9 = 36)
+    assert r.layers[0].dense_ops == pytest.approx(4 + 6 + 6 + 9)
 
 
 class SSA(nn.Module):

@@ -7,13 +7,19 @@ docs/energy.md for the full statement):
 
   - ``spike`` (every value in {0, 1}): ACs = conv(1[x!=0], 1[w!=0]).sum() — exact synaptic operations,
     the NeuroBench way; only surviving (non-zero) weights and non-zero spikes count.
-  - ``real`` (the encoding layer under direct / real-valued input, or any non-integer input):
-    MACs = conv(1, 1[w!=0]).sum() — every input position (dense hardware does not skip zeros) times
-    the surviving weights.
+  - ``real`` (the encoding layer under direct / learned encoding, or any non-integer input):
+    ``real_inputs: all`` (default) -> MACs = conv(1, 1[w!=0]).sum() — every input position (dense
+    hardware does not skip zeros) times the surviving weights, zero-padding taps excluded;
+    ``real_inputs: nonzero`` -> MACs = conv(1[x!=0], 1[w!=0]).sum() (NeuroBench's effective MACs).
   - ``integer`` (integer-valued but not binary: spike counts after residual adds, as in Spikformer):
     ``nonbinary: mac`` (default, strict) -> MACs = conv(1[x!=0], 1[w!=0]).sum();
     ``nonbinary: ac_weighted`` -> ACs = conv(|x|, 1[w!=0]).sum() (a value k costs k accumulates).
 
+  A layer's kind is decided once per measurement, from all its inputs over every measured batch (a layer
+  is ``spike`` only if every batch was binary, ``integer`` only if every batch was integer-valued), and
+  the encoding layer's kind from its role when the model names its encoder (``direct`` / ``learned``:
+  real), so per-sample counts never depend on how the samples are batched.
+  ``dense_ops`` = conv(1, 1): every synapse that exists (zero-padding taps excluded), every step.
   A layer with ``sltsearch_binary = True`` (binarized weights) only accumulates: its ops, counted as above,
   go to the ``binary_ops`` column (energy E_AC each), never to MACs / ACs.
 * `SpikeMatmul` (a @ b, a: [..., n, k], b: [..., k, m]; spiking self-attention's Q·K^T and (QK^T)·V):
@@ -24,7 +30,9 @@ docs/energy.md for the full statement):
 * Neuron updates (``count_neuron_updates``): one update per neuron per time step, E_NEURON each
   (default 4.6 pJ = one multiply-add for leak + integrate; threshold compare and reset not counted).
 * First layer: with ``first_layer: once`` the encoding layer's ops are divided by T when its input is
-  real and identical at every time step (direct encoding: the result can be computed once and reused).
+  real and identical at every time step in every batch (direct encoding: the result can be computed once
+  and reused). A learned encoder (``model.encoder: learned``) runs its conv once per sample by construction
+  (the layer carries ``sltsearch_once = True``), so it is counted once without that assumption.
 """
 
 from __future__ import annotations
@@ -55,12 +63,16 @@ class LayerCount:
 
     name: str
     type: str
-    input_kind: str = "spike"  # spike | real | integer | mixed (changed between batches) | - (neurons)
+    input_kind: str = "spike"  # spike | real | integer | AxB (matmul operands) | - (neurons)
     binary_weights: bool = False
+    once: bool = False  # encoding layer counted once instead of T times (first_layer: once applied)
     firing_rate: float = 0.0  # synaptic layers: fraction of non-zero inputs; neurons: output spike rate
-    dense_ops: float = 0.0  # every synapse / pair, every step, no sparsity of any kind
+    # fraction of input positions that cost ops under the counting rule (1 for real inputs with real_inputs:
+    # all, |x| mean for ac_weighted integers, else the non-zero fraction); neurons: output spike rate
+    op_rate: float = 0.0
+    dense_ops: float = 0.0  # every synapse / pair that exists (no padding taps), every step, no sparsity
     ops: float = 0.0  # counted exactly (= macs + acs + binary_ops, or neuron updates)
-    approx_ops: float = 0.0  # dense ops x input rate x weight density (the usual approximation)
+    approx_ops: float = 0.0  # dense ops x op rate x weight density (the usual approximation)
     macs: float = 0.0
     acs: float = 0.0
     binary_ops: float = 0.0
@@ -74,7 +86,17 @@ class LayerCount:
     _in_nonzero: float = field(default=0.0, repr=False)
     _in_abs: float = field(default=0.0, repr=False)
     _in_total: float = field(default=0.0, repr=False)
-    _kinds: set = field(default_factory=set, repr=False)
+    # per-measurement accumulators: ops under each operand rule, and whether every batch was binary/integer
+    _ops_nz: float = field(default=0.0, repr=False)  # operand 1[x!=0]
+    _ops_abs: float = field(default=0.0, repr=False)  # operand |x|
+    _ops_all: float = field(default=0.0, repr=False)  # operand 1 (every position)
+    _ops_abs_b: float = field(default=0.0, repr=False)  # matmul: |b| for the second operand
+    _binary: bool = field(default=True, repr=False)
+    _integer: bool = field(default=True, repr=False)
+    _binary_b: bool = field(default=True, repr=False)
+    _integer_b: bool = field(default=True, repr=False)
+    _repeated: bool = field(default=True, repr=False)  # identical at every time step in every batch
+    _seen: bool = field(default=False, repr=False)
     _in_bytes_step: float = field(default=0.0, repr=False)
     _out_bytes_step: float = field(default=0.0, repr=False)
     _out_numel: float = field(default=0.0, repr=False)
@@ -106,6 +128,12 @@ class EnergyReport:
     e_mac_pj: float
     e_ac_pj: float
     e_neuron_pj: float
+    # the encoding layer (first weighted layer to run): where direct encoding's real-valued MACs go
+    encoding_layer: str | None = None
+    encoding_energy_uj: float = 0.0
+    first_layer_once: bool = False  # its count was divided by T (first_layer: once applied)
+    encoder: str | None = None  # the model's encoder kind, when it names one
+    real_inputs: str = "all"
 
     def table(self) -> list[dict[str, Any]]:
         total = sum(layer.energy_pj for layer in self.layers) or 1.0
@@ -123,29 +151,23 @@ def _is_binary(x: torch.Tensor) -> bool:
 
 
 def _is_integer(x: torch.Tensor) -> bool:
-    return bool((x == torch.round(x)).all())
+    return bool((x == torch.round(x)).all()) if x.is_floating_point() else True
 
 
 def input_kind(x: torch.Tensor, is_input_layer: bool = False) -> str:
-    """``spike`` (binary), ``integer`` (spike counts), ``real``; the encoding layer is never ``integer``."""
-    if _is_binary(x):
+    """``spike`` (binary), ``integer`` (spike counts), ``real``; the encoding layer is never ``integer``.
+
+    The kind of one tensor; `measure_energy` applies the same rule to all of a layer's inputs at once.
+    """
+    return _kind(_is_binary(x), _is_integer(x), is_input_layer)
+
+
+def _kind(binary: bool, integer: bool, is_input_layer: bool) -> str:
+    if binary:
         return "spike"
-    if not is_input_layer and x.is_floating_point() and _is_integer(x):
+    if integer and not is_input_layer:
         return "integer"
-    if not x.is_floating_point():
-        return "integer" if not is_input_layer else "real"
     return "real"
-
-
-def _operand(x: torch.Tensor, kind: str, nonbinary: str) -> tuple[torch.Tensor, str]:
-    """The tensor that multiplies 1[w!=0] in the count, and the op type (mac | ac)."""
-    if kind == "spike":
-        return (x != 0).to(torch.float32), "ac"
-    if kind == "real":
-        return torch.ones_like(x, dtype=torch.float32), "mac"
-    if nonbinary == "ac_weighted":
-        return x.abs().to(torch.float32), "ac"
-    return (x != 0).to(torch.float32), "mac"
 
 
 def _repeated_over_time(x: torch.Tensor, time_steps: int) -> bool:
@@ -155,18 +177,27 @@ def _repeated_over_time(x: torch.Tensor, time_steps: int) -> bool:
     return bool((seq == seq[:1]).all())
 
 
+# encoders (``model.encoder.kind``) whose output makes the encoding layer's input real by role
+REAL_ENCODERS = ("direct", "learned")
+
+
 # ----------------------------------------------------------------------------------------------- counts
 
 
-def _fanout(module: nn.Module, in_shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, int]:
+def _fanout(
+    module: nn.Module, in_shape: tuple[int, ...], device: torch.device, all_weights: bool = False
+) -> tuple[torch.Tensor, int]:
     """Per input element, the number of (output, surviving weight) pairs it takes part in; output size.
 
     ``conv(x, 1[w!=0]).sum() == (x * fanout).sum()`` for any x of that shape: the fan-out map is the
     gradient of the left side with respect to x (the transposed convolution of ones), computed once per
     layer and input shape, so counting costs one multiply per input element instead of a convolution.
+    Zero-padding taps have no input element, so they are never counted. ``all_weights``: every weight,
+    pruned or not (for the dense count).
     """
     conv = next(f for c, f in _CONV.items() if isinstance(module, c))
-    w_nz = (module.weight.detach() != 0).to(torch.float32)
+    weight = module.weight.detach()
+    w_nz = torch.ones_like(weight, dtype=torch.float32) if all_weights else (weight != 0).to(torch.float32)
     kw = {"stride": module.stride, "padding": module.padding, "dilation": module.dilation}
     x1 = torch.zeros(1, *in_shape, device=device, requires_grad=True)
     with torch.enable_grad():
@@ -175,48 +206,94 @@ def _fanout(module: nn.Module, in_shape: tuple[int, ...], device: torch.device) 
     return grad[0].double(), out[0].numel()
 
 
+@dataclass
+class _Fanout:
+    """A layer's fan-out maps for one input shape (see `_fanout`)."""
+
+    surviving: torch.Tensor  # per input element: surviving weights it meets
+    dense_per_row: float  # every existing synapse of one input row (no padding taps)
+    out_numel: int  # outputs per input row
+
+
+def _fanouts(module: nn.Module, x2: torch.Tensor, cache: dict[Any, Any] | None) -> _Fanout:
+    key = (id(module), tuple(x2.shape[1:]))
+    if cache is not None and key in cache:
+        return cache[key]
+    weight = module.weight.detach()
+    if isinstance(module, nn.Linear):
+        fan = _Fanout((weight != 0).sum(0).double(), float(weight.numel()), weight.shape[0])
+    else:
+        surviving, out_numel = _fanout(module, tuple(x2.shape[1:]), x2.device)
+        dense, _ = _fanout(module, tuple(x2.shape[1:]), x2.device, all_weights=True)
+        fan = _Fanout(surviving, float(dense.sum()), out_numel)
+    if cache is not None:
+        cache[key] = fan
+    return fan
+
+
+def _rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as [rows, *one row's shape]: [N, in_features] for Linear, [N, C, *spatial] for Conv."""
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, x.shape[-1])
+    spatial = module.weight.dim() - 2
+    return x.reshape(-1, *x.shape[-(spatial + 1) :])
+
+
 def _layer_ops(
     module: nn.Module, x_op: torch.Tensor, cache: dict[Any, Any] | None = None
 ) -> tuple[float, float, float]:
-    """(counted ops, dense ops, output elements) of a Conv/Linear for the operand tensor ``x_op``."""
-    weight = module.weight.detach()
-    if isinstance(module, nn.Linear):
-        x2 = x_op.reshape(-1, x_op.shape[-1])
-        ops = float(x2.sum(0, dtype=torch.float64) @ (weight != 0).sum(0).double())
-        return ops, float(x2.shape[0] * weight.numel()), float(x2.shape[0] * weight.shape[0])
-    spatial = weight.dim() - 2
-    x2 = x_op.reshape(-1, *x_op.shape[-(spatial + 1) :])
-    key = (id(module), tuple(x2.shape[1:]))
-    if cache is None or key not in cache:
-        fan = _fanout(module, tuple(x2.shape[1:]), x2.device)
-        if cache is not None:
-            cache[key] = fan
-    else:
-        fan = cache[key]
-    fanout, out_numel = fan
-    ops = float((x2.sum(0, dtype=torch.float64) * fanout).sum())
+    """(counted ops, dense ops, output elements) of a Conv/Linear for the operand tensor ``x_op``.
+
+    counted = conv(x_op, 1[w!=0]).sum(); dense = conv(1, 1).sum() (every existing synapse, no padding taps).
+    """
+    x2 = _rows(module, x_op)
+    fan = _fanouts(module, x2, cache)
+    ops = float((x2.sum(0, dtype=torch.float64) * fan.surviving).sum())
     rows = x2.shape[0]
-    return ops, float(out_numel * weight[0].numel() * rows), float(out_numel * rows)
+    return ops, fan.dense_per_row * rows, float(fan.out_numel * rows)
+
+
+def _layer_ops_all_rules(
+    module: nn.Module, x: torch.Tensor, cache: dict[Any, Any] | None
+) -> tuple[float, float, float, float, float]:
+    """(ops with operand 1[x!=0], with |x|, with 1, dense ops, output elements) for one batch."""
+    x2 = _rows(module, x)
+    fan = _fanouts(module, x2, cache)
+    rows = x2.shape[0]
+    nz = float(((x2 != 0).sum(0, dtype=torch.float64) * fan.surviving).sum())
+    absx = float((x2.abs().sum(0, dtype=torch.float64) * fan.surviving).sum()) if x2.is_floating_point() else nz
+    every = float(fan.surviving.sum()) * rows
+    return nz, absx, every, fan.dense_per_row * rows, float(fan.out_numel * rows)
+
+
+def _matmul_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, float]:
+    """Pairs of ``a @ b`` with operands (1[a!=0], 1[b!=0]), (|a|, 1[b!=0]) and (1[a!=0], |b|)."""
+    ia, ib = (a != 0).double(), (b != 0).double()
+    # sum_{i,j} sum_k ia[i,k] ib[k,j] = sum_k (sum_i ia[i,k]) (sum_j ib[k,j]), batched over leading dims
+    col_a, row_b = ia.sum(-2), ib.sum(-1)
+    return (
+        float((col_a * row_b).sum()),
+        float((a.abs().double().sum(-2) * row_b).sum()),
+        float((col_a * b.abs().double().sum(-1)).sum()),
+    )
+
+
+def _matmul_rule(ka: str, kb: str, nonbinary: str) -> tuple[str, str]:
+    """(op type, which pair count) of ``a @ b`` for operand kinds ``ka``, ``kb`` (module docstring)."""
+    if "spike" in (ka, kb):
+        return "ac", "nz"
+    if nonbinary == "ac_weighted" and "integer" in (ka, kb):
+        return "ac", "abs_a" if ka == "integer" else "abs_b"
+    return "mac", "nz"
 
 
 def _matmul_ops(a: torch.Tensor, b: torch.Tensor, nonbinary: str) -> tuple[float, str, str]:
-    """(counted pairs, op type, operand kinds) of ``a @ b``; see the module docstring for the rule."""
+    """(counted pairs, op type, operand kinds) of one ``a @ b``; see the module docstring for the rule."""
     ka, kb = input_kind(a), input_kind(b)
-    ia, ib = (a != 0).double(), (b != 0).double()
-    if "spike" in (ka, kb):
-        optype = "ac"
-    elif nonbinary == "ac_weighted" and "integer" in (ka, kb):
-        optype = "ac"
-        if ka == "integer":
-            ia = a.abs().double()
-        else:
-            ib = b.abs().double()
-    else:
-        optype = "mac"
-    # sum_{i,j} sum_k ia[i,k] ib[k,j] = sum_k (sum_i ia[i,k]) (sum_j ib[k,j]), batched over leading dims
-    pairs = float((ia.sum(-2) * ib.sum(-1)).sum())
-    kind = ka if ka == kb else f"{ka}x{kb}"
-    return pairs, optype, kind
+    optype, which = _matmul_rule(ka, kb, nonbinary)
+    nz, abs_a, abs_b = _matmul_pairs(a, b)
+    pairs = {"nz": nz, "abs_a": abs_a, "abs_b": abs_b}[which]
+    return pairs, optype, ka if ka == kb else f"{ka}x{kb}"
 
 
 # ----------------------------------------------------------------------------------------------- storage
@@ -246,6 +323,12 @@ def layer_storage(module: nn.Module) -> tuple[int, int, int, int]:
 # ----------------------------------------------------------------------------------------------- measure
 
 
+def encoder_kind(model: nn.Module) -> str | None:
+    """The model's encoder (``direct``, ``rate``, ``learned``, ``frames``), None when it names none."""
+    kind = getattr(getattr(model, "encoder", None), "kind", None)
+    return kind if isinstance(kind, str) else None
+
+
 @torch.no_grad()
 def measure_energy(
     model: nn.Module,
@@ -257,7 +340,9 @@ def measure_energy(
     """Run ``model`` on up to ``max_samples`` samples of ``loader`` and count per-sample operations.
 
     ``constants`` is an `EnergySpec` (or any object with its fields; missing ones take the defaults).
-    Results do not depend on batch size.
+    Per-sample results do not depend on the batch size: every layer's input kind is decided once, over all
+    measured batches (the counts under each kind's rule are accumulated side by side and the right one is
+    kept at the end), and the encoding layer's from its role when the model names its encoder.
     """
     opts = _options(constants)
     model.eval()
@@ -275,52 +360,54 @@ def measure_energy(
                 binary_weights=bool(getattr(mod, "sltsearch_binary", False)),
             )
     first: list[str] = []  # the first weighted layer to run: the encoding layer
-    fanouts: dict[Any, Any] = {}  # (layer, input shape) -> fan-out map; weights do not change here
+    fanouts: dict[Any, Any] = {}  # (layer, input shape) -> fan-out maps; weights do not change here
     handles = []
+    len_batch = [0]
 
-    def add(c: LayerCount, optype: str, ops: float) -> None:
-        if c.binary_weights:
-            c.binary_ops += ops
-        elif optype == "mac":
-            c.macs += ops
-        else:
-            c.acs += ops
+    def steps_in(module: nn.Module) -> int:
+        # a layer marked sltsearch_once (a learned encoder's conv) runs once per sample, not per step
+        return 1 if getattr(module, "sltsearch_once", False) else time_steps
 
     def weighted_hook(name: str):
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             x = inputs[0].detach()
             if not first:
                 first.append(name)
-            is_input = first[0] == name
-            kind = input_kind(x, is_input)
-            x_op, optype = _operand(x, kind, opts["nonbinary"])
-            ops, dense, out_numel = _layer_ops(module, x_op, fanouts)
-            once = is_input and kind == "real" and opts["first_layer"] == "once"
-            if once and _repeated_over_time(x, time_steps):
-                ops, dense, out_numel = ops / time_steps, dense / time_steps, out_numel / time_steps
+            nz, absx, every, dense, out_numel = _layer_ops_all_rules(module, x, fanouts)
             c = counts[name]
-            add(c, optype, ops)
-            c.ops += ops
+            c._seen = True
+            c._ops_nz += nz
+            c._ops_abs += absx
+            c._ops_all += every
             c.dense_ops += dense
-            c._kinds.add(kind)
+            c._out_numel += out_numel
+            c._binary = c._binary and _is_binary(x)
+            c._integer = c._integer and _is_integer(x)
+            if first[0] == name and c._repeated:
+                c._repeated = steps_in(module) > 1 and _repeated_over_time(x, time_steps)
             c._in_nonzero += float((x != 0).sum())
             c._in_abs += float(x.abs().sum())
             c._in_total += x.numel()
-            c._in_bytes_step = 4.0 * x.numel() / max(len_batch[0], 1) / time_steps
-            c._out_bytes_step = 4.0 * output.numel() / max(len_batch[0], 1) / time_steps
-            c._out_numel += out_numel
+            steps = steps_in(module)
+            c._in_bytes_step = 4.0 * x.numel() / max(len_batch[0], 1) / steps
+            c._out_bytes_step = 4.0 * output.numel() / max(len_batch[0], 1) / steps
 
         return hook
 
     def matmul_hook(name: str):
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             a, b = inputs[0].detach(), inputs[1].detach()
-            pairs, optype, kind = _matmul_ops(a, b, opts["nonbinary"])
+            nz, abs_a, abs_b = _matmul_pairs(a, b)
             c = counts[name]
-            add(c, optype, pairs)
-            c.ops += pairs
+            c._seen = True
+            c._ops_nz += nz
+            c._ops_abs += abs_a
+            c._ops_abs_b += abs_b
+            c._binary = c._binary and _is_binary(a)
+            c._integer = c._integer and _is_integer(a)
+            c._binary_b = c._binary_b and _is_binary(b)
+            c._integer_b = c._integer_b and _is_integer(b)
             c.dense_ops += float(output.numel() * a.shape[-1])
-            c._kinds.add(kind)
             c._in_nonzero += float((a != 0).sum() + (b != 0).sum())
             c._in_total += a.numel() + b.numel()
             c._in_bytes_step = 4.0 * b.numel() / max(len_batch[0], 1) / time_steps
@@ -333,15 +420,14 @@ def measure_energy(
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             out = output[0] if isinstance(output, (tuple, list)) else output
             c = counts[name]
+            c._seen = True
             c._in_nonzero += float((out != 0).sum())
             c._in_total += out.numel()
             c.neuron_updates += out.numel()
             c._out_bytes_step = 4.0 * out.numel() / max(len_batch[0], 1) / time_steps
-            c._kinds.add("-")
 
         return hook
 
-    len_batch = [0]
     for name, mod in layers.items():
         if isinstance(mod, BaseNode):
             handles.append(mod.register_forward_hook(neuron_hook(name)))
@@ -364,7 +450,8 @@ def measure_energy(
     finally:
         for h in handles:
             h.remove()
-    return _finish(model, layers, counts, samples, time_steps, opts)
+    encoding = first[0] if first else None
+    return _finish(model, layers, counts, samples, time_steps, opts, encoding)
 
 
 _DEFAULTS = {
@@ -373,6 +460,7 @@ _DEFAULTS = {
     "e_neuron_pj": 4.6,
     "first_layer": "per_step",
     "nonbinary": "mac",
+    "real_inputs": "all",
     "count_neuron_updates": False,
     "model": "mac_ac",
     "memory_breakpoints": None,
@@ -383,6 +471,43 @@ def _options(constants: Any) -> dict[str, Any]:
     return {k: getattr(constants, k, d) if constants is not None else d for k, d in _DEFAULTS.items()}
 
 
+def _settle_weighted(c: LayerCount, is_encoding: bool, encoder: str | None, opts: dict[str, Any], steps: int) -> str:
+    """Decide a Conv/Linear layer's kind from all its inputs, keep that rule's count; returns the op type."""
+    # by role: direct / learned encoding feeds real values, whatever a batch happens to hold
+    real_by_role = is_encoding and encoder in REAL_ENCODERS
+    kind = "real" if real_by_role else _kind(c._binary, c._integer, is_encoding)
+    c.input_kind = kind
+    if kind == "spike":
+        ops, optype = c._ops_nz, "ac"
+    elif kind == "real":
+        ops, optype = (c._ops_all if opts["real_inputs"] == "all" else c._ops_nz), "mac"
+    elif opts["nonbinary"] == "ac_weighted":
+        ops, optype = c._ops_abs, "ac"
+    else:
+        ops, optype = c._ops_nz, "mac"
+    c.once = is_encoding and kind == "real" and opts["first_layer"] == "once" and c._repeated and steps > 1
+    if c.once:
+        ops, c.dense_ops, c._out_numel = ops / steps, c.dense_ops / steps, c._out_numel / steps
+    if c._in_total:
+        if kind == "real" and opts["real_inputs"] == "all":
+            c.op_rate = 1.0
+        elif kind == "integer" and opts["nonbinary"] == "ac_weighted":
+            c.op_rate = c._in_abs / c._in_total
+        else:
+            c.op_rate = c._in_nonzero / c._in_total
+    c.ops = ops
+    return optype
+
+
+def _settle_matmul(c: LayerCount, opts: dict[str, Any]) -> str:
+    ka, kb = _kind(c._binary, c._integer, False), _kind(c._binary_b, c._integer_b, False)
+    optype, which = _matmul_rule(ka, kb, opts["nonbinary"])
+    c.ops = {"nz": c._ops_nz, "abs_a": c._ops_abs, "abs_b": c._ops_abs_b}[which]
+    c.input_kind = ka if ka == kb else f"{ka}x{kb}"
+    c.op_rate = c._in_nonzero / c._in_total if c._in_total else 0.0
+    return optype
+
+
 def _finish(
     model: nn.Module,
     layers: dict[str, nn.Module],
@@ -390,11 +515,13 @@ def _finish(
     samples: int,
     time_steps: int,
     opts: dict[str, Any],
+    encoding: str | None = None,
 ) -> EnergyReport:
     from sltsearch.energy.memory import memory_cost
 
     n = max(samples, 1)
     e_mac, e_ac, e_neuron = opts["e_mac_pj"], opts["e_ac_pj"], opts["e_neuron_pj"]
+    encoder = encoder_kind(model)
     spikes = neurons = 0.0
     out: list[LayerCount] = []
     for name, c in counts.items():
@@ -403,10 +530,26 @@ def _finish(
             continue
         if not isinstance(mod, BaseNode) and c._in_total == 0 and not isinstance(mod, _WEIGHTED):
             continue
+        c.firing_rate = c._in_nonzero / c._in_total if c._in_total else 0.0
+        if isinstance(mod, BaseNode):
+            c.input_kind = "-"
+            c.op_rate = c.firing_rate
+        elif isinstance(mod, SpikeMatmul):
+            optype = _settle_matmul(c, opts)
+        elif c._seen:
+            optype = _settle_weighted(c, name == encoding, encoder, opts, time_steps)
+        else:
+            c.input_kind = "-"  # never ran (e.g. a branch not taken): storage only
+            optype = "mac"
+        if not isinstance(mod, BaseNode):
+            if c.binary_weights:
+                c.binary_ops = c.ops
+            elif optype == "mac":
+                c.macs = c.ops
+            else:
+                c.acs = c.ops
         for attr in ("ops", "dense_ops", "macs", "acs", "binary_ops", "neuron_updates", "_out_numel"):
             setattr(c, attr, getattr(c, attr) / n)
-        c.firing_rate = c._in_nonzero / c._in_total if c._in_total else 0.0
-        c.input_kind = c._kinds.pop() if len(c._kinds) == 1 else ("mixed" if c._kinds else "-")
         if isinstance(mod, BaseNode):
             spikes += c._in_nonzero
             neurons += c._in_total
@@ -420,13 +563,7 @@ def _finish(
                 density = c.nonzero_params / c.params if c.params else 0.0
             else:
                 density = 1.0
-            if c.input_kind == "real":
-                rate = 1.0
-            elif c.input_kind == "integer" and opts["nonbinary"] == "ac_weighted" and c._in_total:
-                rate = c._in_abs / c._in_total
-            else:
-                rate = c.firing_rate
-            c.approx_ops = c.dense_ops * rate * density
+            c.approx_ops = c.dense_ops * c.op_rate * density
             c.compute_pj = c.macs * e_mac + (c.acs + c.binary_ops) * e_ac
         if opts["model"] == "memory":
             c.memory_pj = memory_cost(c, mod, opts["memory_breakpoints"], n)
@@ -452,6 +589,7 @@ def _finish(
             dense_storage += p.numel() * VALUE_BITS
 
     compute = sum(c.compute_pj for c in out)
+    enc = next((c for c in out if c.name == encoding), None)
     memory = sum(c.memory_pj for c in out)
     return EnergyReport(
         layers=out,
@@ -460,6 +598,11 @@ def _finish(
         binary_ops=sum(c.binary_ops for c in out),
         neuron_updates=sum(c.neuron_updates for c in out),
         energy_uj=(compute + memory) * 1e-6,
+        encoding_layer=encoding,
+        encoding_energy_uj=enc.energy_pj * 1e-6 if enc else 0.0,
+        first_layer_once=bool(enc and enc.once),
+        encoder=encoder,
+        real_inputs=opts["real_inputs"],
         compute_uj=compute * 1e-6,
         memory_uj=memory * 1e-6,
         firing_rate=spikes / neurons if neurons else 0.0,

@@ -11,7 +11,7 @@ from torch import nn
 from sltsearch.errors import SpecError
 from sltsearch.models import cnn, resnet, spikformer, user, vgg
 from sltsearch.models.base import SpikingClassifier
-from sltsearch.models.encoders import ENCODERS
+from sltsearch.models.encoders import ENCODERS, LEARNED_CHANNELS, LearnedEncoder
 from sltsearch.models.neurons import neuron_factory
 
 
@@ -117,8 +117,16 @@ def build_model(
             f"model.preset: unknown preset '{spec.preset}' for {spec.name}; known: {', '.join(family.presets)}"
         )
     options = resolved_options(spec)
+    encoder: nn.Module
+    body_shape = tuple(input_shape)
     try:
-        body = family.build(tuple(input_shape), num_classes, neuron_factory(spec.neuron), options)
+        if not frames and spec.encoder == "learned":  # event frames are already spikes: frames encoder
+            channels = getattr(spec, "encoder_channels", None) or LEARNED_CHANNELS
+            encoder = LearnedEncoder(body_shape, channels, neuron_factory(spec.neuron))
+            body_shape = encoder.out_shape
+        else:
+            encoder = ENCODERS["frames" if frames else spec.encoder]()
+        body = family.build(body_shape, num_classes, neuron_factory(spec.neuron), options)
     except ValueError as err:
         raise SpecError(str(err)) from None
     return SpikingClassifier(encoder, body, spec.time_steps, spec.name)

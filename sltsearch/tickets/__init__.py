@@ -13,6 +13,10 @@ Strategies (``tickets.strategy``, driven by `sltsearch.trial.run_trial`):
 * ``time_steps_search`` < T: early-time tickets (Kim et al., ECCV 2022): the dense run and all rounds use
   T_search, then the final mask is rewound and trained once at the full T.
 
+Encoding layer (``encoding_sparsity``): the first layer, which multiplies real-valued pixels under direct
+encoding, gets its own final sparsity on a geometric schedule and leaves the shared ranking
+(`sltsearch.tickets.encoding`).
+
 Rewinding: to epoch k (``rewind_epoch``) or optimizer step k (``rewind_iteration``); k = 0 is the
 original LTH reset to init. After a rewind the optimizer is fresh (its moments are not rewound) and the LR
 schedule is replayed by absolute epoch from k (from the epoch holding step k) to the end of the recipe.
@@ -21,6 +25,7 @@ and ``random_reinit`` (same mask, freshly initialised weights; biases/BatchNorm 
 trained for the same epochs as the ticket they control.
 """
 
+from sltsearch.tickets import encoding
 from sltsearch.tickets.masks import (
     apply_masks,
     attach_masks,
@@ -35,6 +40,7 @@ __all__ = [
     "apply_masks",
     "attach_masks",
     "current_masks",
+    "encoding",
     "magnitude_prune",
     "mask_distance",
     "mask_stats",
