@@ -99,6 +99,18 @@ def resolved_options(spec: Any) -> dict[str, Any]:
     return {**family.presets[spec.preset], **spec.options}
 
 
+def _encoder(spec: Any, input_shape: tuple[int, ...], frames: bool) -> tuple[nn.Module, tuple[int, ...]]:
+    """The encoder and the shape the body sees (a learned encoder changes it; event frames are already spikes)."""
+    if frames or spec.encoder != "learned":
+        return ENCODERS["frames" if frames else spec.encoder](), input_shape
+    channels = getattr(spec, "encoder_channels", None) or LEARNED_CHANNELS
+    try:
+        encoder = LearnedEncoder(input_shape, channels, neuron_factory(spec.neuron))
+    except ValueError as err:
+        raise SpecError(str(err)) from None
+    return encoder, encoder.out_shape
+
+
 def build_model(
     spec: Any, input_shape: tuple[int, ...], num_classes: int, frames: bool = False
 ) -> SpikingClassifier:
@@ -107,26 +119,17 @@ def build_model(
     ``spec.name`` is a registered family, an installed plugin's entry point (group ``sltsearch.models``) or
     an import path ``pkg.module:make_net`` to a user's builder (`sltsearch.models.user`).
     """
-    encoder = ENCODERS["frames" if frames else spec.encoder]()
     family = require_family(spec.name)
+    encoder, body_shape = _encoder(spec, tuple(input_shape), frames)
     if not isinstance(family, ModelFamily):  # a user's builder (import path, Python callable or plugin)
-        body = user.build_body(family, spec, tuple(input_shape), num_classes)
+        body = user.build_body(family, spec, body_shape, num_classes)
         return SpikingClassifier(encoder, body, spec.time_steps, spec.name)
     if spec.preset not in family.presets:
         raise SpecError(
             f"model.preset: unknown preset '{spec.preset}' for {spec.name}; known: {', '.join(family.presets)}"
         )
-    options = resolved_options(spec)
-    encoder: nn.Module
-    body_shape = tuple(input_shape)
     try:
-        if not frames and spec.encoder == "learned":  # event frames are already spikes: frames encoder
-            channels = getattr(spec, "encoder_channels", None) or LEARNED_CHANNELS
-            encoder = LearnedEncoder(body_shape, channels, neuron_factory(spec.neuron))
-            body_shape = encoder.out_shape
-        else:
-            encoder = ENCODERS["frames" if frames else spec.encoder]()
-        body = family.build(body_shape, num_classes, neuron_factory(spec.neuron), options)
+        body = family.build(body_shape, num_classes, neuron_factory(spec.neuron), resolved_options(spec))
     except ValueError as err:
         raise SpecError(str(err)) from None
     return SpikingClassifier(encoder, body, spec.time_steps, spec.name)
