@@ -331,6 +331,108 @@ def energy(
         console.print(f"per-layer table: {csv}")
 
 
+@app.command("export")
+@_user_errors
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    ticket: Annotated[str | None, typer.Option(help="ticket_id to export, e.g. t0003r02")] = None,
+    select: Annotated[
+        str | None,
+        typer.Option(help="or choose one on validation metrics: knee | max-accuracy | min-energy"),
+    ] = None,
+    min_accuracy: Annotated[
+        float | None, typer.Option(help="with --select: only tickets with val_accuracy >= this (0-1)")
+    ] = None,
+    max_energy: Annotated[
+        float | None, typer.Option(help="with --select: only tickets with energy_uj <= this")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="export folder (default: RUN_DIR/exports/<ticket_id>)")] = None,
+    format: Annotated[  # noqa: A002 (the option is --format)
+        str, typer.Option("--format", help="safetensors, or nir (adds ticket.nir; spiking CNN/VGG/ResNet)")
+    ] = "safetensors",
+    data_root: Annotated[
+        Path | None, typer.Option(help="override data.root (where an on-disk dataset lives now)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing export folder")] = False,
+) -> None:
+    """Export one ticket: weights (masks folded in), masks, MultiSp switches and ticket.json with checksums."""
+    from sltsearch import api as python_api
+
+    result = python_api.export(
+        run_dir,
+        ticket=ticket,
+        select=select,
+        min_accuracy=min_accuracy,
+        max_energy=max_energy,
+        out=out,
+        format=format,
+        data_root=data_root,
+        device=device,
+        force=force,
+    )
+    row = result.manifest["ticket"]
+    how = result.manifest["source"]["selected_by"]
+    chosen = f" (chosen by --select {how['rule']} on validation metrics)" if how else ""
+    console.print(
+        f"exported ticket {result.ticket_id}{chosen}: val acc {100 * row['val_accuracy']:.2f}%, "
+        f"test acc {100 * row['test_accuracy']:.2f}%, {row['energy_uj']:.4f} uJ, sparsity "
+        f"{100 * row['sparsity']:.1f}%"
+    )
+    if not result.reproduced:
+        differing = [m["metric"] for m in result.manifest["export_check"]["metrics"] if not m["equal"]]
+        console.print(
+            f"[yellow]note: re-measured at export, {', '.join(differing)} differ from the run's table "
+            f"(another device or library version?); both are in ticket.json[/]"
+        )
+    console.print(f"folder: {result.path}  (files: {', '.join(result.manifest['files'])}, ticket.json)")
+
+
+def _metric_cell(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name in {"val_accuracy", "test_accuracy", "sparsity"}:
+        return f"{100 * value:.4f}%"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return f"{value:,}"
+
+
+@app.command("evaluate")
+@_user_errors
+def evaluate_cmd(
+    folder: Annotated[Path, typer.Argument(help="an export folder written by `sltsearch export`")],
+    data_root: Annotated[
+        Path | None, typer.Option(help="override data.root (where an on-disk dataset lives now)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="exit with code 1 when any metric differs")] = False,
+) -> None:
+    """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy."""
+    from sltsearch import api as python_api
+
+    result = python_api.evaluate(folder, data_root=data_root, device=device)
+    table = Table(
+        title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
+        caption="checksums verified; model rebuilt from ticket.json",
+    )
+    for col in ("metric", "recorded", "measured", "same"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for m in result.metrics:
+        same = "[green]yes[/]" if m["equal"] else "[red]no[/]"
+        recorded, measured = _metric_cell(m["metric"], m["recorded"]), _metric_cell(m["metric"], m["measured"])
+        table.add_row(m["metric"], recorded, measured, same)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if result.matches:
+        console.print("[green]all metrics match the recorded values exactly[/]")
+    else:
+        console.print("[yellow]some metrics differ from the recorded values (see the table)[/]")
+        if strict:
+            raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()
