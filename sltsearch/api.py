@@ -161,15 +161,15 @@ def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
     objectives = spec.objective.metrics
     front = pareto_front(frame, objectives)
     front.to_csv(run_dir / "pareto.csv", index=False)
-    trials = frame["trial"].nunique()
-    plot_front(
-        frame,
-        front,
-        objectives,
-        run_dir / "pareto.png",
-        f"{spec.name}: {len(frame)} tickets from {trials} trials, seed {spec.seed} (single seed per ticket)",
-    )
+    plot_front(frame, front, objectives, run_dir / "pareto.png", front_title(spec, frame))
     return front
+
+
+def front_title(spec: Spec, frame: pd.DataFrame) -> str:
+    """What a front plot shows: how many distinct tickets from how many trials, and the seed."""
+    tickets = len(unique_tickets(frame))
+    trials = frame["trial"].nunique() if "trial" in frame.columns else 0
+    return f"{spec.name}: {tickets} tickets from {trials} trials, seed {spec.seed} (single seed per ticket)"
 
 
 def load(run_dir: str | Path | list[str | Path] | tuple[str | Path, ...]) -> pd.DataFrame:

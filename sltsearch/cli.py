@@ -71,6 +71,8 @@ FRONT_COLUMNS = {
 
 
 def _fmt(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
     if isinstance(value, bool):
         return "y" if value else "n"
     if isinstance(value, float):
@@ -91,9 +93,9 @@ def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> 
         pad_edge=False,
         padding=(0, 0),  # the box already puts one space between columns
     )
-    columns = [c for c in FRONT_COLUMNS if c in front.columns] + [
-        p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"
-    ]
+    columns = [c for c in FRONT_COLUMNS if c in front.columns]
+    columns += [c for c in objectives if c in front.columns and c not in columns]
+    columns += [p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"]
     cells = [[_fmt(c, row[c]) for c in columns] for _, row in front.iterrows()]
     for i, col in enumerate(columns):
         style = "bold" if col in objectives else None
@@ -223,14 +225,45 @@ def validate(spec: Annotated[str, typer.Argument(help="spec file or bundled spac
 @_user_errors
 def pareto(
     run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    objectives: Annotated[
+        str | None,
+        typer.Option(help="columns and directions, e.g. val_accuracy:max,energy_uj:min,storage_bits:min"
+                     " (default: the spec's objectives)"),
+    ] = None,
     csv: Annotated[Path | None, typer.Option(help="also write the front to this CSV file")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="also plot all tickets and the front: F.png, or F.html (interactive)")
+    ] = None,
+    min_accuracy: Annotated[
+        float | None, typer.Option(help="hide tickets below this validation accuracy (0-1), e.g. near-chance ones")
+    ] = None,
 ) -> None:
-    """Print the Pareto front of a run's tickets."""
-    _, spec = api.read_run(run_dir)
-    front = api.pareto(run_dir)
+    """Print the Pareto front of a run's finished tickets (one row per ticket) and the dense networks."""
+    from sltsearch import api as python_api
+    from sltsearch.results import accuracy_floor, ok_rows, parse_objectives, unique_tickets
+    from sltsearch.results.plots import SUFFIXES, plot_front
+
+    run_dir, spec = python_api.read_run(run_dir)
+    chosen = parse_objectives(objectives) if objectives else parse_objectives(spec.objective.metrics)
+    if plot is not None and plot.suffix.lower() not in SUFFIXES:
+        raise UserError(f"--plot {plot}: the plot is written as .png or .html; name the file accordingly")
+    frame = python_api.load(run_dir)
+    front = python_api.pareto(run_dir, chosen, min_accuracy=min_accuracy)
     if csv is not None:
         front.to_csv(csv, index=False)
-    console.print(front_table(front, spec.objective.metrics, f"Pareto front of {run_dir}"))
+    tickets = unique_tickets(ok_rows(frame))
+    console.print(
+        front_table(front, chosen, f"Pareto front of {run_dir}: {len(front)} of {len(tickets)} tickets")
+    )
+    dense = tickets[tickets["kind"] == "dense"] if "kind" in tickets.columns else tickets.iloc[0:0]
+    if not dense.empty:
+        reference = front_table(dense, chosen, "dense networks (reference, one per T)")
+        reference.caption = None
+        console.print(reference)
+    if plot is not None:
+        shown = accuracy_floor(frame, min_accuracy)
+        plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
+        console.print(f"plot: {plot}")
 
 
 @app.command()
