@@ -315,3 +315,11 @@ def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: s
     from sltsearch.ticket_io import evaluate_ticket
 
     return evaluate_ticket(path, data_root=data_root, device=device)
+
+
+def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None) -> None:
+    """Serve the run's Optuna study in optuna-dashboard on 127.0.0.1 (``port`` 0: a free one) until
+    interrupted; needs the ``dashboard`` extra. ``storage``: the RDB URL when the run used one."""
+    from sltsearch.results.dashboard import serve
+
+    serve(run_dir, port=port, storage=storage, on_ready=lambda url, study: print(f"{study}: {url}", flush=True))

@@ -466,6 +466,28 @@ def evaluate_cmd(
             raise typer.Exit(1)
 
 
+@app.command()
+@_user_errors
+def dashboard(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (default 0: a free one)")] = 0,
+    storage: Annotated[
+        str | None, typer.Option(help="the study's RDB URL, when the run used one (run.json masks its password)")
+    ] = None,
+) -> None:
+    """Open the run's Optuna study in optuna-dashboard, served on 127.0.0.1 only (Ctrl-C stops it)."""
+    from sltsearch.results.dashboard import serve
+
+    def ready(url: str, study: str) -> None:
+        console.print(f"optuna-dashboard for study '{study}': {url}  (Ctrl-C stops it)", soft_wrap=True)
+        sys.stdout.flush()
+
+    try:
+        serve(run_dir, port=port, storage=storage, on_ready=ready)
+    except KeyboardInterrupt:
+        console.print("dashboard stopped")
+
+
 def main() -> None:
     try:
         app()
