@@ -31,32 +31,12 @@ from sltsearch.results import hypervolume as results_hypervolume
 from sltsearch.results.plots import plot_front
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
+
+# where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
+from sltsearch.spaces import BUNDLED_SPACES, DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401
 from sltsearch.spec import Spec, load_spec
 from sltsearch.ticket import Ticket
 from sltsearch.trial import TrialContext, run_trial
-
-BUNDLED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
-DEFAULT_SPACE = "default"
-
-
-def bundled_spaces() -> dict[str, Path]:
-    """Name -> path of every search space shipped in ``search_spaces/``."""
-    return {p.stem: p for p in sorted(BUNDLED_SPACES.glob("*.yaml"))}
-
-
-def resolve_spec_path(spec: str | Path | None) -> Path:
-    """A spec file path; a bare name such as ``default`` means the bundled space of that name."""
-    if spec is None:
-        spec = DEFAULT_SPACE
-    path = Path(spec)
-    if path.suffix not in {".yaml", ".yml"} and not path.exists():
-        bundled = bundled_spaces()
-        if str(spec) in bundled:
-            return bundled[str(spec)]
-        raise SpecError(
-            f"{spec}: no such spec file or bundled space; bundled: {', '.join(bundled) or 'none'}"
-        )
-    return path
 
 
 def validate(spec: str | Path | None = None) -> Spec:
