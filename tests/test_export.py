@@ -70,8 +70,10 @@ def test_cnn_ticket_round_trip_is_exact(cnn_run: Path, tmp_path: Path) -> None:
     moved = tmp_path / "elsewhere"
     shutil.move(folder, moved)
     shutil.rmtree(run_copy)
+    rng = torch.get_rng_state()
     evaluation = sltsearch.evaluate(moved)
     assert evaluation.matches, evaluation.metrics
+    assert torch.equal(torch.get_rng_state(), rng)  # measuring seeds its own RNG, not the caller's
     assert {m["metric"] for m in evaluation.metrics} >= {"val_accuracy", "test_accuracy", "energy_uj", "macs"}
 
     model, info = sltsearch.load_ticket(moved)
@@ -149,6 +151,24 @@ def test_truncated_or_missing_files_are_refused(exported: Path) -> None:
     manifest.unlink()
     with pytest.raises(TicketFileError, match="ticket.json: missing"):
         sltsearch.evaluate(exported)
+
+
+def test_weights_that_ignore_their_mask_are_refused_even_with_matching_checksums(exported: Path) -> None:
+    from safetensors.torch import save_file
+
+    from sltsearch.ticket_io.bundle import sha256_file
+
+    weights = load_file(str(exported / "weights.safetensors"))
+    masks = load_file(str(exported / "masks.safetensors"))
+    layer, mask = next(iter(masks.items()))
+    weights[f"{layer}.weight"][~mask] = 0.5  # revive the pruned weights
+    save_file(weights, str(exported / "weights.safetensors"))
+    manifest = json.loads((exported / "ticket.json").read_text())
+    path = exported / "weights.safetensors"
+    manifest["files"]["weights.safetensors"] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    (exported / "ticket.json").write_text(json.dumps(manifest))
+    with pytest.raises(TicketFileError, match=f"weights.safetensors: {layer} has non-zero pruned weights"):
+        sltsearch.load_ticket(exported)
 
 
 def test_export_input_errors(cnn_run: Path, tmp_path: Path) -> None:

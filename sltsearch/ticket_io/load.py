@@ -18,11 +18,17 @@ from sltsearch.data import build_data
 from sltsearch.device import resolve_device
 from sltsearch.models import SpikingClassifier
 from sltsearch.spec import Spec, format_validation_error
-from sltsearch.ticket_io.bundle import MANIFEST, WEIGHTS, TicketFileError, join_state, read_manifest, read_tensors
+from sltsearch.ticket_io.bundle import (
+    MANIFEST,
+    MASKS,
+    WEIGHTS,
+    TicketFileError,
+    join_state,
+    read_manifest,
+    read_tensors,
+)
 from sltsearch.ticket_io.export import with_data_root
 from sltsearch.ticket_io.rebuild import build_ticket_model, compare, measure_ticket
-from sltsearch.tickets import prunable_layers
-from sltsearch.tickets.masks import MASK
 
 
 @dataclass
@@ -46,12 +52,16 @@ def _spec_of(folder: Path, manifest: dict[str, Any]) -> Spec:
         raise TicketFileError(format_validation_error(str(folder / MANIFEST) + " spec", err)) from None
 
 
-def _check_pruned_zero(folder: Path, model: SpikingClassifier) -> None:
-    """Weights under a False mask entry must be zero in the file (they are: export folds the masks in)."""
-    for name, layer in prunable_layers(model).items():
-        mask = getattr(layer, MASK, None)
-        if mask is not None and bool((layer.weight.detach()[~mask] != 0).any()):
-            raise TicketFileError(f"{folder / WEIGHTS}: {name} has non-zero pruned weights; the file is not an export")
+def _check_pruned_zero(folder: Path, files: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Weights under a False mask entry must be zero in the file (export folds the masks in), so the
+    weights file alone is the ticket; checked before the masks are applied again on loading."""
+    weights = files.get(WEIGHTS, {})
+    for layer, mask in files.get(MASKS, {}).items():
+        weight = weights.get(f"{layer}.weight")
+        if weight is None or weight.shape != mask.shape:
+            raise TicketFileError(f"{folder / MASKS}: mask {layer} has no weight of its shape in {WEIGHTS}")
+        if bool((weight[~mask.bool()] != 0).any()):
+            raise TicketFileError(f"{folder / WEIGHTS}: {layer} has non-zero pruned weights; the file is not an export")
 
 
 def load_ticket(folder: str | Path, device: str | torch.device = "cpu") -> tuple[SpikingClassifier, TicketInfo]:
@@ -64,8 +74,8 @@ def load_ticket(folder: str | Path, device: str | torch.device = "cpu") -> tuple
     manifest = read_manifest(folder)
     spec = _spec_of(folder, manifest)
     files = read_tensors(folder, manifest)
+    _check_pruned_zero(folder, files)
     model = build_ticket_model(spec, manifest["model_io"], join_state(files), torch.device(device))
-    _check_pruned_zero(folder, model)
     return model, TicketInfo(path=folder, spec=spec, ticket=manifest["ticket"], manifest=manifest)
 
 

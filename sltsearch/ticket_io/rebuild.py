@@ -55,8 +55,9 @@ def build_ticket_model(
     spec: Spec, io: dict[str, Any], state: dict[str, torch.Tensor], device: torch.device | str = "cpu"
 ) -> SpikingClassifier:
     """The spec's model with the ticket's state (masks, MultiSp switches) installed, in eval mode."""
-    seed_everything(spec.seed)
-    model = build_model(spec.model, tuple(io["input_shape"]), int(io["num_classes"]), frames=bool(io["frames"]))
+    with torch.random.fork_rng(devices=[]):  # every parameter is then loaded; the caller's RNG stays as it was
+        seed_everything(spec.seed)
+        model = build_model(spec.model, tuple(io["input_shape"]), int(io["num_classes"]), frames=bool(io["frames"]))
     model = model.to(device)
     masks = {n.removesuffix(".weight_mask"): v for n, v in state.items() if n.endswith(".weight_mask")}
     try:
@@ -83,12 +84,16 @@ def measure_ticket(model: SpikingClassifier, spec: Spec, data: DataSplits, devic
     ebs = spec.data.eval_batch_size
     val_loader = make_loader(data.val, ebs, shuffle=False)
     test_loader = make_loader(data.test, ebs, shuffle=False)
-    seed_everything(spec.seed)  # only the rate encoder draws random numbers while measuring
-    stats = mask_stats(current_masks(model))
-    energy = measure_energy(model, val_loader, device, spec.objective.energy, spec.objective.energy.samples)
+    cuda = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # seeded for the rate encoder, without touching the caller's RNG
+        seed_everything(spec.seed)
+        stats = mask_stats(current_masks(model))
+        energy = measure_energy(model, val_loader, device, spec.objective.energy, spec.objective.energy.samples)
+        val_accuracy = evaluate(model, val_loader, device)
+        test_accuracy = evaluate(model, test_loader, device)
     values = {
-        "val_accuracy": evaluate(model, val_loader, device),
-        "test_accuracy": evaluate(model, test_loader, device),
+        "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy,
         "energy_uj": energy.energy_uj,
         "macs": energy.macs,
         "acs": energy.acs,
