@@ -137,6 +137,13 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     for key in ("spec", "ticket", "model_io", "files"):
         if key not in manifest:
             raise TicketFileError(f"{path}: has no '{key}' entry; the file is damaged, re-export the ticket")
+    io = manifest["model_io"]
+    if not isinstance(io, dict) or not {"input_shape", "num_classes", "frames"} <= set(io):
+        raise TicketFileError(f"{path}: 'model_io' lacks input_shape / num_classes / frames; re-export the ticket")
+    if not isinstance(manifest["files"], dict) or not all(
+        isinstance(v, dict) and "sha256" in v and "bytes" in v for v in manifest["files"].values()
+    ):
+        raise TicketFileError(f"{path}: 'files' must map each file to its sha256 and bytes; re-export the ticket")
     return manifest
 
 

@@ -112,7 +112,10 @@ def evaluate_ticket(
     measured = measure_ticket(model, spec, data, dev)
     notes = []
     if spec.model.encoder == "rate" and not io.get("frames"):
-        notes.append("rate encoder: inputs are random spike trains, so accuracy and energy vary from run to run")
+        notes.append(
+            "rate encoder: inputs are random spike trains; evaluate draws them from the spec's seed, the search "
+            "drew others, so its numbers differ from the recorded ones by sampling noise"
+        )
     check = manifest.get("export_check", {})
     if check.get("device") and check["device"] != str(dev):
         notes.append(f"exported on {check['device']}, evaluated on {dev}: numbers can differ in the last digits")
