@@ -144,6 +144,9 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         isinstance(v, dict) and "sha256" in v and "bytes" in v for v in manifest["files"].values()
     ):
         raise TicketFileError(f"{path}: 'files' must map each file to its sha256 and bytes; re-export the ticket")
+    for name in (WEIGHTS, MASKS):
+        if name not in manifest["files"]:
+            raise TicketFileError(f"{path}: lists no {name}; the file is damaged, re-export the ticket")
     return manifest
 
 
