@@ -186,6 +186,7 @@ def test_spikformer_soft_reset_and_one_d_models_are_refused() -> None:
         ticket_graph(one_d, io)
 
 
+@pytest.mark.slow
 def test_export_format_nir_writes_a_checksummed_graph(tmp_path: Path) -> None:
     """Through `sltsearch export --format nir` on a real (one-epoch) run: the file is listed with its sha256,
     reads back, and its weights are the exported weights."""
