@@ -199,11 +199,14 @@ def run(
         err_console.print("error: the search produced no tickets (every trial failed; see the messages above)")
         raise typer.Exit(1)
     n_trials = frame["trial"].nunique() if not frame.empty else 0
+    from sltsearch.results import ok_rows, unique_tickets
+
+    n_tickets = len(unique_tickets(ok_rows(frame)))  # a dense network shared by many trials counts once
     console.print(
         front_table(
             result.front,
             objectives,
-            f"Pareto front: {len(result.front)} of {len(frame)} tickets, {n_trials} trials "
+            f"Pareto front: {len(result.front)} of {n_tickets} tickets, {n_trials} trials "
             f"(seed {result.spec.seed})",
         )
     )
