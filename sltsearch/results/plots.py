@@ -33,7 +33,7 @@ LABELS = {
     "acs": ("ACs per inference", "count"),
 }
 SUFFIXES = (".png", ".html")
-USEFUL_DROP = 0.20  # the default accuracy axis reaches this far (20 points) below the best front/dense ticket
+USEFUL_DROP = 0.10  # the default accuracy axis reaches this far (10 points) below the best front/dense ticket
 
 
 def scale(column: str) -> float:
@@ -64,7 +64,7 @@ def accuracy_window(
     """Lower limit of an accuracy axis (table units) and how many tickets lie below it.
 
     The useful region spans the front and the dense networks (``keep``), with a margin of 8 % of its
-    height (at least 1 point), but reaches at most ``USEFUL_DROP`` (20 points) below the best of them, so
+    height (at least 1 point), but reaches at most ``USEFUL_DROP`` (10 points) below the best of them, so
     near-chance tickets at the cheap end of the front do not squash the plot; ``floor`` (the accuracy
     floor, ``--min-accuracy``) wins when given.
     """
@@ -109,12 +109,14 @@ def plot_front(
     tickets, dense, front = _parts(frame, front)
     y, x = names[0], names[1]
     low, below = accuracy_window(y, tickets, pd.concat([front, dense]), floor)
-    note = (
-        f"{below} ticket{'s' if below != 1 else ''} below {scale(y) * low:.1f} % not shown"
-        " (--min-accuracy sets the floor)"
-        if below and low is not None
-        else ""
-    )
+    note = ""
+    if below and low is not None:
+        on_front = int((pd.to_numeric(front[y], errors="coerce") < low).sum()) if not front.empty else 0
+        of_front = f" ({on_front} on the front)" if on_front else ""
+        note = (
+            f"{below} ticket{'s' if below != 1 else ''}{of_front} below {scale(y) * low:.1f} % not shown"
+            " (--min-accuracy sets the floor)"
+        )
     projected = len(names) > 2
     if path.suffix.lower() == ".html":
         return _plot_html(tickets, dense, front, objectives, x, y, path, title, low, note, projected)
@@ -167,7 +169,7 @@ def _plot_png(
                         fontsize=7, color="tab:red", ha="right" if right else "left")
     if low is not None:
         top = max(float(tickets[y].max()), float(dense[y].max()) if not dense.empty else 0.0)
-        ax.set_ylim(low * sy, top * sy + 0.04 * (top - low) * sy + 1e-9)
+        ax.set_ylim(low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9)
     ax.set_xlabel(axis_title(x, objectives[x]))
     ax.set_ylabel(axis_title(y, objectives[y]))
     ax.set_title(title, fontsize=8)
@@ -175,7 +177,7 @@ def _plot_png(
         fig.colorbar(sc, ax=ax, label="weight sparsity [%]")
     if note:
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="dimgray")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -250,6 +252,6 @@ def _plot_html(
     )
     if low is not None:
         top = max(float(tickets[y].max()), float(dense[y].max()) if not dense.empty else 0.0)
-        fig.update_yaxes(range=[low * sy, top * sy + 0.04 * (top - low) * sy + 1e-9])
+        fig.update_yaxes(range=[low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9])
     fig.write_html(str(path), include_plotlyjs=True, full_html=True)  # self-contained: works offline
     return path
