@@ -81,6 +81,15 @@ def _plain_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
 
 
+def _usual_permissions(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder: give it and its files the permissions the umask gives new ones."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~mask)
+
+
 def write_folder(
     out: Path,
     tensor_files: dict[str, dict[str, torch.Tensor]],
@@ -107,6 +116,7 @@ def write_folder(
             path = staging / name
             files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         (staging / MANIFEST).write_text(json.dumps({**manifest, "files": files}, indent=1, default=str) + "\n")
+        _usual_permissions(staging)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             os.replace(out, old / out.name)
