@@ -141,6 +141,8 @@ def test_a_shared_dense_network_is_one_ticket_without_pruning_params() -> None:
     assert dense["param_time_steps"] == 4  # ... T does shape it
     front = pareto_front(_shared_dense_table(), OBJ)
     assert list(front["ticket_id"]) == ["t0000r00", "t0000r01", "t0001r01"]
+    keyless = _shared_dense_table().assign(stage_key=None)  # rows without a key are never merged
+    assert len(unique_tickets(keyless)) == 4
 
 
 def test_parse_objectives() -> None:

@@ -54,7 +54,10 @@ def unique_tickets(frame: pd.DataFrame) -> pd.DataFrame:
             "trial": column("trial", 0),
             "round": column("round", 0),
             # runs compared side by side (`sltsearch.load([a, b])`) may share keys: a ticket is (run, key)
-            "key": list(zip(column("run", ""), frame["stage_key"].tolist(), strict=True)),
+            "key": [
+                (run, key) if isinstance(key, str) and key else ("", f"row {at}")  # no key: a ticket of its own
+                for at, (run, key) in enumerate(zip(column("run", ""), frame["stage_key"].tolist(), strict=True))
+            ],
             "at": range(n),
         }
     )
