@@ -30,7 +30,8 @@ def test_max_accuracy_and_min_energy_use_validation_only_and_skip_failed_rows() 
 
 def test_knee_is_where_accuracy_stops_buying_energy() -> None:
     assert sltsearch.select(_table(), "knee")["ticket_id"] == "k"
-    assert sltsearch.select(_table(), "knee", max_energy=0.9)["ticket_id"] in {"cheap", "test_trap"}
+    # two front points: no knee, the more accurate one
+    assert sltsearch.select(_table(), "knee", max_energy=0.9)["ticket_id"] == "cheap"
 
 
 def test_knee_geometry() -> None:
@@ -38,8 +39,9 @@ def test_knee_geometry() -> None:
 
     # normalised front (1, 1), (0.9, 0.2), (0, 0): the middle point is farthest from the chord
     assert knee_index(np.array([1.0, 0.9, 0.0]), np.array([1.0, 0.2, 0.0])) == 1
-    # two points: the one nearer the ideal corner (high accuracy, low energy)
-    assert knee_index(np.array([0.9, 0.5]), np.array([0.2, 0.1])) == 0
+    # two points, or all on one line: no knee, the most accurate point
+    assert knee_index(np.array([0.5, 0.9]), np.array([0.1, 0.2])) == 1
+    assert knee_index(np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.5, 1.0])) == 2
 
 
 def test_ties_are_broken_by_energy_then_ticket_id() -> None:

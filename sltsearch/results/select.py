@@ -8,7 +8,7 @@ Rules, applied to finished tickets (one row per ticket) that meet the budget (``
 * ``knee``: on the (val_accuracy, energy_uj) Pareto front, both scaled to [0, 1] over the front, the point
   farthest from the straight line joining the front's two ends (the most-accuracy and least-energy
   tickets): the point where giving up a little accuracy stops buying much energy. With fewer than three
-  front points, or all of them on that line, the point nearest the ideal corner (1, 0) instead.
+  front points, or all of them on that line, there is no knee: the most accurate front point.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def knee_index(accuracy: np.ndarray, energy: np.ndarray) -> int:
             distance = np.abs(direction[0] * (a - a[top]) - direction[1] * (e - e[top])) / length
             if distance.max() > 1e-12:
                 return int(np.argmax(distance))
-    return int(np.argmin(np.hypot(1.0 - a, e)))
+    return int(np.argmax(accuracy))
 
 
 def select(
