@@ -219,3 +219,23 @@ def test_multisp_spikformer_round_trip_is_exact(tmp_path_factory: pytest.TempPat
     with pytest.raises(UserError, match="Spikformer tickets cannot be written as NIR"):
         sltsearch.export(run_dir, ticket="t0000r01", format="nir", out=tmp_path / "msp_nir")
     assert not (tmp_path / "msp_nir").exists()
+
+
+@pytest.mark.slow
+def test_every_ticket_kind_of_an_early_time_run_round_trips(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Dense and search rounds ran at T_search, the early-time ticket and its control at the full T."""
+    spec = tiny_spec_dict(
+        name="tiny_et",
+        model={"time_steps": 4},
+        train={"epochs": 1},
+        tickets={"rounds": 1, "prune_rate": 0.5, "time_steps_search": 2, "controls": ["random_prune"]},
+        search={"n_trials": 1, "population_size": 2},
+    )
+    root = tmp_path_factory.mktemp("et")
+    run_dir = _run(root, spec)
+    frame = sltsearch.load(run_dir)
+    assert set(frame["kind"]) == {"dense", "et_search", "early_time", "random_prune"}
+    for _, row in frame.iterrows():
+        result = sltsearch.export(run_dir, ticket=row["ticket_id"], out=root / row["ticket_id"])
+        assert result.manifest["spec"]["model"]["time_steps"] == row["time_steps"]
+        assert sltsearch.evaluate(result.path).matches, row["ticket_id"]
