@@ -251,6 +251,8 @@ def pareto(
     if plot is not None and plot.suffix.lower() not in SUFFIXES:
         raise UserError(f"--plot {plot}: the plot is written as .png or .html; name the file accordingly")
     frame = python_api.load(run_dir)
+    if frame.empty:
+        raise UserError(f"{run_dir}: no tickets yet; run the search first (`sltsearch run`)")
     front = python_api.pareto(run_dir, chosen, min_accuracy=min_accuracy)
     if csv is not None:
         front.to_csv(csv, index=False)

@@ -68,6 +68,10 @@ def test_pareto_objectives_csv_floor_and_dense_reference(tmp_path: Path) -> None
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1
     bad = runner.invoke(app, ["pareto", str(run), "--plot", str(tmp_path / "front.pdf")])
     assert bad.exit_code == 2 and ".png or .html" in bad.stderr
+    (run / "tickets.parquet").unlink()
+    empty = runner.invoke(app, ["pareto", str(run)])
+    assert empty.exit_code == 2 and "no tickets yet" in empty.stderr
+    assert sltsearch.pareto(run).empty
 
 
 def test_png_and_interactive_html_plots(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ def pareto_front(frame: pd.DataFrame, objectives: Mapping[str, str], only_ok: bo
     if only_ok:
         frame = ok_rows(frame)
     frame = unique_tickets(frame)
+    if frame.empty:
+        return frame.reset_index(drop=True)
     front = frame[pareto_mask(frame, objectives)]
     first, direction = next(iter(objectives.items()))
     return front.sort_values(first, ascending=direction == "minimize", kind="stable").reset_index(drop=True)
