@@ -10,7 +10,34 @@ except ImportError as err:  # pragma: no cover - an install problem, not a code 
         "pip install --no-deps 'spikingjelly==2.0.0' (see README, Quick start)"
     ) from err
 
-from sltsearch.api import RunResult, load, pareto, run, validate  # noqa: E402
+from sltsearch.api import (  # noqa: E402
+    RunResult,
+    dashboard,
+    evaluate,
+    export,
+    hypervolume,
+    load,
+    load_ticket,
+    pareto,
+    run,
+    select,
+    validate,
+)
 from sltsearch.spec import Spec, load_spec  # noqa: E402
 
-__all__ = ["RunResult", "Spec", "__version__", "load", "load_spec", "pareto", "run", "validate"]
+__all__ = [
+    "RunResult",
+    "Spec",
+    "__version__",
+    "dashboard",
+    "evaluate",
+    "export",
+    "hypervolume",
+    "load",
+    "load_spec",
+    "load_ticket",
+    "pareto",
+    "run",
+    "select",
+    "validate",
+]

@@ -18,36 +18,24 @@ import torch
 
 from sltsearch import preflight, provenance
 from sltsearch.errors import RunDirError, SpecError
-from sltsearch.results import load_tickets, pareto_front
+from sltsearch.results import (
+    accuracy_floor,
+    load_runs,
+    load_tickets,
+    pareto_front,
+    parse_objectives,
+    unique_tickets,
+)
+from sltsearch.results import hypervolume as results_hypervolume
 from sltsearch.results.plots import plot_front
 from sltsearch.results.store import INTERRUPTED, TicketTableDamaged, check_tickets, table_files
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
 from sltsearch.search.execute import TrialRunner
+
+# where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
+from sltsearch.spaces import BUNDLED_SPACES, DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401
 from sltsearch.spec import Spec, load_spec
-
-BUNDLED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
-DEFAULT_SPACE = "default"
-
-
-def bundled_spaces() -> dict[str, Path]:
-    """Name -> path of every search space shipped in ``search_spaces/``."""
-    return {p.stem: p for p in sorted(BUNDLED_SPACES.glob("*.yaml"))}
-
-
-def resolve_spec_path(spec: str | Path | None) -> Path:
-    """A spec file path; a bare name such as ``default`` means the bundled space of that name."""
-    if spec is None:
-        spec = DEFAULT_SPACE
-    path = Path(spec)
-    if path.suffix not in {".yaml", ".yml"} and not path.exists():
-        bundled = bundled_spaces()
-        if str(spec) in bundled:
-            return bundled[str(spec)]
-        raise SpecError(
-            f"{spec}: no such spec file or bundled space; bundled: {', '.join(bundled) or 'none'}"
-        )
-    return path
 
 
 def validate(spec: str | Path | None = None) -> Spec:
@@ -178,27 +166,89 @@ def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
     objectives = spec.objective.metrics
     front = pareto_front(frame, objectives)
     front.to_csv(run_dir / "pareto.csv", index=False)
-    trials = frame["trial"].nunique()
-    plot_front(
-        frame,
-        front,
-        objectives,
-        run_dir / "pareto.png",
-        f"{spec.name}: {len(frame)} tickets from {trials} trials, seed {spec.seed} (single seed per ticket)",
-    )
+    plot_front(frame, front, objectives, run_dir / "pareto.png", front_title(spec, frame))
     return front
 
 
-def load(run_dir: str | Path) -> pd.DataFrame:
-    """Every ticket of a run as a DataFrame (one row per IMP round of every trial, round 0 = dense)."""
+def front_title(spec: Spec, frame: pd.DataFrame) -> str:
+    """What a front plot shows: how many distinct tickets from how many trials, and the seed."""
+    tickets = len(unique_tickets(frame))
+    trials = frame["trial"].nunique() if "trial" in frame.columns else 0
+    return f"{spec.name}: {tickets} tickets from {trials} trials, seed {spec.seed} (single seed per ticket)"
+
+
+def load(run_dir: str | Path | list[str | Path] | tuple[str | Path, ...]) -> pd.DataFrame:
+    """Every ticket of a run as a DataFrame (one row per IMP round of every trial, round 0 = dense).
+
+    Given several run folders, their tables stacked with a ``run`` column (the folder name, or the whole
+    path where two names clash) to compare searches.
+    """
+    if isinstance(run_dir, list | tuple):
+        return load_runs(run_dir)
     run_dir, _ = read_run(run_dir)
     return load_tickets(run_dir)
 
 
-def pareto(run_dir: str | Path, objectives: dict[str, str] | None = None) -> pd.DataFrame:
-    """The non-dominated tickets of a run, by the spec's objectives unless others are given."""
-    run_dir, spec = read_run(run_dir)
-    return pareto_front(load_tickets(run_dir), objectives or spec.objective.metrics)
+DEFAULT_OBJECTIVES = {"val_accuracy": "maximize", "energy_uj": "minimize"}
+
+
+def _frame_and_objectives(
+    run_or_frame: str | Path | pd.DataFrame | list[str | Path] | tuple[str | Path, ...],
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """A ticket table and the objectives it was searched on (a run's spec; validation accuracy vs energy
+    for a table or several runs)."""
+    if isinstance(run_or_frame, pd.DataFrame):
+        return run_or_frame, dict(DEFAULT_OBJECTIVES)
+    if isinstance(run_or_frame, list | tuple):
+        return load_runs(run_or_frame), dict(DEFAULT_OBJECTIVES)
+    run_dir, spec = read_run(run_or_frame)
+    return load_tickets(run_dir), parse_objectives(spec.objective.metrics)
+
+
+def pareto(
+    run_or_frame: str | Path | pd.DataFrame | list[str | Path],
+    objectives: str | dict[str, str] | None = None,
+    *,
+    min_accuracy: float | None = None,
+) -> pd.DataFrame:
+    """The non-dominated finished tickets, one row per ticket (a shared dense network once).
+
+    ``objectives``: ``{"val_accuracy": "max", "energy_uj": "min"}`` or ``"val_accuracy:max,energy_uj:min"``;
+    default: the run's spec objectives (for a table: validation accuracy vs energy). ``min_accuracy``
+    hides tickets below that validation accuracy (e.g. near-chance ones) before the front is taken.
+    """
+    frame, spec_objectives = _frame_and_objectives(run_or_frame)
+    chosen = parse_objectives(objectives) if objectives is not None else spec_objectives
+    return pareto_front(accuracy_floor(frame, min_accuracy), chosen)
+
+
+def hypervolume(
+    run_or_frame: str | Path | pd.DataFrame | list[str | Path],
+    reference: dict[str, float],
+    objectives: str | dict[str, str] | None = None,
+) -> float:
+    """Hypervolume of the finished tickets w.r.t. ``reference`` (one value per objective, in its units).
+
+    Use one fixed reference to compare runs, e.g. ``{"val_accuracy": 0.0, "energy_uj": <dense energy>}``.
+    """
+    frame, spec_objectives = _frame_and_objectives(run_or_frame)
+    chosen = parse_objectives(objectives) if objectives is not None else spec_objectives
+    return results_hypervolume(unique_tickets(frame), chosen, reference)
+
+
+def select(
+    frame: str | Path | pd.DataFrame,
+    rule: str = "knee",
+    *,
+    min_accuracy: float | None = None,
+    max_energy: float | None = None,
+) -> pd.Series:
+    """One ticket's row, chosen on validation metrics only: ``knee``, ``max-accuracy`` or ``min-energy``
+    among finished tickets with ``val_accuracy >= min_accuracy`` and ``energy_uj <= max_energy``."""
+    from sltsearch.results.select import select as select_row
+
+    table, _ = _frame_and_objectives(frame)
+    return select_row(table, rule, min_accuracy=min_accuracy, max_energy=max_energy)
 
 
 def energy(
@@ -237,3 +287,63 @@ def catalog() -> dict[str, list[dict[str, str]]]:
     from sltsearch.plugins import catalog as _catalog
 
     return _catalog()
+
+
+def export(
+    run_dir: str | Path,
+    *,
+    ticket: str | None = None,
+    select: str | None = None,
+    min_accuracy: float | None = None,
+    max_energy: float | None = None,
+    out: str | Path | None = None,
+    format: str = "safetensors",  # noqa: A002 (mirrors the CLI's --format)
+    data_root: str | Path | None = None,
+    device: str | None = None,
+    force: bool = False,
+) -> Any:
+    """Export one ticket (``ticket`` id, or ``select`` = knee | max-accuracy | min-energy on validation
+    metrics within ``min_accuracy`` / ``max_energy``) to ``out`` (default ``run_dir/exports/<ticket_id>``).
+
+    Returns a `sltsearch.ticket_io.ExportResult` (``.path``, ``.ticket_id``, ``.manifest``). ``format="nir"``
+    adds ``ticket.nir`` (spiking CNN / VGG / ResNet). ``force`` replaces an existing export folder.
+    """
+    from sltsearch.ticket_io import export_ticket
+
+    return export_ticket(
+        run_dir,
+        ticket=ticket,
+        select_rule=select,
+        min_accuracy=min_accuracy,
+        max_energy=max_energy,
+        out=out,
+        fmt=format,
+        data_root=data_root,
+        device=device,
+        overwrite=force,
+    )
+
+
+def load_ticket(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
+    """An exported ticket as ``(model, info)``: a torch module in eval mode (``model(x)`` -> logits; call
+    ``model.reset_state()`` between batches) and a `sltsearch.ticket_io.TicketInfo` (spec, row, manifest).
+    Every file's checksum is verified first."""
+    from sltsearch.ticket_io import load_ticket as load_exported
+
+    return load_exported(path, device)
+
+
+def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: str | None = None) -> Any:
+    """Re-measure an exported ticket from its folder alone (test + validation accuracy, energy) and compare
+    with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``)."""
+    from sltsearch.ticket_io import evaluate_ticket
+
+    return evaluate_ticket(path, data_root=data_root, device=device)
+
+
+def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None) -> None:
+    """Serve the run's Optuna study in optuna-dashboard on 127.0.0.1 (``port`` 0: a free one) until
+    interrupted; needs the ``dashboard`` extra. ``storage``: the RDB URL when the run used one."""
+    from sltsearch.results.dashboard import serve
+
+    serve(run_dir, port=port, storage=storage, on_ready=lambda url, study: print(f"{study}: {url}", flush=True))

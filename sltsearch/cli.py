@@ -77,6 +77,8 @@ FRONT_COLUMNS = {
 
 
 def _fmt(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
     if isinstance(value, bool):
         return "y" if value else "n"
     if isinstance(value, float):
@@ -100,7 +102,8 @@ def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> 
     shown = [c for c in FRONT_COLUMNS if c in front.columns]
     if "first_layer_once" in shown and not front["first_layer_once"].fillna(False).astype(bool).any():
         shown.remove("first_layer_once")  # only a front with tickets that assume it gets the column
-    columns = shown + [p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"]
+    columns = shown + [c for c in objectives if c in front.columns and c not in shown]
+    columns += [p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"]
     cells = [[_fmt(c, row[c]) for c in columns] for _, row in front.iterrows()]
     for i, col in enumerate(columns):
         style = "bold" if col in objectives else None
@@ -212,11 +215,14 @@ def run(
         err_console.print("error: the search produced no tickets (every trial failed; see the messages above)")
         raise typer.Exit(1)
     n_trials = frame["trial"].nunique() if not frame.empty else 0
+    from sltsearch.results import ok_rows, unique_tickets
+
+    n_tickets = len(unique_tickets(ok_rows(frame)))  # a dense network shared by many trials counts once
     console.print(
         front_table(
             result.front,
             objectives,
-            f"Pareto front: {len(result.front)} of {len(frame)} tickets, {n_trials} trials "
+            f"Pareto front: {len(result.front)} of {n_tickets} tickets, {n_trials} trials "
             f"(seed {result.spec.seed})",
         )
     )
@@ -238,14 +244,47 @@ def validate(spec: Annotated[str, typer.Argument(help="spec file or bundled spac
 @_user_errors
 def pareto(
     run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    objectives: Annotated[
+        str | None,
+        typer.Option(help="columns and directions, e.g. val_accuracy:max,energy_uj:min,storage_bits:min"
+                     " (default: the spec's objectives)"),
+    ] = None,
     csv: Annotated[Path | None, typer.Option(help="also write the front to this CSV file")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="also plot all tickets and the front: F.png, or F.html (interactive)")
+    ] = None,
+    min_accuracy: Annotated[
+        float | None, typer.Option(help="hide tickets below this validation accuracy (0-1), e.g. near-chance ones")
+    ] = None,
 ) -> None:
-    """Print the Pareto front of a run's tickets."""
-    _, spec = api.read_run(run_dir)
-    front = api.pareto(run_dir)
+    """Print the Pareto front of a run's finished tickets (one row per ticket) and the dense networks."""
+    from sltsearch import api as python_api
+    from sltsearch.results import accuracy_floor, ok_rows, parse_objectives, unique_tickets
+    from sltsearch.results.plots import SUFFIXES, plot_front
+
+    run_dir, spec = python_api.read_run(run_dir)
+    chosen = parse_objectives(objectives) if objectives else parse_objectives(spec.objective.metrics)
+    if plot is not None and plot.suffix.lower() not in SUFFIXES:
+        raise UserError(f"--plot {plot}: the plot is written as .png or .html; name the file accordingly")
+    frame = python_api.load(run_dir)
+    if frame.empty:
+        raise UserError(f"{run_dir}: no tickets yet; run the search first (`sltsearch run`)")
+    front = python_api.pareto(run_dir, chosen, min_accuracy=min_accuracy)
     if csv is not None:
         front.to_csv(csv, index=False)
-    console.print(front_table(front, spec.objective.metrics, f"Pareto front of {run_dir}"))
+    tickets = unique_tickets(ok_rows(frame))
+    console.print(
+        front_table(front, chosen, f"Pareto front of {run_dir}: {len(front)} of {len(tickets)} tickets")
+    )
+    dense = tickets[tickets["kind"] == "dense"] if "kind" in tickets.columns else tickets.iloc[0:0]
+    if not dense.empty:
+        reference = front_table(dense, chosen, "dense networks (reference, one per T)")
+        reference.caption = None
+        console.print(reference)
+    if plot is not None:
+        shown = accuracy_floor(frame, min_accuracy)
+        plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
+        console.print(f"plot: {plot}")
 
 
 @app.command()
@@ -389,6 +428,130 @@ def energy(
     console.print(table)
     if csv is not None:
         console.print(f"per-layer table: {csv}")
+
+
+@app.command("export")
+@_user_errors
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    ticket: Annotated[str | None, typer.Option(help="ticket_id to export, e.g. t0003r02")] = None,
+    select: Annotated[
+        str | None,
+        typer.Option(help="or choose one on validation metrics: knee | max-accuracy | min-energy"),
+    ] = None,
+    min_accuracy: Annotated[
+        float | None, typer.Option(help="with --select: only tickets with val_accuracy >= this (0-1)")
+    ] = None,
+    max_energy: Annotated[
+        float | None, typer.Option(help="with --select: only tickets with energy_uj <= this")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="export folder (default: RUN_DIR/exports/<ticket_id>)")] = None,
+    format: Annotated[  # noqa: A002 (the option is --format)
+        str, typer.Option("--format", help="safetensors, or nir (adds ticket.nir; spiking CNN/VGG/ResNet)")
+    ] = "safetensors",
+    data_root: Annotated[
+        Path | None, typer.Option(help="override data.root (where an on-disk dataset lives now)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing export folder")] = False,
+) -> None:
+    """Export one ticket: weights (masks folded in), masks, MultiSp switches and ticket.json with checksums."""
+    from sltsearch import api as python_api
+
+    result = python_api.export(
+        run_dir,
+        ticket=ticket,
+        select=select,
+        min_accuracy=min_accuracy,
+        max_energy=max_energy,
+        out=out,
+        format=format,
+        data_root=data_root,
+        device=device,
+        force=force,
+    )
+    row = result.manifest["ticket"]
+    how = result.manifest["source"]["selected_by"]
+    chosen = f" (chosen by --select {how['rule']} on validation metrics)" if how else ""
+    console.print(
+        f"exported ticket {result.ticket_id}{chosen}: val acc {100 * row['val_accuracy']:.2f}%, "
+        f"test acc {100 * row['test_accuracy']:.2f}%, {row['energy_uj']:.4f} uJ, sparsity "
+        f"{100 * row['sparsity']:.1f}%"
+    )
+    if not result.reproduced:
+        differing = [m["metric"] for m in result.manifest["export_check"]["metrics"] if not m["equal"]]
+        console.print(
+            f"[yellow]note: re-measured at export, {', '.join(differing)} differ from the run's table "
+            f"(another device or library version?); both are in ticket.json[/]"
+        )
+    console.print(f"folder: {result.path}  (files: {', '.join(result.manifest['files'])}, ticket.json)")
+
+
+def _metric_cell(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name in {"val_accuracy", "test_accuracy", "sparsity"}:
+        return f"{100 * value:.4f}%"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return f"{value:,}"
+
+
+@app.command("evaluate")
+@_user_errors
+def evaluate_cmd(
+    folder: Annotated[Path, typer.Argument(help="an export folder written by `sltsearch export`")],
+    data_root: Annotated[
+        Path | None, typer.Option(help="override data.root (where an on-disk dataset lives now)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="exit with code 1 when any metric differs")] = False,
+) -> None:
+    """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy."""
+    from sltsearch import api as python_api
+
+    result = python_api.evaluate(folder, data_root=data_root, device=device)
+    table = Table(
+        title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
+        caption="checksums verified; model rebuilt from ticket.json",
+    )
+    for col in ("metric", "recorded", "measured", "same"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for m in result.metrics:
+        same = "[green]yes[/]" if m["equal"] else "[red]no[/]"
+        recorded, measured = _metric_cell(m["metric"], m["recorded"]), _metric_cell(m["metric"], m["measured"])
+        table.add_row(m["metric"], recorded, measured, same)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if result.matches:
+        console.print("[green]all metrics match the recorded values exactly[/]")
+    else:
+        console.print("[yellow]some metrics differ from the recorded values (see the table)[/]")
+        if strict:
+            raise typer.Exit(1)
+
+
+@app.command()
+@_user_errors
+def dashboard(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (default 0: a free one)")] = 0,
+    storage: Annotated[
+        str | None, typer.Option(help="the study's RDB URL, when the run used one (run.json masks its password)")
+    ] = None,
+) -> None:
+    """Open the run's Optuna study in optuna-dashboard, served on 127.0.0.1 only (Ctrl-C stops it)."""
+    from sltsearch.results.dashboard import serve
+
+    def ready(url: str, study: str) -> None:
+        console.print(f"optuna-dashboard for study '{study}': {url}  (Ctrl-C stops it)", soft_wrap=True)
+        sys.stdout.flush()
+
+    try:
+        serve(run_dir, port=port, storage=storage, on_ready=ready)
+    except KeyboardInterrupt:
+        console.print("dashboard stopped")
 
 
 def main() -> None:

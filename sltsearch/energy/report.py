@@ -122,12 +122,12 @@ def energy_report(
     ``overrides`` sets spec fields by dotted path after the ticket's params, e.g.
     ``{"objective.energy.model": "memory"}``; they must not change the model's shape.
     """
-    from sltsearch.api import resolve_spec_path
     from sltsearch.data import build_data, make_loader
     from sltsearch.device import resolve_device, seed_everything
     from sltsearch.models import build_model
     from sltsearch.results import load_tickets
     from sltsearch.rundir import SPEC_FILE, read_run
+    from sltsearch.spaces import resolve_spec_path
     from sltsearch.spec import load_spec
     from sltsearch.tickets import attach_masks
 

@@ -1,50 +1,113 @@
-"""Pareto fronts and hypervolume over ticket tables, on top of Optuna's own multi-objective helpers.
+"""Pareto fronts and hypervolume over ticket tables, computed with moocore (a maintained MOO library).
 
-Objectives are a mapping ``column -> "maximize" | "minimize"``; internally everything is minimised.
+Objectives are a mapping ``column -> "maximize" | "minimize"`` (``max`` / ``min`` accepted); internally
+everything is minimised. Rows with a missing or non-finite objective value (failed tickets) are never on
+the front and never add volume. Tables with a ``stage_key`` column are first reduced to one row per ticket
+(`sltsearch.results.tickets.unique_tickets`): a dense network shared by many trials is one point.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import moocore
 import numpy as np
 import pandas as pd
-from optuna._hypervolume import compute_hypervolume
-from optuna.study._multi_objective import _is_pareto_front
+
+from sltsearch.errors import UserError
+from sltsearch.results.tickets import ok_rows, unique_tickets
+
+_DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+
+
+def parse_objectives(objectives: str | Mapping[str, str]) -> dict[str, str]:
+    """``"val_accuracy:max,energy_uj:min"`` or a mapping -> ``{column: "maximize" | "minimize"}``."""
+    if isinstance(objectives, str):
+        pairs = []
+        for part in filter(None, (p.strip() for p in objectives.split(","))):
+            name, sep, direction = part.partition(":")
+            if not sep:
+                raise UserError(f"--objectives: '{part}' needs a direction, e.g. {part}:max or {part}:min")
+            pairs.append((name.strip(), direction.strip()))
+    else:
+        pairs = list(objectives.items())
+    out: dict[str, str] = {}
+    for name, direction in pairs:
+        if direction not in _DIRECTIONS:
+            raise UserError(f"objective {name}: direction '{direction}' is not one of max, min")
+        out[name] = _DIRECTIONS[direction]
+    if not out:
+        raise UserError("objectives: name at least one column, e.g. val_accuracy:max,energy_uj:min")
+    return out
+
+
+def _check_columns(frame: pd.DataFrame, objectives: Mapping[str, str]) -> None:
+    missing = [n for n in objectives if n not in frame.columns]
+    if missing and not frame.empty:
+        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+        raise UserError(
+            f"objective column(s) {', '.join(missing)} not in the ticket table; numeric columns: {', '.join(numeric)}"
+        )
 
 
 def _losses(frame: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarray:
+    """The objectives as a float array to minimise (NaN where a value is missing)."""
     cols = []
-    for name, direction in objectives.items():
-        values = frame[name].to_numpy(dtype=float)
+    for name, direction in parse_objectives(objectives).items():
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
         cols.append(-values if direction == "maximize" else values)
     return np.stack(cols, axis=1) if cols else np.empty((len(frame), 0))
 
 
 def pareto_mask(frame: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarray:
-    """Boolean array: True where the row is not dominated by any other row (ties are all kept)."""
+    """Boolean array: True where the row is not dominated by any other row (ties are all kept).
+
+    Rows with a non-finite objective are False and dominate nothing.
+    """
     if frame.empty:
         return np.zeros(0, dtype=bool)
-    return _is_pareto_front(_losses(frame, objectives), assume_unique_lexsorted=False)
+    _check_columns(frame, objectives)
+    losses = _losses(frame, objectives)
+    finite = np.isfinite(losses).all(axis=1)
+    mask = np.zeros(len(frame), dtype=bool)
+    if finite.any():
+        mask[finite] = moocore.is_nondominated(losses[finite], keep_weakly=True)
+    return mask
 
 
 def pareto_front(frame: pd.DataFrame, objectives: Mapping[str, str], only_ok: bool = True) -> pd.DataFrame:
-    """The non-dominated rows, sorted by the first objective (best first)."""
-    if only_ok and "status" in frame:
-        frame = frame[frame["status"] == "ok"]
+    """The non-dominated tickets (one row per ticket), sorted by the first objective (best first)."""
+    objectives = parse_objectives(objectives)
+    if only_ok:
+        frame = ok_rows(frame)
+    frame = unique_tickets(frame)
+    if frame.empty:
+        return frame.reset_index(drop=True)
     front = frame[pareto_mask(frame, objectives)]
     first, direction = next(iter(objectives.items()))
-    return front.sort_values(first, ascending=direction == "minimize").reset_index(drop=True)
+    return front.sort_values(first, ascending=direction == "minimize", kind="stable").reset_index(drop=True)
 
 
-def hypervolume(frame: pd.DataFrame, objectives: Mapping[str, str], reference: Mapping[str, float]) -> float:
-    """Hypervolume dominated by ``frame`` w.r.t. ``reference`` (one value per objective, in its own units)."""
+def hypervolume(
+    frame: pd.DataFrame, objectives: Mapping[str, str], reference: Mapping[str, float], only_ok: bool = True
+) -> float:
+    """Hypervolume dominated by ``frame`` w.r.t. ``reference`` (one value per objective, in its own units).
+
+    Only points strictly better than the reference in every objective count; compare runs with one fixed
+    reference (e.g. accuracy 0 and the dense network's energy).
+    """
+    objectives = parse_objectives(objectives)
+    missing = [n for n in objectives if n not in reference]
+    if missing:
+        raise UserError(f"hypervolume: the reference point needs a value for {', '.join(missing)}")
+    if only_ok:
+        frame = ok_rows(frame)
     if frame.empty:
         return 0.0
+    _check_columns(frame, objectives)
     losses = _losses(frame, objectives)
-    ref = np.array([-reference[n] if d == "maximize" else reference[n] for n, d in objectives.items()])
-    inside = (losses < ref).all(axis=1)
+    ref = np.array([-reference[n] if d == "maximize" else reference[n] for n, d in objectives.items()], dtype=float)
+    inside = np.isfinite(losses).all(axis=1) & (losses < ref).all(axis=1)
     if not inside.any():
         return 0.0
-    front = losses[inside][_is_pareto_front(losses[inside], assume_unique_lexsorted=False)]
-    return float(compute_hypervolume(front, ref))
+    return float(moocore.hypervolume(losses[inside], ref=ref))

@@ -1,0 +1,18 @@
+"""Exported tickets: write one ticket of a run as a folder, load it back as a model, re-measure it.
+
+Named ``ticket_io`` (not ``export``) so that the package never shadows the function ``sltsearch.export``.
+"""
+
+from sltsearch.ticket_io.bundle import TicketFileError
+from sltsearch.ticket_io.export import ExportResult, export_ticket
+from sltsearch.ticket_io.load import Evaluation, TicketInfo, evaluate_ticket, load_ticket
+
+__all__ = [
+    "Evaluation",
+    "ExportResult",
+    "TicketFileError",
+    "TicketInfo",
+    "evaluate_ticket",
+    "export_ticket",
+    "load_ticket",
+]
