@@ -84,8 +84,17 @@ def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStor
         lock = JournalFileSymlinkLock(str(path))
         _trim_torn_tail(path, lock)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
     try:
-        return optuna.storages.RDBStorage(driver_url(url), engine_kwargs={"pool_pre_ping": True})
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(driver_url(url), engine_kwargs={"pool_pre_ping": True})
+            except (IntegrityError, ProgrammingError):  # another worker made the schema at the same moment
+                if attempt == 4:
+                    raise
+                time.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
     except Exception as err:  # noqa: BLE001 - any driver/connection error is a user-fixable URL problem
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"search.storage: cannot open '{mask_url(url)}': {mask_url(message)}") from None
@@ -151,9 +160,11 @@ class StorageUnavailable(UserError):
 
 
 def _db_errors() -> tuple[type[BaseException], ...]:
+    """What an unreachable database raises: the driver's errors, or Optuna's wrapper of a failed commit."""
+    from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import DBAPIError
 
-    return (DBAPIError,)
+    return (DBAPIError, StorageInternalError)
 
 
 def _retrying(call: Callable[[], Any], what: str, wait_s: float = 60.0) -> Any:
