@@ -341,3 +341,9 @@ def test_killed_at_random_moments_then_rerun(tmp_path: Path, signum: str) -> Non
     assert result.returncode == 0, result.stderr
     frame = _check_table(run, 4)
     assert set(frame["status"]) <= {"ok", "interrupted", "failed"}
+    from sltsearch.cache import StageCache
+
+    cache = StageCache(run / "cache")
+    stages = [f for f in (run / "cache").glob("*/*") if (f / "meta.json").is_file()]
+    assert stages and all(cache.fetch(f.parent.name, f.name, verify_all=True) for f in stages)  # none damaged
+    assert not cache.set_aside
