@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sltsearch.cache import StageCache  # noqa: E402
+from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.spec import Spec  # noqa: E402
-from sltsearch.ticket import Ticket  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks"

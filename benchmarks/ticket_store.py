@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sltsearch.cache import _atomic_write  # noqa: E402
+from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.results.store import TicketStore, part_path  # noqa: E402
-from sltsearch.ticket import Ticket  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "ticket_store.md"
 PER_TRIAL = 5

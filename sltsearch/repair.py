@@ -20,13 +20,13 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState, create_trial
 
+from sltsearch.results.record import MAIN_KINDS, Ticket
 from sltsearch.results.store import OK, TICKETS_DIR, check_tickets, load_tickets
 from sltsearch.rundir import read_run
 from sltsearch.search import optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
-from sltsearch.ticket import MAIN_KINDS, Ticket
 from sltsearch.trial_context import TrialAborted
 
 

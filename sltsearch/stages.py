@@ -24,8 +24,8 @@ from sltsearch.device import seed_everything
 from sltsearch.energy import measure_energy
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
+from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec
-from sltsearch.ticket import Ticket
 from sltsearch.tickets import (
     attach_masks,
     current_masks,

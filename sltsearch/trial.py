@@ -29,9 +29,9 @@ from sltsearch import stages
 from sltsearch.cache import content_key
 from sltsearch.data import make_loader
 from sltsearch.errors import SpecError
+from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec
 from sltsearch.stages import early_bird_masks, pretrain_iterations
-from sltsearch.ticket import Ticket
 from sltsearch.tickets import (
     current_masks,
     encoding,

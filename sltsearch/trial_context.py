@@ -15,8 +15,8 @@ import torch
 from sltsearch.cache import StageCache, content_key
 from sltsearch.data import DataSplits, build_data, make_loader
 from sltsearch.device import resolve_device
+from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec
-from sltsearch.ticket import Ticket
 
 
 class TrialAborted(Exception):

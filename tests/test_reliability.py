@@ -151,7 +151,7 @@ def test_stale_running_trial_is_failed_and_replaced(tmp_path: Path) -> None:
         trial._trial_id, "sltsearch:owner", {"host": os.uname().nodename, "pid": dead.pid, "start": "0"}
     )
     from sltsearch.results import TicketStore
-    from sltsearch.ticket import Ticket
+    from sltsearch.results.record import Ticket
 
     measured = {k: 0.5 for k in ("sparsity", "density", "val_accuracy", "test_accuracy", "energy_uj", "macs", "acs")}
     partial = Ticket(0, 0, "dense", trial.params, 0, 2, nonzero_params=1, prunable_params=1, firing_rate=0.1,

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sltsearch.cache import _atomic_write
 from sltsearch.errors import RunDirError
-from sltsearch.ticket import Ticket
+from sltsearch.results.record import Ticket
 
 TICKETS_DIR = "tickets"
 LEGACY_FILE = "tickets.parquet"

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sltsearch.cache import StageCache, _atomic_write
+from sltsearch.results.record import Ticket
 from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
 from sltsearch.spec import Spec
-from sltsearch.ticket import Ticket
 from sltsearch.trial import TrialAborted, TrialContext, run_trial
 
 LOG_DIR = "logs"

@@ -30,11 +30,11 @@ from optuna.trial import TrialState
 
 from sltsearch.cache import warn
 from sltsearch.errors import UserError
+from sltsearch.results.record import Ticket
 from sltsearch.search import liveness
 from sltsearch.search.space import to_distributions
 from sltsearch.secrets import mask_url
 from sltsearch.spec import Spec
-from sltsearch.ticket import Ticket
 from sltsearch.trial_context import TrialAborted
 
 JOURNAL_FILE = "study.journal"

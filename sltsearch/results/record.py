@@ -1,4 +1,7 @@
-"""`Ticket`: one row of results — a sub-network found by one IMP round (round 0 = the dense network)."""
+"""`Ticket`: one row of results — a sub-network found by one IMP round (round 0 = the dense network).
+
+The measured record a trial reports; `sltsearch.tickets` holds the algorithms that find it (masks, pruning).
+"""
 
 from __future__ import annotations
 
