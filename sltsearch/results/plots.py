@@ -10,6 +10,7 @@ region) or at the accuracy floor, and says how many tickets lie below it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,23 @@ def accuracy_window(
     return low, below
 
 
+@dataclass(frozen=True)
+class _Figure:
+    """What both renderers draw: the tickets, the dense networks, the front, the axes and their window."""
+
+    tickets: pd.DataFrame
+    dense: pd.DataFrame
+    front: pd.DataFrame
+    objectives: Mapping[str, str]
+    x: str
+    y: str
+    path: Path
+    title: str
+    low: float | None
+    note: str
+    projected: bool
+
+
 def _parts(frame: pd.DataFrame, front: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     tickets = unique_tickets(ok_rows(frame))
     dense = tickets[tickets["kind"] == "dense"] if "kind" in tickets.columns else tickets.iloc[0:0]
@@ -117,29 +135,17 @@ def plot_front(
             f"{below} ticket{'s' if below != 1 else ''}{of_front} below {scale(y) * low:.1f} % not shown"
             " (--min-accuracy sets the floor)"
         )
-    projected = len(names) > 2
-    if path.suffix.lower() == ".html":
-        return _plot_html(tickets, dense, front, objectives, x, y, path, title, low, note, projected)
-    return _plot_png(tickets, dense, front, objectives, x, y, path, title, low, note, projected)
+    figure = _Figure(tickets, dense, front, objectives, x, y, path, title, low, note, len(names) > 2)
+    return _plot_html(figure) if path.suffix.lower() == ".html" else _plot_png(figure)
 
 
 def _front_label(objectives: Mapping[str, str], projected: bool) -> str:
     return f"Pareto front ({len(objectives)} objectives, projected)" if projected else "Pareto front"
 
 
-def _plot_png(
-    tickets: pd.DataFrame,
-    dense: pd.DataFrame,
-    front: pd.DataFrame,
-    objectives: Mapping[str, str],
-    x: str,
-    y: str,
-    path: Path,
-    title: str,
-    low: float | None,
-    note: str,
-    projected: bool,
-) -> Path:
+def _plot_png(fig: _Figure) -> Path:
+    tickets, dense, front, objectives = fig.tickets, fig.dense, fig.front, fig.objectives
+    x, y, path, title, low, note, projected = fig.x, fig.y, fig.path, fig.title, fig.low, fig.note, fig.projected
     import matplotlib
 
     matplotlib.use("Agg")
@@ -204,19 +210,9 @@ def _hover(rows: pd.DataFrame) -> list[str]:
     return out
 
 
-def _plot_html(
-    tickets: pd.DataFrame,
-    dense: pd.DataFrame,
-    front: pd.DataFrame,
-    objectives: Mapping[str, str],
-    x: str,
-    y: str,
-    path: Path,
-    title: str,
-    low: float | None,
-    note: str,
-    projected: bool,
-) -> Path:
+def _plot_html(fig: _Figure) -> Path:
+    tickets, dense, front, objectives = fig.tickets, fig.dense, fig.front, fig.objectives
+    x, y, path, title, low, note, projected = fig.x, fig.y, fig.path, fig.title, fig.low, fig.note, fig.projected
     try:
         import plotly.graph_objects as go
     except ImportError:
