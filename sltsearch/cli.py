@@ -226,7 +226,12 @@ def run(
             f"(seed {result.spec.seed})",
         )
     )
-    console.print(f"tickets: {result.run_dir / 'tickets.parquet'}   front: {result.run_dir / 'pareto.csv'}")
+    console.print(
+        f"tickets: {result.run_dir / 'tickets'}/ (sltsearch.load('{result.run_dir}'))   "
+        f"front: {result.run_dir / 'pareto.csv'}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -373,7 +378,7 @@ def _energy_cell(column: str, value: Any) -> str:
 @_user_errors
 def energy(
     target: Annotated[str, typer.Argument(help="a run folder (with --ticket), or a spec file / bundled space")],
-    ticket: Annotated[str | None, typer.Option(help="ticket_id from tickets.parquet, e.g. t0003r02")] = None,
+    ticket: Annotated[str | None, typer.Option(help="a ticket_id of the run (sltsearch.load), e.g. t0003r02")] = None,
     csv: Annotated[Path | None, typer.Option(help="also write the per-layer table to this CSV file")] = None,
     samples: Annotated[
         int | None, typer.Option(help="validation samples to measure on (default: objective.energy.samples)")

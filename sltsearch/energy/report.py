@@ -136,7 +136,7 @@ def energy_report(
     if path.is_dir() or (path / SPEC_FILE).exists():
         run_dir, base = read_run(path)
         if ticket is None:
-            raise UserError(f"{run_dir}: pass --ticket ID (a ticket_id from tickets.parquet, e.g. t0000r01)")
+            raise UserError(f"{run_dir}: pass --ticket ID (a ticket_id from the ticket table, e.g. t0000r01)")
         frame = load_tickets(run_dir)
         rows = frame[frame["ticket_id"] == ticket] if not frame.empty else frame
         if rows.empty:
