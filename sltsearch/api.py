@@ -75,6 +75,11 @@ def run(
     device: str | None = None,
     threads: int | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    backend: str | None = None,
+    workers: int = 1,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    address: str | None = None,
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
 
@@ -83,8 +88,16 @@ def run(
     one machine should split the cores between them, because oversubscribed torch threads slow the small
     ops of SNN training down by an order of magnitude. Rerunning into the same folder resumes: finished
     stages and trials are kept.
+
+    ``backend`` (``optuna`` | ``ray``) overrides ``search.backend``. Under Ray, ``workers`` trials run at
+    once with ``cpus_per_trial`` CPUs (their torch threads) and ``gpus_per_trial`` GPUs each, on a local Ray
+    started inside the run folder or on the cluster at ``address``.
     """
     spec = _as_spec(spec)
+    if backend is not None:
+        if backend not in ("optuna", "ray"):
+            raise SpecError(f"--backend: must be optuna or ray, got '{backend}'")
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"backend": backend})})
     if threads is not None:
         if threads < 1:
             raise SpecError(f"--threads: must be at least 1, got {threads}")
@@ -115,16 +128,32 @@ def run(
     def on_error(number: int, text: str) -> None:
         emit({"event": "trial_error", "number": number, "log": runner.log_error(number, text)})
 
+    stopper = None
+    if spec.search.early_stopping is not None:
+        from sltsearch.search.early_stop import RungStopper
+
+        stopper = RungStopper(spec, run_dir)
+
+    def run_one(number: int, params: dict[str, Any]) -> Any:
+        return runner(number, params, on_ticket=stopper.on_ticket(number, params) if stopper else None)
+
     try:
-        optuna_backend.optimize(
-            spec,
-            study,
-            runner,
-            on_trial_end=lambda end: emit(
-                {"event": "trial_end", "state": end.state, "number": end.number, "done": end.done, "reason": end.reason}
-            ),
-            on_error=on_error,
-        )
+        if spec.search.backend == "ray":
+            from sltsearch.search.ray_backend import RayOptions, optimize_ray
+
+            options = RayOptions(workers, cpus_per_trial, gpus_per_trial, address, storage)
+            optimize_ray(spec, study, run_dir, options, device=device, emit=emit, stopper=stopper)
+        else:
+            optuna_backend.optimize(
+                spec,
+                study,
+                run_one,
+                on_trial_end=lambda end: emit(
+                    {"event": "trial_end", "state": end.state, "number": end.number, "done": end.done,
+                     "reason": end.reason}
+                ),
+                on_error=on_error,
+            )
     finally:
         frame = load_tickets(run_dir)
         front = write_front(run_dir, spec, frame)

@@ -29,9 +29,11 @@ def pareto_mask(frame: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarra
 
 
 def pareto_front(frame: pd.DataFrame, objectives: Mapping[str, str], only_ok: bool = True) -> pd.DataFrame:
-    """The non-dominated rows, sorted by the first objective (best first)."""
+    """The non-dominated rows (of the finished, feasible ones), sorted by the first objective (best first)."""
     if only_ok and "status" in frame:
         frame = frame[frame["status"] == "ok"]
+    if only_ok and "feasible" in frame:  # tickets violating objective.constraints stay off the front
+        frame = frame[frame["feasible"].fillna(True).astype(bool)]
     front = frame[pareto_mask(frame, objectives)]
     first, direction = next(iter(objectives.items()))
     return front.sort_values(first, ascending=direction == "minimize").reset_index(drop=True)
