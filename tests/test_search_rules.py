@@ -121,3 +121,15 @@ def test_no_trial_is_spent_twice() -> None:
     assert len(repeats) == optuna_backend.MAX_REPEATS_IN_ROW
     assert all(t.state == TrialState.FAIL for t in repeats)  # never used the budget
     assert optuna_backend.enqueue_retries(study) == []  # and never queued to run again
+
+
+def test_cli_and_optuna_backend_never_import_ray() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sltsearch.cli, sltsearch.api, sltsearch.search.optuna_backend, sltsearch.search.early_stop; "
+        "print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

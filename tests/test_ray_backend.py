@@ -1,0 +1,111 @@
+"""The Ray Tune backend on a tiny space (CPU, a private 2-CPU Ray started once for the module)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import tiny_spec_dict
+from optuna.trial import TrialState
+
+import sltsearch
+from sltsearch.search import optuna_backend
+from sltsearch.spec import parse_spec
+
+pytestmark = pytest.mark.slow
+ray = pytest.importorskip("ray")
+
+COLUMNS = ["ticket_id", "kind", "sparsity", "val_accuracy", "test_accuracy", "energy_uj", "macs", "acs"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One small private Ray for every test here (the backend leaves a Ray it did not start running)."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _spec(**search):
+    return parse_spec(
+        tiny_spec_dict(train={"epochs": 1}, search={"sampler": "random", "backend": "ray", **search})
+    )
+
+
+def _study(run_dir: Path, spec) -> optuna.Study:
+    return optuna_backend.open_study(spec, run_dir)
+
+
+def test_both_backends_give_the_same_tickets(tmp_path: Path) -> None:
+    spec = _spec(n_trials=2)
+    by_ray = sltsearch.run(spec, run_dir=tmp_path / "ray", workers=2, threads=1).tickets
+    by_optuna = sltsearch.run(spec, run_dir=tmp_path / "optuna", backend="optuna", threads=1).tickets
+    a = by_ray.sort_values("ticket_id").reset_index(drop=True)
+    b = by_optuna.sort_values("ticket_id").reset_index(drop=True)
+    assert list(a["param_prune_rate"]) == list(b["param_prune_rate"])  # same sampler, seed, distributions
+    assert a[COLUMNS].equals(b[COLUMNS])
+    assert a["node"].str.contains("/").all() and not b["node"].str.contains("/").any()  # host/Ray node id
+
+
+def test_concurrent_trials_then_resume(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    first = sltsearch.run(_spec(n_trials=3), run_dir=run_dir, workers=2)
+    frame = first.tickets
+    assert sorted(frame["trial"].unique()) == [0, 1, 2]
+    assert frame["ticket_id"].is_unique and len(frame) == 6 and (frame["status"] == "ok").all()
+    study = _study(run_dir, first.spec)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    assert all("final_ticket" in t.user_attrs for t in study.get_trials(states=(TrialState.COMPLETE,)))
+    assert list((run_dir / "ray").iterdir())  # Tune's files live under the run folder
+    # rerun with a larger total: the three finished trials are kept, one more runs
+    again = sltsearch.run(_spec(n_trials=4), run_dir=run_dir, workers=2).tickets
+    assert sorted(again["trial"].unique()) == [0, 1, 2, 3] and again["ticket_id"].is_unique
+    kept = again[again["trial"] < 3].set_index("ticket_id")["wall_time_s"]
+    assert kept.equals(frame.set_index("ticket_id")["wall_time_s"].loc[kept.index])  # not rerun
+
+
+def test_a_failing_trial_does_not_stop_the_search(tmp_path: Path) -> None:
+    # model.preset "missing" passes the spec check (a free string) and fails when the trial builds the model
+    spec = parse_spec(
+        tiny_spec_dict(
+            train={"epochs": 1},
+            search={"sampler": "random", "backend": "ray", "n_trials": 2},
+            space={"model.preset": {"type": "categorical", "choices": ["tiny", "missing"]}},
+        )
+    )
+    run_dir = tmp_path / "run"
+    result = sltsearch.run(spec, run_dir=run_dir, workers=2)
+    study = _study(run_dir, spec)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and all(optuna_backend.ERROR in t.user_attrs for t in failed)
+    assert all((run_dir / "logs" / f"trial-{t.number:06d}.log").is_file() for t in failed)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 2 and all(t.params["model.preset"] == "tiny" for t in done)
+    assert set(result.tickets[result.tickets["status"] == "ok"]["trial"]) == {t.number for t in done}
+
+
+@pytest.mark.parametrize("backend", ["optuna", "ray"])
+def test_mo_asha_stops_a_trial_after_its_rung(tmp_path: Path, backend: str) -> None:
+    # one objective read straight off the parameters (sparsity = prune_rate after round 1), so the decisions
+    # do not hang on training noise: the random sampler (seed 0) draws prune_rate 0.5195, 0.5861, 0.5411;
+    # with eta = 100 only the best ticket so far at a rung continues, so trial 2 stops after round 1
+    spec = parse_spec(
+        tiny_spec_dict(
+            train={"epochs": 1},
+            tickets={"rounds": 3},
+            objective={"metrics": {"sparsity": "maximize"}},
+            search={"sampler": "random", "n_trials": 3, "early_stopping": {"eta": 100, "min_rungs": 1}},
+        )
+    )
+    run_dir = tmp_path / backend
+    frame = sltsearch.run(spec, run_dir=run_dir, backend=backend, workers=1, threads=1).tickets
+    study = _study(run_dir, spec)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE, 2: TrialState.PRUNED}
+    rounds = frame[frame["kind"].isin(["dense", "imp"])].groupby("trial")["round"].apply(sorted).to_dict()
+    assert rounds == {0: [0, 1, 2, 3], 1: [0, 1, 2, 3], 2: [0, 1]}  # the stopped trial ran no round 2
+    assert (frame["status"] == "ok").all()  # its tickets stand, and may sit on the front
+    assert study.trials[2].user_attrs["final_ticket"] == "t0002r01"
+    imp_stages = [p for p in (run_dir / "cache" / "imp").iterdir() if p.is_dir()]
+    assert len(imp_stages) == 7  # 3 + 3 + 1 rounds trained: nothing for the stopped trial's later rounds
