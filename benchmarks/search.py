@@ -160,6 +160,7 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float:
 
 
 def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | None:
+    args = argparse.Namespace(**{**vars(args), "trials": args.asha_trials or args.trials})
     runs: dict[tuple[str, int, bool], dict[str, Any]] = {}
     loads = []
     for sampler in args.samplers:
@@ -260,6 +261,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--asha-trials", type=int, default=None, help="trials per search in part 2 (default --trials)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--samplers", nargs="+", default=["nsga2", "tpe", "random"])
     parser.add_argument("--worker-trials", type=int, default=12)
@@ -278,7 +280,23 @@ def main() -> None:
         f"{os.cpu_count()} cores shared with other jobs; load at start: {load()}.",
         "",
     ]
-    summary = {"cache": None, "twice": None, "asha": None, "workers": None, "overhead": None}
+    summary: dict[str, Any] = {"cache": None, "twice": None, "asha": None, "workers": None, "overhead": None}
+
+    def fmt(value: float | None, pattern: str) -> str:
+        return "n/a" if value is None else pattern.format(value)
+
+    def write(final: bool) -> None:
+        """The report so far (written after every part, so an interrupted run keeps what it measured)."""
+        overhead = None if summary["overhead"] is None else 100 * summary["overhead"]
+        tail = [
+            f"Summary: cache {fmt(summary['cache'], '{:.2f}')}x; trained twice {fmt(summary['twice'], '{}')}; "
+            f"mo-asha {fmt(summary['asha'], '{:.2f}')}x; workers {fmt(summary['workers'], '{:.2f}')}x; "
+            f"overhead {fmt(overhead, '{:.1f}')} %"
+        ]
+        if not final:
+            tail = ["(interrupted here: the parts below were not measured)", "", *tail]
+        (OUT / "search.md").write_text("\n".join(lines + tail) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="sltsearch-bench-") as tmpdir:
         tmp = Path(tmpdir)
         # untimed warm-up (imports, first-call costs), so the first timed search does not pay for them
@@ -296,25 +314,18 @@ def main() -> None:
             ]
         else:
             lines += ["## 1. Work never done twice", "", "Not run (--skip cache).", ""]
+        write(False)
         if "asha" not in args.skip:
             summary["asha"] = part_asha(args, tmp, lines)
         else:
             lines += ["## 2. Early stopping", "", "Not run (--skip asha).", ""]
+        write(False)
         if "workers" not in args.skip:
             summary["workers"] = part_workers(args, tmp, lines)
         else:
             lines += ["## 3. Ray workers", "", "Not run (--skip workers).", ""]
-
-    def fmt(value: float | None, pattern: str) -> str:
-        return "n/a" if value is None else pattern.format(value)
-
-    lines.append(
-        f"Summary: cache {fmt(summary['cache'], '{:.2f}')}x; trained twice {fmt(summary['twice'], '{}')}; "
-        f"mo-asha {fmt(summary['asha'], '{:.2f}')}x; workers {fmt(summary['workers'], '{:.2f}')}x; "
-        f"overhead {fmt(None if summary['overhead'] is None else 100 * summary['overhead'], '{:.1f}')} %"
-    )
-    (OUT / "search.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write(True)
+    print((OUT / "search.md").read_text())
 
 
 if __name__ == "__main__":
