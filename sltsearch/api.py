@@ -98,6 +98,11 @@ def run(
         if backend not in ("optuna", "ray"):
             raise SpecError(f"--backend: must be optuna or ray, got '{backend}'")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"backend": backend})})
+    if spec.search.backend != "ray" and (workers != 1 or address or gpus_per_trial or cpus_per_trial != 1.0):
+        raise SpecError(
+            "--workers/--cpus-per-trial/--gpus-per-trial/--address need --backend ray (the optuna backend runs "
+            "one trial at a time; for more, start several `sltsearch run` processes on one --storage URL)"
+        )
     if threads is not None:
         if threads < 1:
             raise SpecError(f"--threads: must be at least 1, got {threads}")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 import pytest
+import yaml
 from conftest import tiny_spec_dict
 from optuna.trial import TrialState
+from typer.testing import CliRunner
 
+from sltsearch.cli import app
 from sltsearch.errors import SpecError
 from sltsearch.results.pareto import pareto_front
 from sltsearch.search import optuna_backend
@@ -124,12 +130,19 @@ def test_no_trial_is_spent_twice() -> None:
 
 
 def test_cli_and_optuna_backend_never_import_ray() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import sys, sltsearch.cli, sltsearch.api, sltsearch.search.optuna_backend, sltsearch.search.early_stop; "
         "print('ray' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_ray_options_need_the_ray_backend(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec_dict()))
+    result = CliRunner().invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "out"), "--workers", "2"])
+    assert result.exit_code == 2 and "need --backend ray" in result.output
+    assert not (tmp_path / "out").exists()  # found before anything was written
+    bad = CliRunner().invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "out"), "--backend", "dask"])
+    assert bad.exit_code == 2 and "optuna or ray" in bad.output
