@@ -90,8 +90,8 @@ def run(
     stages and trials are kept.
 
     ``backend`` (``optuna`` | ``ray``) overrides ``search.backend``. Under Ray, ``workers`` trials run at
-    once with ``cpus_per_trial`` CPUs (their torch threads) and ``gpus_per_trial`` GPUs each, on a local Ray
-    started inside the run folder or on the cluster at ``address``.
+    once with ``cpus_per_trial`` CPUs (their torch threads) and ``gpus_per_trial`` GPUs each, on a private
+    local Ray started for this search (Tune's files under ``<run>/ray/``) or on the cluster at ``address``.
     """
     spec = _as_spec(spec)
     if backend is not None:

@@ -340,7 +340,7 @@ def _one_fit(
             scheduler=_scheduler(stopper, stopped) if stopper is not None else None,
             num_samples=remaining,
             max_concurrent_trials=options.workers,
-            reuse_actors=False,
+            reuse_actors=True,  # one worker process runs trial after trial: torch is imported once
         ),
         run_config=tune.RunConfig(
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
