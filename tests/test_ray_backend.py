@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -10,6 +15,7 @@ from conftest import tiny_spec_dict
 from optuna.trial import TrialState
 
 import sltsearch
+from sltsearch.results.store import load_tickets
 from sltsearch.search import optuna_backend
 from sltsearch.spec import parse_spec
 
@@ -109,3 +115,51 @@ def test_mo_asha_stops_a_trial_after_its_rung(tmp_path: Path, backend: str) -> N
     assert study.trials[2].user_attrs["final_ticket"] == "t0002r01"
     imp_stages = [p for p in (run_dir / "cache" / "imp").iterdir() if p.is_dir()]
     assert len(imp_stages) == 7  # 3 + 3 + 1 rounds trained: nothing for the stopped trial's later rounds
+
+
+def _trial_workers() -> list[int]:
+    """Pids of the Ray trial workers among this test process's own descendants."""
+    rows = [line.split(None, 2) for line in subprocess.run(
+        ["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True
+    ).stdout.splitlines() if line.strip()]
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        for row in rows:
+            if int(row[1]) == parent:
+                frontier.append(int(row[0]))
+                if len(row) > 2 and row[2].startswith("ray::ImplicitFunc"):
+                    found.append(int(row[0]))
+    return found
+
+
+def test_a_dead_worker_is_retried_and_reuses_the_cached_stages(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    spec = parse_spec(
+        tiny_spec_dict(train={"epochs": 2}, tickets={"rounds": 4}, search={"n_trials": 1, "backend": "ray"})
+    )
+    killed: list[int] = []
+
+    def kill_after_round_one() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            time.sleep(0.1)
+            try:
+                frame = load_tickets(run_dir)
+            except Exception:  # noqa: BLE001 - the table is being created
+                continue
+            if not frame.empty and (frame["round"] == 1).any():
+                for pid in _trial_workers():
+                    os.kill(pid, signal.SIGKILL)  # this test's own Ray worker, by pid
+                    killed.append(pid)
+
+    killer = threading.Thread(target=kill_after_round_one, daemon=True)
+    killer.start()
+    frame = sltsearch.run(spec, run_dir=run_dir, workers=1).tickets
+    killer.join(timeout=1)
+    assert killed, "the trial finished before its worker could be killed"
+    study = _study(run_dir, spec)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]  # retried by Tune, not a new trial
+    by_round = frame.set_index("round")["cached"].to_dict()
+    assert by_round[0] and by_round[1]  # the retry loaded the dense run and round 1 from the cache
+    assert sorted(by_round) == [0, 1, 2, 3, 4] and (frame["status"] == "ok").all()
