@@ -35,7 +35,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sltsearch.errors import UserError
-from sltsearch.results.store import OK, TicketStore
+from sltsearch.results.store import INTERRUPTED, OK, TicketStore
 from sltsearch.search import liveness, optuna_backend
 from sltsearch.search.constraints import set_trial_constraints
 from sltsearch.search.early_stop import RungStopper, StoppedEarly
@@ -156,6 +156,8 @@ def _searcher_class() -> type:
                 beat.__exit__(None, None, None)
             metrics = list(self.spec.objective.metrics)
             reason = (result or {}).get(ERROR_KEY) or ("the trial's worker died" if error else "")
+            if not reason and result and number not in self.stopped and not self._finished(ot_trial, result):
+                reason = f"stopped by Tune after round {result.get('round')} of its rounds"
             if error or reason or not result or any(m not in result for m in metrics):
                 ot_trial.set_user_attr(optuna_backend.ERROR, reason or "no result")
                 ot_trial.storage.set_trial_system_attr(ot_trial._trial_id, liveness.END, "error")  # noqa: SLF001
@@ -175,6 +177,26 @@ def _searcher_class() -> type:
                     state = "COMPLETE"
             self._completed_trials.add(trial_id)
             self.ended.append((number, state))
+
+        def _finished(self, ot_trial: Any, result: dict) -> bool:
+            """True when ``result`` is the trial's last round (its value), not a round Tune cut it at."""
+            rounds = len(self.spec.with_params(dict(ot_trial.params)).tickets.round_rates())
+            return int(result.get("round", 0)) >= rounds
+
+        def interrupt(self) -> None:
+            """Ctrl-C: every trial still in flight ends FAIL (interrupted), its rows off the front; a rerun
+            runs its parameters again."""
+            for trial_id, ot_trial in list(self._ot_trials.items()):
+                if trial_id in self._completed_trials or trial_id not in self.numbers:
+                    continue
+                number = self.numbers[trial_id]
+                try:
+                    ot_trial.storage.set_trial_system_attr(ot_trial._trial_id, liveness.END, "interrupted")  # noqa: SLF001
+                    self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+                except (RuntimeError, ValueError):  # already ended
+                    pass
+                TicketStore(self.run_dir).set_status(number, INTERRUPTED)
+                self._completed_trials.add(trial_id)
 
         def save(self, checkpoint_path: str) -> None:
             """Nothing to save: the study (journal or RDB) is the searcher's state, and a rerun resumes from it."""
@@ -249,6 +271,9 @@ def optimize_ray(
     """Run trials under Ray Tune until the study holds ``search.n_trials`` finished ones."""
     options.check()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ctrl-C raises KeyboardInterrupt here (as under the Optuna backend) instead of Tune's own handler, which
+    # ends the experiment quietly and points at Tune's restore: a rerun of the same command resumes instead
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     import ray
     from ray import tune
 
@@ -352,6 +377,9 @@ def _one_fit(
     )
     try:
         tuner.fit()
+    except KeyboardInterrupt:
+        searcher.interrupt()
+        raise
     finally:
         searcher.close()
         for number, state in searcher.ended:
