@@ -56,16 +56,24 @@ def test_both_backends_give_the_same_tickets(tmp_path: Path) -> None:
 
 def test_concurrent_trials_then_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    first = sltsearch.run(_spec(n_trials=3), run_dir=run_dir, workers=2)
+    bound = {"objective": {"constraints": {"val_accuracy": {"min": 0.5}}}}
+    spec3 = parse_spec({**tiny_spec_dict(train={"epochs": 1}, **bound),
+                        "search": {"sampler": "random", "backend": "ray", "n_trials": 3}})
+    first = sltsearch.run(spec3, run_dir=run_dir, workers=2)
     frame = first.tickets
+    assert (frame["feasible"] == (frame["val_accuracy"] >= 0.5)).all()  # constraints marked per ticket
+    assert set(first.front["ticket_id"]) <= set(frame[frame["feasible"]]["ticket_id"])
     assert sorted(frame["trial"].unique()) == [0, 1, 2]
     assert frame["ticket_id"].is_unique and len(frame) == 6 and (frame["status"] == "ok").all()
     study = _study(run_dir, first.spec)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
-    assert all("final_ticket" in t.user_attrs for t in study.get_trials(states=(TrialState.COMPLETE,)))
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert "final_ticket" in trial.user_attrs  # and the constraint values where Optuna's samplers read them
+        assert trial.constraints == pytest.approx({"val_accuracy:min": 0.5 - trial.values[0]})
     assert list((run_dir / "ray").iterdir())  # Tune's files live under the run folder
     # rerun with a larger total: the three finished trials are kept, one more runs
-    again = sltsearch.run(_spec(n_trials=4), run_dir=run_dir, workers=2).tickets
+    spec4 = spec3.model_copy(update={"search": spec3.search.model_copy(update={"n_trials": 4})})
+    again = sltsearch.run(spec4, run_dir=run_dir, workers=2).tickets
     assert sorted(again["trial"].unique()) == [0, 1, 2, 3] and again["ticket_id"].is_unique
     kept = again[again["trial"] < 3].set_index("ticket_id")["wall_time_s"]
     assert kept.equals(frame.set_index("ticket_id")["wall_time_s"].loc[kept.index])  # not rerun
