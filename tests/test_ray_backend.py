@@ -45,7 +45,15 @@ def _study(run_dir: Path, spec) -> optuna.Study:
 
 def test_both_backends_give_the_same_tickets(tmp_path: Path) -> None:
     spec = _spec(n_trials=2)
-    by_ray = sltsearch.run(spec, run_dir=tmp_path / "ray", workers=2, threads=1).tickets
+    events: list[dict] = []
+    lock = threading.Lock()  # a display holds locks and terminals: Tune must not need to pickle it
+
+    def on_event(event: dict) -> None:
+        with lock:
+            events.append(event)
+
+    by_ray = sltsearch.run(spec, run_dir=tmp_path / "ray", workers=2, threads=1, on_event=on_event).tickets
+    assert [e["state"] for e in events if e["event"] == "trial_end"] == ["COMPLETE", "COMPLETE"]
     by_optuna = sltsearch.run(spec, run_dir=tmp_path / "optuna", backend="optuna", threads=1).tickets
     a = by_ray.sort_values("ticket_id").reset_index(drop=True)
     b = by_optuna.sort_values("ticket_id").reset_index(drop=True)

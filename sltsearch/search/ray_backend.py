@@ -33,6 +33,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune import Callback
 
 from sltsearch.errors import UserError
 from sltsearch.results.store import INTERRUPTED, OK, TicketStore
@@ -112,6 +113,43 @@ def make_trainable(spec: Spec, run_dir: Path, device: str | None, cpus: float) -
             tune.report({**failed, NUMBER: number, ERROR_KEY: optuna_backend._one_line(err)})  # noqa: SLF001
 
     return trainable
+
+
+class _Progress(Callback):
+    """Turns Tune's trial events into the run's events (the CLI's progress display)."""
+
+    def __init__(self, emit: Callable[[dict[str, Any]], None], searcher: Any, study: Any, run_dir: Path) -> None:
+        self.emit, self.searcher, self.study, self.run_dir = emit, searcher, study, run_dir
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # Tune pickles its callbacks with the experiment; a display (locks, a terminal) stays here
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.emit, self.searcher, self.study, self.run_dir = (lambda event: None), None, None, Path(".")
+
+    def _done(self) -> int:
+        return optuna_backend.finished_trials(self.study) if self.study is not None else 0
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.emit({"event": "trial_start", "trial": trial.config.get(NUMBER), "params": trial.config})
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if ERROR_KEY not in result:
+            self.emit({"event": "progress", "trial": result.get(NUMBER), "stage": "ticket",
+                       "round": result.get("round"), "val": result.get("val_accuracy")})
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.emit({"event": "trial_end", "state": "FAIL", "number": trial.config.get(NUMBER), "done": self._done(),
+                   "reason": "its Ray worker died (retries used up)"})
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        number = trial.config.get(NUMBER)
+        state = dict(self.searcher.ended).get(number, "FAIL") if self.searcher is not None else "FAIL"
+        reason = (trial.last_result or {}).get(ERROR_KEY, "")
+        if reason:
+            self.emit({"event": "trial_error", "number": number,
+                       "log": self.run_dir / "logs" / f"trial-{number:06d}.log"})
+        self.emit({"event": "trial_end", "state": state, "number": number, "done": self._done(), "reason": reason})
 
 
 def _searcher_class() -> type:
@@ -316,8 +354,6 @@ def _one_fit(
     tune: Any,
 ) -> list[tuple[int, str]] | None:
     """One Tune experiment of ``remaining`` trials; returns how each ended (None: nothing left to ask)."""
-    from ray.tune import Callback
-
     stopped: set[int] = set()
     metrics = list(spec.objective.metrics)
     searcher = _searcher_class()(
@@ -331,28 +367,6 @@ def _one_fit(
         study_name=study.study_name,
         storage=study._storage,  # noqa: SLF001 - the same storage object the Optuna backend opened
     )
-
-    class Progress(Callback):
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            emit({"event": "trial_start", "trial": trial.config.get(NUMBER), "params": trial.config})
-
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            if ERROR_KEY not in result:
-                emit({"event": "progress", "trial": result.get(NUMBER), "stage": "ticket",
-                      "round": result.get("round"), "val": result.get("val_accuracy")})
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            emit({"event": "trial_end", "state": "FAIL", "number": trial.config.get(NUMBER),
-                  "done": optuna_backend.finished_trials(study), "reason": "its Ray worker died (retries used up)"})
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            number = trial.config.get(NUMBER)
-            state = dict(searcher.ended).get(number, "FAIL")
-            reason = (trial.last_result or {}).get(ERROR_KEY, "")
-            if reason:
-                emit({"event": "trial_error", "number": number, "log": run_dir / "logs" / f"trial-{number:06d}.log"})
-            emit({"event": "trial_end", "state": state, "number": number,
-                  "done": optuna_backend.finished_trials(study), "reason": reason})
 
     trainable = tune.with_resources(
         make_trainable(spec, run_dir, device, options.cpus_per_trial),
@@ -371,7 +385,7 @@ def _one_fit(
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
             storage_path=str(run_dir / RAY_DIR),
             failure_config=tune.FailureConfig(max_failures=MAX_WORKER_RETRIES),
-            callbacks=[Progress()],
+            callbacks=[_Progress(emit, searcher, study, run_dir)],
             verbose=0,
         ),
     )
