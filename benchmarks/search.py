@@ -208,6 +208,7 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
               f"{statistics.mean(walls):.2f}x (min..max {min(walls):.2f}..{max(walls):.2f}). "
               f"Machine load after each search: {'; '.join(loads)}.", ""]
     _plot(args, runs, reference)
+    lines += ["Plot: `search.png` (hypervolume against wall time, every seed, with and without MO-ASHA).", ""]
     return mean
 
 
