@@ -70,6 +70,11 @@ def run(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     model: Callable[..., Any] | None = None,
     data: Sequence[Any] | None = None,
+    backend: str | None = None,
+    workers: int = 1,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    address: str | None = None,
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
 
@@ -83,8 +88,27 @@ def run(
     ``model.name`` becomes its ``module:qualname``); ``data``: your own torch Datasets ``(train, val, test)``
     (val / test may be None: carved from train). Both are checked before the first trial
     (`sltsearch.preflight`).
+
+    ``backend`` (``optuna`` | ``ray``) overrides ``search.backend``. Under Ray, ``workers`` trials run at
+    once with ``cpus_per_trial`` CPUs (their torch threads) and ``gpus_per_trial`` GPUs each, on a private
+    local Ray started for this search (Tune's files under ``<run>/ray/``) or on the cluster at ``address``.
     """
     spec = preflight.with_python_inputs(_as_spec(spec), model, data)
+    if backend is not None:
+        if backend not in ("optuna", "ray"):
+            raise SpecError(f"--backend: must be optuna or ray, got '{backend}'")
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"backend": backend})})
+    if spec.search.backend != "ray" and (workers != 1 or address or gpus_per_trial or cpus_per_trial != 1.0):
+        raise SpecError(
+            "--workers/--cpus-per-trial/--gpus-per-trial/--address need --backend ray (the optuna backend runs "
+            "one trial at a time; for more, start several `sltsearch run` processes on one --storage URL)"
+        )
+    if spec.search.backend == "ray" and (model is not None or data is not None):
+        raise SpecError(
+            "model=/data= objects live in this Python process only, and Ray runs trials in other processes: "
+            "name the network by import path (model.name: 'pkg.module:make_net') and the data by file "
+            "(data: {name: arrays, path: ...}) for --backend ray"
+        )
     if threads is not None:
         if threads < 1:
             raise SpecError(f"--threads: must be at least 1, got {threads}")
@@ -123,17 +147,33 @@ def run(
     def on_error(number: int, text: str) -> None:
         emit({"event": "trial_error", "number": number, "log": runner.log_error(number, text)})
 
+    stopper = None
+    if spec.search.early_stopping is not None:
+        from sltsearch.search.early_stop import RungStopper
+
+        stopper = RungStopper(spec, run_dir)
+
+    def run_one(number: int, params: dict[str, Any]) -> Any:
+        return runner(number, params, on_ticket=stopper.on_ticket(number, params) if stopper else None)
+
     try:
-        optuna_backend.optimize(
-            spec,
-            study,
-            runner,
-            on_trial_end=lambda end: emit(
-                {"event": "trial_end", "state": end.state, "number": end.number, "done": end.done, "reason": end.reason}
-            ),
-            on_error=on_error,
-            on_stale=lambda number: runner.store.set_status(number, INTERRUPTED),
-        )
+        if spec.search.backend == "ray":
+            from sltsearch.search.ray_backend import RayOptions, optimize_ray
+
+            options = RayOptions(workers, cpus_per_trial, gpus_per_trial, address, storage)
+            optimize_ray(spec, study, run_dir, options, device=device, emit=emit, stopper=stopper)
+        else:
+            optuna_backend.optimize(
+                spec,
+                study,
+                run_one,
+                on_trial_end=lambda end: emit(
+                    {"event": "trial_end", "state": end.state, "number": end.number, "done": end.done,
+                     "reason": end.reason}
+                ),
+                on_error=on_error,
+                on_stale=lambda number: runner.store.set_status(number, INTERRUPTED),
+            )
     finally:
         frame = load_tickets(run_dir)
         front = write_front(run_dir, spec, frame)

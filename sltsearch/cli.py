@@ -193,6 +193,15 @@ def run(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    backend: Annotated[
+        str | None, typer.Option(help="optuna (trials one after another here) | ray (Ray Tune, trials at once)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="ray: trials run at once")] = 1,
+    cpus_per_trial: Annotated[float, typer.Option(help="ray: CPUs (torch threads) per trial")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="ray: GPUs per trial (fractions share one)")] = 0.0,
+    address: Annotated[
+        str | None, typer.Option(help="ray: join this Ray cluster (default: a private local Ray)")
+    ] = None,
 ) -> None:
     """Run (or resume) a search and print the Pareto front of its tickets."""
     display = None if quiet else _RunDisplay()
@@ -205,6 +214,11 @@ def run(
             device=device,
             threads=threads,
             on_event=display,
+            backend=backend,
+            workers=workers,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            address=address,
         )
     finally:
         if display:

@@ -18,7 +18,7 @@ from sltsearch.spec import Spec, load_spec
 SPEC_FILE = "spec.yaml"
 RUN_FILE = "run.json"
 # fields that may change between invocations of the same run (budget and where the study lives)
-_RESUMABLE = {"n_trials", "timeout_s", "storage"}
+_RESUMABLE = {"n_trials", "timeout_s", "storage", "backend"}  # the backend changes where, not what
 
 
 def default_run_dir(spec: Spec, root: str | Path = "results") -> Path:

@@ -249,13 +249,44 @@ KNOWN_METRICS: dict[str, Direction] = {
 }
 
 
+class Bound(_Strict):
+    """A constraint on one ticket metric: ``min`` and/or ``max`` (inclusive)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("a constraint needs 'min' and/or 'max', e.g. {min: 0.97}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
 class ObjectiveSpec(_Strict):
-    """Which ticket metrics the search optimises and in which direction; test metrics are never allowed."""
+    """Which ticket metrics the search optimises and in which direction; test metrics are never allowed.
+
+    ``constraints`` bound ticket metrics (e.g. ``val_accuracy: {min: 0.97}``): Optuna's samplers steer away
+    from trials that violate them, and violating tickets are stored, marked ``feasible = False`` and kept off
+    the front.
+    """
 
     metrics: dict[str, Direction] = Field(
         default_factory=lambda: {"val_accuracy": "maximize", "energy_uj": "minimize"}
     )
     energy: EnergySpec = EnergySpec()
+    constraints: dict[str, Bound] = Field(default_factory=dict)
+
+    @field_validator("constraints")
+    @classmethod
+    def _known_constraints(cls, value: dict[str, Bound]) -> dict[str, Bound]:
+        for name in value:
+            if name.startswith("test"):
+                raise ValueError(f"'{name}' is a test metric: constraints select, so they use validation metrics")
+            if name not in KNOWN_METRICS:
+                raise ValueError(f"unknown constraint metric '{name}'; allowed: {', '.join(KNOWN_METRICS)}")
+        return value
 
     @field_validator("metrics")
     @classmethod
@@ -270,10 +301,22 @@ class ObjectiveSpec(_Strict):
         return value
 
 
-class SearchSpec(_Strict):
-    """The driver: backend, sampler, budget and storage."""
+class EarlyStoppingSpec(_Strict):
+    """Multi-objective ASHA over IMP rounds (sltsearch/search/mo_asha.py): at every rung (IMP round) from
+    ``min_rungs`` on, a trial continues only if its ticket ranks in the top 1/``eta`` of that rung."""
 
-    backend: Literal["optuna"] = "optuna"
+    rule: Literal["mo_asha"] = "mo_asha"
+    eta: float = Field(3.0, gt=1.0, le=100.0)
+    min_rungs: int = Field(1, ge=1, le=100, description="IMP rounds every trial runs before it may be stopped")
+
+
+class SearchSpec(_Strict):
+    """The driver: backend, sampler, budget, storage and early stopping."""
+
+    backend: Literal["optuna", "ray"] = "optuna"
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None, description="stop trials early on their IMP rounds: {rule: mo_asha, eta: 3, min_rungs: 1}"
+    )
     sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
     n_trials: int = Field(8, ge=1, le=100000)
     timeout_s: float | None = Field(None, gt=0.0)

@@ -76,10 +76,13 @@ def pareto_mask(frame: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarra
 
 
 def pareto_front(frame: pd.DataFrame, objectives: Mapping[str, str], only_ok: bool = True) -> pd.DataFrame:
-    """The non-dominated tickets (one row per ticket), sorted by the first objective (best first)."""
+    """The non-dominated tickets (one row per ticket; finished and feasible ones), sorted by the first objective
+    (best first)."""
     objectives = parse_objectives(objectives)
     if only_ok:
         frame = ok_rows(frame)
+    if only_ok and "feasible" in frame:  # tickets violating objective.constraints stay off the front
+        frame = frame[frame["feasible"].fillna(True).astype(bool)]
     frame = unique_tickets(frame)
     if frame.empty:
         return frame.reset_index(drop=True)

@@ -39,6 +39,8 @@ class Ticket:
     stage_key: str
     cached: bool = False
     status: str = "ok"
+    feasible: bool = True  # meets objective.constraints (set by the driver's runner); False: kept off the front
+    node: str = ""  # where it ran: host name (Optuna backend) or host/Ray node id (Ray backend)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     # energy model extras (sltsearch.energy): per inference sample; storage of all parameters in bits
     binary_ops: float = 0.0  # accumulate-only ops of binarized-weight layers

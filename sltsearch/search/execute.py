@@ -8,6 +8,7 @@ table as it is measured (status ``running``), and the trial's rows marked ``ok``
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from sltsearch.cache import StageCache, _atomic_write
 from sltsearch.results.record import Ticket
 from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
+from sltsearch.search.constraints import is_feasible
 from sltsearch.spec import Spec
 from sltsearch.trial import TrialAborted, TrialContext, run_trial
 
@@ -31,6 +33,7 @@ class TrialRunner:
     device: str | None = None
     emit: Callable[[dict[str, Any]], None] = lambda event: None
     data_memo: dict[str, Any] = field(default_factory=dict)
+    node: str = field(default_factory=socket.gethostname)  # recorded in every ticket row
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -47,6 +50,8 @@ class TrialRunner:
         reported: list[Ticket] = []
 
         def report(ticket: Ticket) -> None:
+            ticket.node = self.node
+            ticket.feasible = is_feasible(self.spec, ticket)
             self.store.append([ticket], status=RUNNING)
             reported.append(ticket)
             if on_ticket:

@@ -32,6 +32,7 @@ from sltsearch.cache import warn
 from sltsearch.errors import UserError
 from sltsearch.results.record import Ticket
 from sltsearch.search import liveness
+from sltsearch.search.constraints import set_trial_constraints
 from sltsearch.search.space import to_distributions
 from sltsearch.secrets import mask_url
 from sltsearch.spec import Spec
@@ -41,6 +42,8 @@ JOURNAL_FILE = "study.journal"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "retry_of"  # user attr of a trial that re-runs the parameters of trial N
 ERROR = "error"  # user attr: the one-line error of a failed trial
+DUPLICATE_OF = "duplicate_of"  # user attr of an asked trial never run: its parameters equal a finished trial's
+MAX_REPEATS_IN_ROW = 100  # the sampler proposing only repeats this often means the space is exhausted
 
 
 class SearchFailed(UserError):
@@ -146,7 +149,9 @@ def enqueue_retries(study: optuna.Study, limit: int) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         if len(queued) >= limit:
             break
-        if trial.number in retried or trial.system_attrs.get(liveness.END) == "surplus" or not trial.params:
+        if trial.number in retried or trial.system_attrs.get(liveness.END) in ("surplus", "duplicate"):
+            continue
+        if not trial.params:
             continue
         if RETRY_OF in trial.user_attrs:  # a retry that failed again is not retried a third time
             continue
@@ -182,6 +187,28 @@ def _retrying(call: Callable[[], Any], what: str, wait_s: float = 60.0) -> Any:
                     "finished trials are saved: rerun the same command when the database is back"
                 ) from None
             time.sleep(2.0)
+
+
+def _params_key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def finished_params(study: optuna.Study) -> dict[tuple, int]:
+    """Parameters of every finished (COMPLETE or PRUNED) trial -> its number."""
+    return {_params_key(t.params): t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
+
+
+def skip_if_repeat(study: optuna.Study, trial: optuna.Trial, finished: dict[tuple, int]) -> int | None:
+    """When ``trial``'s parameters equal a finished trial's, end it unrun (FAIL, marked ``duplicate``: it uses
+    no budget and is never retried) and return that trial's number; else None. The same parameters give the
+    same tickets, so running them again would spend a trial on nothing new."""
+    original = finished.get(_params_key(trial.params))
+    if original is None:
+        return None
+    trial.set_user_attr(DUPLICATE_OF, original)
+    trial.storage.set_trial_system_attr(trial._trial_id, liveness.END, "duplicate")  # noqa: SLF001
+    study.tell(trial, state=TrialState.FAIL)
+    return original
 
 
 @dataclass
@@ -235,6 +262,8 @@ def optimize(
     fail_stale()
     requeue()
     failures: list[str] = []
+    repeats = 0
+
     def standing() -> tuple[int, int]:
         if fail_stale():  # another worker died mid-trial: its parameters are run again
             requeue()
@@ -259,7 +288,17 @@ def optimize(
         trial = _retrying(ask, "asking for a trial")
         if trial is None:
             continue
-        state, reason = _run(trial, study, run_one, metrics, on_error)
+        if skip_if_repeat(study, trial, finished_params(study)) is not None:
+            repeats += 1
+            if repeats >= MAX_REPEATS_IN_ROW:
+                warn(
+                    f"the sampler proposed {repeats} repeats of finished trials in a row: the search space looks "
+                    f"exhausted, stopping at {finished_trials(study)} of {budget} trials"
+                )
+                return
+            continue
+        repeats = 0
+        state, reason = _run(trial, study, run_one, metrics, on_error, spec)
         if on_trial_end:
             on_trial_end(TrialEnd(trial.number, state.name, finished_trials(study), reason))
         if state == TrialState.FAIL:
@@ -288,12 +327,16 @@ def _run(
     run_one: Callable[[int, dict[str, Any]], list[Ticket]],
     metrics: list[str],
     on_error: Callable[[int, str], None] | None,
+    spec: Spec | None = None,
 ) -> tuple[TrialState, str]:
     with liveness.Heartbeat(trial):
         try:
             tickets = run_one(trial.number, dict(trial.params))
-        except TrialAborted as stop:
-            trial.set_user_attr("tickets", getattr(stop, "tickets", None))
+        except TrialAborted as stopped:
+            trial.set_user_attr("tickets", getattr(stopped, "tickets", None))
+            last = getattr(stopped, "ticket", None)  # MO-ASHA: the trial's value is its last kept ticket
+            if last is not None:
+                record_final(trial, spec, last)
             study.tell(trial, state=TrialState.PRUNED)
             return TrialState.PRUNED, ""
         except KeyboardInterrupt:
@@ -312,9 +355,16 @@ def _run(
 
     def tell() -> None:
         trial.set_user_attr("tickets", len(tickets))
-        trial.set_user_attr("final_ticket", final.ticket_id)
-        trial.set_user_attr("test_accuracy", final.test_accuracy)  # reported, never optimised
+        record_final(trial, spec, final)
         study.tell(trial, [float(getattr(final, m)) for m in metrics])
 
     _retrying(tell, f"saving trial {trial.number}")
     return TrialState.COMPLETE, ""
+
+
+def record_final(trial: optuna.Trial, spec: Spec | None, final: Ticket) -> None:
+    """The trial's ticket in its user attrs, and its constraint values where the samplers read them."""
+    trial.set_user_attr("final_ticket", final.ticket_id)
+    trial.set_user_attr("test_accuracy", final.test_accuracy)  # reported, never optimised
+    if spec is not None and spec.objective.constraints:
+        set_trial_constraints(trial, spec, final)

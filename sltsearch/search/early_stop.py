@@ -1,0 +1,68 @@
+"""MO-ASHA applied to a running search: rung tables read from the run folder's ticket table.
+
+The rule itself is pure (`sltsearch.search.mo_asha`); this module feeds it. Rung tables come from the ticket
+table, not from driver memory, so a resumed search and every worker (any backend, any host sharing the run
+folder) see the same rungs. A trial's ticket is appended to the table before the decision is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sltsearch.results.record import Ticket
+from sltsearch.results.store import load_tickets
+from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, rung_entries
+from sltsearch.spec import Spec
+from sltsearch.trial_context import TrialAborted
+
+
+class StoppedEarly(TrialAborted):
+    """Raised from a trial's ticket callback when MO-ASHA stops it; carries the last kept ticket."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        super().__init__(f"stopped by MO-ASHA after round {ticket.round} ({ticket.ticket_id})")
+        self.ticket = ticket
+
+
+def last_rung(spec: Spec, params: dict[str, Any]) -> int:
+    """The last IMP round of a trial with ``params`` (0 when it has no rungs, e.g. early-time tickets)."""
+    tspec = spec.with_params(params)
+    if tspec.tickets.time_steps_search is not None:
+        return 0  # its rounds are early-time search rounds at another T: not comparable rungs
+    return len(tspec.tickets.round_rates())
+
+
+class RungStopper:
+    """Decides, from the ticket table of ``run_dir``, whether a trial stops after the round it just measured."""
+
+    def __init__(self, spec: Spec, run_dir: str | Path) -> None:
+        if spec.search.early_stopping is None:
+            raise ValueError("search.early_stopping is not set")
+        cfg = spec.search.early_stopping
+        self.spec = spec
+        self.run_dir = Path(run_dir)
+        self.rule = MOASHA(dict(spec.objective.metrics), eta=cfg.eta, min_rungs=cfg.min_rungs)
+
+    def should_stop(self, number: int, params: dict[str, Any], metrics: dict[str, float], rung: int) -> bool:
+        """True when trial ``number`` should run no further round after ``rung`` (never after its last)."""
+        if rung < 1 or rung >= last_rung(self.spec, params):
+            return False
+        others = rung_entries(load_tickets(self.run_dir), rung, self.rule.objectives, exclude_trial=number)
+        return self.rule.should_stop(rung, metrics, others)
+
+    def is_rung(self, ticket: Ticket) -> bool:
+        return ticket.kind in RUNG_KINDS and ticket.round >= 1
+
+    def on_ticket(self, number: int, params: dict[str, Any]) -> Callable[[Ticket], None]:
+        """A `TrialRunner` ``on_ticket`` callback that raises `StoppedEarly` when the rule says stop."""
+
+        def check(ticket: Ticket) -> None:
+            if not self.is_rung(ticket):
+                return
+            metrics = {k: float(getattr(ticket, k)) for k in self.rule.objectives}
+            if self.should_stop(number, params, metrics, ticket.round):
+                raise StoppedEarly(ticket)
+
+        return check

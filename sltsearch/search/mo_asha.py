@@ -1,0 +1,127 @@
+"""Multi-objective asynchronous successive halving (MO-ASHA) over IMP rounds: one pure rule for every backend.
+
+IMP rounds are natural rungs: a trial's round-r ticket exists long before its last round. When a trial
+reports its ticket at rung r (r >= ``min_rungs``), the rule ranks that ticket among every ticket measured at
+rung r so far (its own included) by non-dominated sorting, breaking ties inside a front by crowding distance
+(NSGA-II's selection, as in Schmucker et al. 2021, "Multi-objective asynchronous successive halving"). The
+trial continues when fewer than ``ceil(n / eta)`` of the n tickets rank strictly better than its own, i.e. it
+lies in the top 1/eta (rounded up, so the first ticket at a rung always continues); otherwise it stops.
+
+Ranking is a pure function of the objective vectors (no I/O, no driver): the Optuna backend applies it from a
+trial's ticket callback, the Ray backend from a Tune scheduler, both over rung tables read from the run
+folder's ticket table so decisions survive resumes and see every worker's tickets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# ticket kinds that are rungs: the main IMP-like rounds (controls, early-time search rounds and the dense
+# round 0 are never rungs)
+RUNG_KINDS = ("imp", "one_shot", "early_bird")
+# rows usable as rung entries: finished trials and trials still running; failed/interrupted ones are rerun
+RUNG_STATUSES = ("ok", "running")
+
+
+def as_losses(vectors: Sequence[Mapping[str, float]], objectives: Mapping[str, str]) -> np.ndarray:
+    """Objective vectors -> an (n, m) array in which every column is minimised (maximised ones negated)."""
+    rows = [[-float(v[k]) if d == "maximize" else float(v[k]) for k, d in objectives.items()] for v in vectors]
+    return np.asarray(rows, dtype=float).reshape(len(vectors), len(objectives))
+
+
+def nondominated_ranks(losses: np.ndarray) -> np.ndarray:
+    """Front index of every row (0 = non-dominated); equal rows share a front."""
+    n = len(losses)
+    ranks = np.full(n, -1, dtype=int)
+    remaining = np.arange(n)
+    front = 0
+    while remaining.size:
+        sub = losses[remaining]
+        # row i is dominated when some row j is <= everywhere and < somewhere
+        le = (sub[None, :, :] <= sub[:, None, :]).all(axis=2)
+        lt = (sub[None, :, :] < sub[:, None, :]).any(axis=2)
+        dominated = (le & lt).any(axis=1)
+        ranks[remaining[~dominated]] = front
+        remaining = remaining[dominated]
+        front += 1
+    return ranks
+
+
+def crowding_distances(losses: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of every row within its own set (call it per front).
+
+    Computed over the distinct vectors, so equal rows get equal distances whatever their order; the extreme
+    points of every objective get ``inf``; an objective on which all rows agree adds nothing.
+    """
+    n = len(losses)
+    if n == 0:
+        return np.zeros(0)
+    unique, inverse = np.unique(losses, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    dist = np.zeros(len(unique))
+    if len(unique) <= 2:
+        dist[:] = math.inf
+        return dist[inverse]
+    for m in range(unique.shape[1]):
+        order = np.argsort(unique[:, m], kind="stable")
+        values = unique[order, m]
+        span = values[-1] - values[0]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        if span <= 0:
+            continue
+        dist[order[1:-1]] += (values[2:] - values[:-2]) / span
+    return dist[inverse]
+
+
+def better_than(losses: np.ndarray, index: int) -> int:
+    """How many rows rank strictly better than row ``index`` (lower front, or same front and more crowding)."""
+    ranks = nondominated_ranks(losses)
+    same = np.flatnonzero(ranks == ranks[index])
+    crowd = crowding_distances(losses[same])
+    own = crowd[np.flatnonzero(same == index)[0]]
+    return int((ranks < ranks[index]).sum() + (crowd > own).sum())
+
+
+@dataclass(frozen=True)
+class MOASHA:
+    """The stopping rule. ``objectives``: metric -> maximize | minimize (one or more)."""
+
+    objectives: Mapping[str, str]
+    eta: float = 3.0
+    min_rungs: int = 1
+
+    def keep_count(self, n: int) -> int:
+        """How many of ``n`` tickets at a rung continue: the top 1/eta, rounded up, at least one."""
+        return max(1, math.ceil(n / self.eta - 1e-9))
+
+    def should_stop(self, rung: int, ticket: Mapping[str, float], others: Sequence[Mapping[str, float]]) -> bool:
+        """True when ``ticket`` (measured at ``rung``) is outside the top 1/eta of itself plus ``others``
+        (the other trials' tickets at the same rung). Rungs below ``min_rungs`` never stop a trial."""
+        if rung < self.min_rungs:
+            return False
+        losses = as_losses([ticket, *others], self.objectives)
+        if not np.isfinite(losses[0]).all():
+            return True  # a NaN/inf ticket cannot rank; nothing it could lead to is worth the rounds
+        finite = np.isfinite(losses).all(axis=1)
+        losses = losses[finite]  # row 0 (the ticket) is finite, so it stays row 0
+        return better_than(losses, 0) >= self.keep_count(len(losses))
+
+
+def rung_entries(
+    frame: pd.DataFrame, rung: int, objectives: Mapping[str, str], exclude_trial: int | None = None
+) -> list[dict[str, float]]:
+    """The objective vectors of every trial's main ticket at ``rung`` in a ticket table (one per trial)."""
+    if frame.empty or "round" not in frame:
+        return []
+    rows = frame[(frame["round"] == rung) & frame["kind"].isin(RUNG_KINDS)]
+    if "status" in rows:
+        rows = rows[rows["status"].isin(RUNG_STATUSES)]
+    if exclude_trial is not None:
+        rows = rows[rows["trial"] != exclude_trial]
+    rows = rows.drop_duplicates("trial", keep="last")
+    return [{k: float(row[k]) for k in objectives} for _, row in rows.iterrows()]
