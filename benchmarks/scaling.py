@@ -1,0 +1,186 @@
+"""Scaling a search to 2 workers on one machine: Ray Tune trials and Optuna workers on PostgreSQL.
+
+The same search (digits, tiny spiking CNN, ``--trials`` trials, seed 0) runs with 1 and with 2 workers,
+each worker with 1 torch thread, from an empty run folder every time:
+- Ray: `sltsearch run --backend ray --workers N --cpus-per-trial 1` (a private local Ray);
+- Optuna + PostgreSQL: N `sltsearch run --storage postgresql://...` processes sharing one study and one
+  run folder, on a throwaway PostgreSQL server on a loopback port (tests/pg_server.py).
+Reported: wall time, trials per hour and its 2-worker / 1-worker ratio; dense trainings (ticket rows of the
+dense round whose stage was computed, not loaded: the dense run is trained once for all workers); the
+overhead share = 1 - (time inside trials, summed over the trials' ticket rows) / (wall time x workers), which
+holds process start-up, Ray / database round trips and waiting for the dense run's lock. The ticket-append
+timings come from benchmarks/ticket_store.py, run in the same process.
+
+    .venv/bin/python benchmarks/scaling.py            # writes results/benchmarks/scaling.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from sltsearch.results.store import load_tickets  # noqa: E402
+
+OUT = ROOT / "results" / "benchmarks" / "scaling.md"
+
+
+def spec_dict(trials: int, epochs: int) -> dict:
+    return {
+        "name": "scaling",
+        "seed": 0,
+        "data": {"name": "digits", "batch_size": 64},
+        "model": {"name": "spiking_cnn", "preset": "tiny", "time_steps": 4},
+        "train": {"epochs": epochs, "lr": 0.01},
+        "tickets": {"rounds": 2, "prune_rate": 0.5, "rewind_epoch": 1},
+        "objective": {"energy": {"samples": 128}},
+        "search": {"n_trials": trials, "population_size": 4, "sampler": "random"},
+        "space": {"prune_rate": {"type": "float", "low": 0.3, "high": 0.8, "step": 0.05}},
+    }
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}/{fifteen:.1f}"
+
+
+def run_workers(commands: list[list[str]]) -> float:
+    start = time.perf_counter()
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
+    for process in processes:
+        _, err = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"a worker failed: {err.strip().splitlines()[-1] if err.strip() else process.returncode}")
+    return time.perf_counter() - start
+
+
+def measure(kind: str, workers: int, spec: Path, root: Path, url: str | None) -> dict:
+    run_dir = root / f"{kind}-{workers}"
+    base = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "-q", "--threads", "1"]
+    before = load()
+    if kind == "ray":
+        wall = run_workers([[*base, "--backend", "ray", "--workers", str(workers), "--cpus-per-trial", "1"]])
+    else:
+        assert url is not None
+        wall = run_workers([[*base, "--storage", url] for _ in range(workers)])
+    frame = load_tickets(run_dir)
+    ok = frame[frame["status"] == "ok"]
+    trials = ok["trial"].nunique()
+    inside = float(ok["wall_time_s"].sum())
+    dense = frame[frame["round"] == 0]
+    return {
+        "kind": kind,
+        "workers": workers,
+        "wall_s": wall,
+        "trials": trials,
+        "per_hour": 3600 * trials / wall,
+        "dense_trainings": int((~dense["cached"].astype(bool)).sum()),
+        "overhead": max(0.0, 1 - inside / (wall * workers)),
+        "load": f"{before} -> {load()}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["ray", "postgres"])
+    args = parser.parse_args()
+    command = "python benchmarks/scaling.py " + " ".join(sys.argv[1:])
+    root = Path(tempfile.mkdtemp(prefix="sltsearch-scaling-"))
+    spec = root / "spec.yaml"
+    spec.write_text(yaml.safe_dump(spec_dict(args.trials, args.epochs)))
+    rows: list[dict] = []
+    server = None
+    try:
+        if "ray" not in args.skip:
+            for workers in (1, 2):
+                rows.append(measure("ray", workers, spec, root, None))
+                print(rows[-1], flush=True)
+        if "postgres" not in args.skip:
+            from pg_server import server_bin, start_server
+
+            if server_bin() is None:
+                print("no PostgreSQL server binaries: apt-get install postgresql; skipping that part")
+            else:
+                server = start_server()
+                for workers in (1, 2):
+                    db = f"scaling{workers}"
+                    env = {**os.environ, "PGPASSWORD": "pw"}
+                    subprocess.run([str(server.bin / "createdb"), "-h", "127.0.0.1", "-p", str(server.port), "-U",
+                                    "sltsearch", db], check=True, env=env, capture_output=True)
+                    rows.append(measure("postgres", workers, spec, root, server.url(db)))
+                    print(rows[-1], flush=True)
+        from ticket_store import PER_TRIAL, fill, part_append, time_appends
+
+        appends = {}
+        for size in (10, 1_000, 100_000):
+            store_root = Path(tempfile.mkdtemp(prefix="sltsearch-store-"))
+            try:
+                fill(store_root, size)
+                appends[size] = time_appends(part_append(store_root, size // PER_TRIAL), 30)
+            finally:
+                shutil.rmtree(store_root, ignore_errors=True)
+        print(appends, flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    def ratio(kind: str) -> float:
+        one = next(r for r in rows if r["kind"] == kind and r["workers"] == 1)
+        two = next(r for r in rows if r["kind"] == kind and r["workers"] == 2)
+        return two["per_hour"] / one["per_hour"]
+
+    kinds = sorted({r["kind"] for r in rows})
+    lines = [
+        "# Scaling to 2 workers on one machine",
+        "",
+        f"Command: `{command.strip()}`  ",
+        f"Machine: {platform.node()}, {os.cpu_count()} cores (shared with other jobs), Python "
+        f"{platform.python_version()}; load average (1/5/15 min) before -> after each run in the table.  ",
+        f"Search: digits, tiny spiking CNN, T=4, {args.epochs} epochs, 2 IMP rounds, {args.trials} trials, random "
+        "sampler, seed 0, 1 torch thread per worker, one run each (no repeats: a single measurement, no spread).",
+        "",
+        "| engine | workers | wall s | trials | trials / hour | dense trainings | overhead | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        *[
+            f"| {r['kind']} | {r['workers']} | {r['wall_s']:.1f} | {r['trials']} | {r['per_hour']:.0f} | "
+            f"{r['dense_trainings']} | {100 * r['overhead']:.1f} % | {r['load']} |"
+            for r in rows
+        ],
+        "",
+        *[f"- {kind}: 2 workers / 1 worker, trials per hour: {ratio(kind):.2f}x (goal >= 1.7x)" for kind in kinds],
+        "",
+        "Ticket append (one ticket, median of 30, part-per-trial table): "
+        + ", ".join(f"{size:,} rows {ms:.2f} ms" for size, ms in appends.items()),
+        "",
+        "Summary: "
+        + "; ".join(
+            [
+                f"ray workers {ratio('ray'):.2f}x" if "ray" in kinds else "ray workers not run",
+                f"postgres workers {ratio('postgres'):.2f}x" if "postgres" in kinds else "postgres workers not run",
+                f"dense trainings {max((r['dense_trainings'] for r in rows), default=0)}",
+                f"append at 100000 rows {appends[100_000]:.1f} ms",
+            ]
+        ),
+        "",
+    ]
+    OUT.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
