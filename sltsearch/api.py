@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from sltsearch.cache import StageCache
 from sltsearch.errors import SpecError
@@ -23,6 +22,7 @@ from sltsearch.results.plots import plot_front
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
 from sltsearch.spec import Spec, load_spec
+from sltsearch.threads import configure_threads, wait_policy
 from sltsearch.ticket import Ticket
 from sltsearch.trial import TrialContext, run_trial
 
@@ -86,10 +86,9 @@ def run(
     stages and trials are kept.
     """
     spec = _as_spec(spec)
-    if threads is not None:
-        if threads < 1:
-            raise SpecError(f"--threads: must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise SpecError(f"--threads: must be at least 1, got {threads}")
+    threads = configure_threads(threads)
     if n_trials is not None:
         if n_trials < 1:
             raise SpecError(f"--trials: must be at least 1, got {n_trials}")
@@ -125,6 +124,8 @@ def run(
             "n_trials": spec.search.n_trials,
             "done": optuna_backend.finished_trials(study),
             "run_dir": run_dir,
+            "threads": threads,
+            "wait_policy": wait_policy(),
         }
     )
     optuna_backend.optimize(

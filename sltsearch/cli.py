@@ -121,6 +121,7 @@ class _RunDisplay:
         self.task = None
         self.best = float("nan")
         self.rounds = "?"
+        self.threads = ""
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
@@ -128,6 +129,12 @@ class _RunDisplay:
             self.progress.start()
             self.task = self.progress.add_task("", total=event["n_trials"], completed=event["done"])
             console.print(f"run folder: {event['run_dir']}")
+            if "threads" in event:
+                self.threads = f"{event['threads']} thread{'s' if event['threads'] > 1 else ''}"
+                console.print(
+                    f"torch CPU threads: {event['threads']} (OMP_WAIT_POLICY {event.get('wait_policy', '?')};"
+                    " change with --threads)"
+                )
         elif self.task is None:
             return
         elif kind == "trial_start":
@@ -140,7 +147,9 @@ class _RunDisplay:
             if event.get("stage") == "ticket":
                 self.best = max(self.best, event["val"]) if self.best == self.best else event["val"]
             best = f"best val acc {100 * self.best:.1f}%" if self.best == self.best else ""
-            self.progress.update(self.task, description=f"trial {event['trial']} {where}{epoch}  {best}")
+            self.progress.update(
+                self.task, description=f"trial {event['trial']} {where}{epoch}  {best}  [{self.threads}]"
+            )
         elif kind == "trial_end":
             self.progress.update(self.task, completed=event["done"])
             if event["state"] == "FAIL":
@@ -170,8 +179,8 @@ def run(
     threads: Annotated[
         int | None,
         typer.Option(
-            help="torch CPU threads for this worker (default: all cores); split the cores between"
-            " workers that share a machine"
+            help="torch CPU threads for this worker (default: half the usable cores, at least 1, or"
+            " OMP_NUM_THREADS); split the cores between workers that share a machine"
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
