@@ -16,43 +16,30 @@ from typing import Any
 import pandas as pd
 
 from sltsearch.cache import StageCache
-from sltsearch.errors import SpecError
+from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import TicketStore, load_tickets, pareto_front
 from sltsearch.results.plots import plot_front
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
+from sltsearch.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
 from sltsearch.spec import Spec, load_spec
 from sltsearch.threads import configure_threads, wait_policy
 from sltsearch.ticket import Ticket
 from sltsearch.trial import TrialContext, run_trial
 
-BUNDLED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
-DEFAULT_SPACE = "default"
+
+def validate(spec: str | Path | Spec | None = None, *, device: str | None = None) -> Spec:
+    """Check a spec as `run` would before its first trial (spec, data, model, device) without running it."""
+    return check(spec, device=device).spec
 
 
-def bundled_spaces() -> dict[str, Path]:
-    """Name -> path of every search space shipped in ``search_spaces/``."""
-    return {p.stem: p for p in sorted(BUNDLED_SPACES.glob("*.yaml"))}
+def check(
+    spec: str | Path | Spec | None = None, *, device: str | None = None, data_memo: dict[str, Any] | None = None
+) -> Any:
+    """`validate` with its findings: a `sltsearch.preflight.Checked` (the spec, data and model it built)."""
+    from sltsearch import preflight
 
-
-def resolve_spec_path(spec: str | Path | None) -> Path:
-    """A spec file path; a bare name such as ``default`` means the bundled space of that name."""
-    if spec is None:
-        spec = DEFAULT_SPACE
-    path = Path(spec)
-    if path.suffix not in {".yaml", ".yml"} and not path.exists():
-        bundled = bundled_spaces()
-        if str(spec) in bundled:
-            return bundled[str(spec)]
-        raise SpecError(
-            f"{spec}: no such spec file or bundled space; bundled: {', '.join(bundled) or 'none'}"
-        )
-    return path
-
-
-def validate(spec: str | Path | None = None) -> Spec:
-    """Load and check a spec without running anything."""
-    return load_spec(resolve_spec_path(spec))
+    return preflight.check(_as_spec(spec), device=device, data_memo=data_memo)
 
 
 @dataclass
@@ -93,14 +80,13 @@ def run(
         if n_trials < 1:
             raise SpecError(f"--trials: must be at least 1, got {n_trials}")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"n_trials": n_trials})})
-    if not spec.space:
-        raise SpecError("space: the spec searches nothing; add at least one parameter under 'space'")
+    data_memo: dict[str, Any] = {}
+    check(spec, device=device, data_memo=data_memo)  # everything a trial could fail on, before any trial
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
     prepare_run_dir(spec, run_dir, storage)
 
     store = TicketStore(run_dir)
     cache = StageCache(run_dir / "cache")
-    data_memo: dict[str, Any] = {}
     emit = on_event or (lambda event: None)
 
     def run_one(number: int, params: dict[str, Any]) -> list[Ticket]:
@@ -173,7 +159,13 @@ def load(run_dir: str | Path) -> pd.DataFrame:
 def pareto(run_dir: str | Path, objectives: dict[str, str] | None = None) -> pd.DataFrame:
     """The non-dominated tickets of a run, by the spec's objectives unless others are given."""
     run_dir, spec = read_run(run_dir)
-    return pareto_front(load_tickets(run_dir), objectives or spec.objective.metrics)
+    frame = load_tickets(run_dir)
+    if frame.empty:
+        raise RunDirError(
+            f"{run_dir}: no tickets yet (no trial has finished a round, or every trial failed); "
+            "run or resume it with `sltsearch run`"
+        )
+    return pareto_front(frame, objectives or spec.objective.metrics)
 
 
 def energy(
@@ -191,5 +183,8 @@ def energy(
     ``{"objective.energy.model": "memory"}``. ``.report`` holds the totals, ``.frame()`` the layers.
     """
     from sltsearch.energy.report import energy_report
+
+    if ticket is not None and not Path(target).exists():
+        raise RunDirError(f"{target}: no such run folder; pass the folder `sltsearch run` wrote")
 
     return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)

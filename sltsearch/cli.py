@@ -9,17 +9,18 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sltsearch import api
 from sltsearch.errors import UserError
+
+if TYPE_CHECKING:  # torch, pandas, Optuna and the API are imported inside the commands that need them
+    import pandas as pd
 
 app = typer.Typer(
     add_completion=False,
@@ -186,6 +187,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
 ) -> None:
     """Run (or resume) a search and print the Pareto front of its tickets."""
+    from sltsearch import api
+
     display = None if quiet else _RunDisplay()
     try:
         result = api.run(
@@ -219,12 +222,23 @@ def run(
 
 @app.command()
 @_user_errors
-def validate(spec: Annotated[str, typer.Argument(help="spec file or bundled space name")]) -> None:
-    """Check a spec file without running it."""
-    parsed = api.validate(spec)
+def validate(
+    spec: Annotated[str, typer.Argument(help="spec file or bundled space name")],
+    device: Annotated[str | None, typer.Option(help="check this device instead of train.device")] = None,
+) -> None:
+    """Check a spec as `run` would before its first trial (spec, data, model, device), without running it."""
+    from sltsearch.spaces import resolve_spec_path
+    from sltsearch.spec import load_spec
+
+    parsed = load_spec(resolve_spec_path(spec))  # the spec's own errors come before torch is loaded
+    from sltsearch import api
+
+    checked = api.check(parsed, device=device)
     params = ", ".join(parsed.space) or "nothing"
     console.print(
-        f"[green]ok[/]: {spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials)"
+        f"[green]ok[/]: {spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; "
+        f"{checked.summary()})",
+        highlight=False,
     )
 
 
@@ -235,23 +249,28 @@ def pareto(
     csv: Annotated[Path | None, typer.Option(help="also write the front to this CSV file")] = None,
 ) -> None:
     """Print the Pareto front of a run's tickets."""
+    from sltsearch import api
+
     _, spec = api.read_run(run_dir)
     front = api.pareto(run_dir)
     if csv is not None:
-        front.to_csv(csv, index=False)
+        _write_csv(front, csv)
     console.print(front_table(front, spec.objective.metrics, f"Pareto front of {run_dir}"))
 
 
 @app.command()
 def spaces() -> None:
     """List the bundled search spaces."""
+    from sltsearch.spaces import bundled_spaces
+    from sltsearch.spec import load_spec
+
     table = Table(title="bundled search spaces")
     table.add_column("name")
     table.add_column("searches")
     table.add_column("path")
-    for name, path in api.bundled_spaces().items():
+    for name, path in bundled_spaces().items():
         try:
-            searched = ", ".join(api.validate(path).space)
+            searched = ", ".join(load_spec(path).space)
         except UserError as err:
             searched = f"[red]invalid: {err}[/]"
         table.add_row(name, searched, str(path))
@@ -307,11 +326,13 @@ def energy(
     overrides = {
         f"objective.energy.{k}": v for k, v in {"model": model, "nonbinary": nonbinary}.items() if v is not None
     }
+    from sltsearch import api
+
     result = api.energy(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
     rep = result.report
     frame = result.frame()
     if csv is not None:
-        frame.to_csv(csv, index=False)
+        _write_csv(frame, csv)
     table = Table(
         title=f"energy per sample: {result.source}",
         caption=(
@@ -338,6 +359,15 @@ def energy(
     console.print(table)
     if csv is not None:
         console.print(f"per-layer table: {csv}")
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table to CSV, creating its folder; a path that cannot be written is one line, not a traceback."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+    except OSError as err:
+        raise UserError(f"--csv {path}: cannot write there ({err.strerror or err}); choose another path") from None
 
 
 def main() -> None:
