@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,13 +32,20 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _printable(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``), so it stays one line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            # one line whatever the input held: names with newlines or rich markup are shown, not obeyed
+            message = escape(_printable(str(err)))
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print(
@@ -129,7 +137,7 @@ class _RunDisplay:
         if kind == "start":
             self.progress.start()
             self.task = self.progress.add_task("", total=event["n_trials"], completed=event["done"])
-            console.print(f"run folder: {event['run_dir']}")
+            console.print(f"run folder: {event['run_dir']}", markup=False)
             if "threads" in event:
                 self.threads = f"{event['threads']} thread{'s' if event['threads'] > 1 else ''}"
                 console.print(
@@ -236,8 +244,9 @@ def validate(
     checked = api.check(parsed, device=device)
     params = ", ".join(parsed.space) or "nothing"
     console.print(
-        f"[green]ok[/]: {spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; "
-        f"{checked.summary()})",
+        "[green]ok[/]: "
+        + escape(f"{spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; ")
+        + escape(f"{checked.summary()})"),
         highlight=False,
     )
 
