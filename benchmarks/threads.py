@@ -121,6 +121,13 @@ def main() -> None:
         print(f"{settings:9} busy:  {mark}{seconds:6.1f} s   load {before} -> {after}", flush=True)
 
     reference = quiet["torch"]
+    busiest = max(float(r[4].split()[0]) for r in rows)
+    warning = (
+        f"**The machine was not quiet** (1-minute load up to {busiest:.2f} before a run, on {cores} cores): other "
+        "processes shared the cores, so these ratios are not trustworthy.\n"
+        if busiest > 0.5 * cores
+        else ""
+    )
     lines = [
         "# One busy core: torch's thread defaults vs sltsearch's",
         "",
@@ -131,6 +138,7 @@ def main() -> None:
         f"({args.cap:g}x the slowest quiet run), a lower bound. Load = 1-minute load average before -> after "
         "the run (it includes this search and the busy core themselves).",
         "",
+        warning,
         "| settings | machine | wall s | vs torch quiet | vs same settings quiet | load before -> after |",
         "|---|---|---:|---:|---:|---|",
     ]
