@@ -32,19 +32,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _printable(text: str) -> str:
-    """``text`` with line breaks and other control characters escaped (``\\n``), so it stays one line."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            # one line whatever the input held: names with newlines or rich markup are shown, not obeyed
-            message = escape(_printable(str(err)))
+            # a name holding rich markup is shown, not obeyed (UserError already escapes line breaks)
+            message = escape(str(err))
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -157,7 +152,7 @@ class _RunDisplay:
                 self.best = max(self.best, event["val"]) if self.best == self.best else event["val"]
             best = f"best val acc {100 * self.best:.1f}%" if self.best == self.best else ""
             self.progress.update(
-                self.task, description=f"trial {event['trial']} {where}{epoch}  {best}  [{self.threads}]"
+                self.task, description=f"trial {event['trial']} {where}{epoch}  {best}  ({self.threads})"
             )
         elif kind == "trial_end":
             self.progress.update(self.task, completed=event["done"])
