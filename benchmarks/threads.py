@@ -33,13 +33,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "benchmarks" / "threads.md"
 
+# Both start from a clean OpenMP environment: the variables are dropped from the child's environment and, in
+# case a sitecustomize sets them again at start-up, unset before anything loads torch.
+CLEAN = "import os; [os.environ.pop(k, None) for k in ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY')]; "
 # torch's defaults: import torch first (libgomp reads the environment then, without sltsearch's policy) and
 # pass torch's own thread count, which is what a run did before sltsearch chose its defaults.
-TORCH_DEFAULTS = (
+TORCH_DEFAULTS = CLEAN + (
     "import sys, torch; n = torch.get_num_threads(); from sltsearch.cli import main; "
     "sys.argv = ['sltsearch', *sys.argv[1:], '--threads', str(n)]; main()"
 )
-SLTSEARCH_DEFAULTS = "import sys; from sltsearch.cli import main; sys.argv = ['sltsearch', *sys.argv[1:]]; main()"
+SLTSEARCH_DEFAULTS = CLEAN + (
+    "import sys; from sltsearch.cli import main; sys.argv = ['sltsearch', *sys.argv[1:]]; main()"
+)
 
 
 def load() -> str:
@@ -91,12 +96,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     me = "python benchmarks/threads.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    import torch
-
+    probe = CLEAN + "import torch; print(torch.__version__, torch.get_num_threads())"
+    version, torch_threads = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
     cores = len(os.sched_getaffinity(0))
     header = (
         f"command: `{me}`  \nmachine: {platform.processor() or platform.machine()}, {cores} usable cores, "
-        f"torch {torch.__version__} (torch's default threads: {torch.get_num_threads()}), "
+        f"torch {version} (torch's default threads: {torch_threads}), "
         f"Python {platform.python_version()}  \nsearch: `sltsearch run {args.space} --trials {args.trials}` into "
         f"a fresh run folder each time (seed from the spec)\n"
     )

@@ -59,9 +59,10 @@ def test_a_full_validate_still_works_after_the_lazy_imports(tiny_spec_file: Path
 
 
 def test_wait_policy_is_set_before_torch_loads_unless_the_user_chose() -> None:
-    code = "import os, sltsearch, torch; print(os.environ['OMP_WAIT_POLICY'])"
-    assert _python(code) == "PASSIVE"
-    assert _python(code, {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+    unset = "import os; os.environ.pop('OMP_WAIT_POLICY', None); "  # in case a sitecustomize set it
+    show = "import os, sltsearch, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    assert _python(unset + show) == "PASSIVE"
+    assert _python(show, {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
 
 
 def test_default_threads(monkeypatch: pytest.MonkeyPatch) -> None:
