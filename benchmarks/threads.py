@@ -8,12 +8,13 @@ Four runs of the same small search, each into a fresh run folder (nothing cached
 
 each once on the machine as it is ("quiet") and once while this script keeps one core busy with
 ``python -c "while True: pass"`` (started before the run, killed by its pid after it). A run that exceeds
-``--cap`` times the slowest quiet run is stopped and reported as a lower bound. The machine load (1-minute
-load average, and the number of cores) is printed beside every timing: other users of a shared machine
-make a quiet measurement impossible, so judge the ratios by it.
+``--cap`` times the slowest quiet run is stopped and reported as a lower bound. Beside every timing: how
+many cores all other processes used meanwhile (from /proc/stat, less this search and the busy core) and
+the 1-minute load average; on a shared machine, judge the ratios by them.
 
     python benchmarks/threads.py                        # default space, --trials 2
     python benchmarks/threads.py --trials 1 --cap 6     # quicker
+    python benchmarks/threads.py --append               # add the run below the earlier ones
 Writes results/benchmarks/threads.md.
 """
 
@@ -22,12 +23,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,37 +52,71 @@ SLTSEARCH_DEFAULTS = CLEAN + (
 
 def load() -> str:
     one, five, _ = os.getloadavg()
-    return f"{one:.2f} (5 min {five:.2f})"
+    return f"{one:.2f}"
 
 
-def timed_run(settings: str, args: argparse.Namespace, cap_s: float | None) -> tuple[float, bool, str, str]:
-    """Seconds one search takes under ``settings``; whether it was stopped at the cap; load before/after."""
+def machine_busy_s() -> float:
+    """CPU seconds every process on the machine has spent so far (from /proc/stat: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) one live process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Timing:
+    settings: str
+    machine: str
+    seconds: float
+    stopped: bool
+    load_before: str
+    others_cores: float  # mean cores used by processes other than this search and the busy core
+
+
+def timed_run(settings: str, machine: str, args: argparse.Namespace, cap_s: float | None) -> Timing:
+    """One search under ``settings``, and how many cores everything else on the machine used meanwhile."""
     code = TORCH_DEFAULTS if settings == "torch" else SLTSEARCH_DEFAULTS
     env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "OMP_NUM_THREADS"}}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    with tempfile.TemporaryDirectory(prefix="sltsearch-threads-") as tmp:
-        command = [
-            sys.executable, "-c", code, "run", args.space, "--trials", str(args.trials),
-            "--run-dir", str(Path(tmp) / "run"), "--quiet",
-        ]  # fmt: skip
-        before = load()
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            _, err = proc.communicate(timeout=cap_s)
-            stopped = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-            stopped = True
-        except BaseException:  # interrupted or terminated: leave no search running behind
-            proc.kill()
-            proc.wait()
-            raise
-        seconds = time.perf_counter() - started
-        if not stopped and proc.returncode != 0:
-            raise SystemExit(f"the {settings} run failed (exit {proc.returncode}):\n{err}")
-        return seconds, stopped, before, load()
+    hog = busy_core() if machine == "one busy core" else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="sltsearch-threads-") as tmp:
+            command = [
+                sys.executable, "-c", code, "run", args.space, "--trials", str(args.trials),
+                "--run-dir", str(Path(tmp) / "run"), "--quiet",
+            ]  # fmt: skip
+            before = load()
+            busy0, mine0 = machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                _, err = proc.communicate(timeout=cap_s)
+                stopped = False
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+                stopped = True
+            except BaseException:  # interrupted or terminated: leave no search running behind
+                proc.kill()
+                proc.wait()
+                raise
+            seconds = time.perf_counter() - started
+            hog_s = process_cpu_s(hog.pid) if hog else 0.0
+            busy1, mine1 = machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        if hog:
+            hog.kill()
+            hog.wait()
+    if not stopped and proc.returncode != 0:
+        raise SystemExit(f"the {settings} run failed (exit {proc.returncode}):\n{err}")
+    search_s = (mine1.ru_utime + mine1.ru_stime) - (mine0.ru_utime + mine0.ru_stime)
+    others = max(0.0, (busy1 - busy0) - search_s - hog_s) / seconds
+    return Timing(settings, machine, seconds, stopped, before, others)
 
 
 def busy_core() -> subprocess.Popen:
@@ -91,6 +128,7 @@ def main() -> None:
     parser.add_argument("--space", default="default", help="bundled space or spec file (default: default)")
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--cap", type=float, default=8.0, help="stop a busy run after this many quiet times")
+    parser.add_argument("--append", action="store_true", help="add this run to results/benchmarks/threads.md")
     args = parser.parse_args()
     # a SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the busy core and the search are killed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -102,62 +140,66 @@ def main() -> None:
     ).stdout.split()
     cores = len(os.sched_getaffinity(0))
     header = (
-        f"command: `{me}`  \nmachine: {platform.processor() or platform.machine()}, {cores} usable cores, "
-        f"torch {version} (torch's default threads: {torch_threads}), "
-        f"Python {platform.python_version()}  \nsearch: `sltsearch run {args.space} --trials {args.trials}` into "
-        f"a fresh run folder each time (seed from the spec)\n"
+        f"command: `{me}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})  \n"
+        f"machine: {platform.processor() or platform.machine()}, {cores} usable cores, "
+        f"torch {version} (torch's default threads: {torch_threads}), Python {platform.python_version()}  \n"
+        f"search: `sltsearch run {args.space} --trials {args.trials}` into a fresh run folder each time "
+        "(seed from the spec)\n"
     )
     print(header)
-    rows: list[tuple[str, str, float, bool, str, str]] = []
+    timings: list[Timing] = []
     quiet: dict[str, float] = {}
     for settings in ("torch", "sltsearch"):
-        seconds, stopped, before, after = timed_run(settings, args, None)
-        quiet[settings] = seconds
-        rows.append((settings, "quiet", seconds, stopped, before, after))
-        print(f"{settings:9} quiet: {seconds:7.1f} s   load {before} -> {after}", flush=True)
+        timing = timed_run(settings, "quiet", args, None)
+        quiet[settings] = timing.seconds
+        timings.append(timing)
+        print(f"{settings:9} quiet: {timing.seconds:7.1f} s   others used {timing.others_cores:.2f} cores", flush=True)
     cap_s = args.cap * max(quiet.values())
     for settings in ("torch", "sltsearch"):
-        hog = busy_core()
-        try:
-            seconds, stopped, before, after = timed_run(settings, args, cap_s)
-        finally:
-            hog.kill()
-            hog.wait()
-        rows.append((settings, "one busy core", seconds, stopped, before, after))
-        mark = ">" if stopped else " "
-        print(f"{settings:9} busy:  {mark}{seconds:6.1f} s   load {before} -> {after}", flush=True)
+        timing = timed_run(settings, "one busy core", args, cap_s)
+        timings.append(timing)
+        mark = ">" if timing.stopped else " "
+        print(f"{settings:9} busy:  {mark}{timing.seconds:6.1f} s   others used {timing.others_cores:.2f} cores")
 
     reference = quiet["torch"]
-    busiest = max(float(r[4].split()[0]) for r in rows)
-    warning = (
-        f"**The machine was not quiet** (1-minute load up to {busiest:.2f} before a run, on {cores} cores): other "
-        "processes shared the cores, so these ratios are not trustworthy.\n"
-        if busiest > 0.5 * cores
-        else ""
+    busiest = max(t.others_cores for t in timings)
+    verdict = (
+        f"**Not a quiet machine**: other processes used up to {busiest:.2f} of the {cores} cores during a run, so "
+        "these ratios are not trustworthy."
+        if busiest > 0.25
+        else f"Other processes used at most {busiest:.2f} cores during any run."
     )
     lines = [
+        header,
+        verdict,
+        "",
+        "| settings | machine | wall s | vs torch quiet | vs same settings quiet | others' cores | load before |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for t in timings:
+        mark = ">" if t.stopped else ""
+        lines.append(
+            f"| {t.settings} | {t.machine} | {mark}{t.seconds:.1f} | {mark}{t.seconds / reference:.2f}x "
+            f"| {mark}{t.seconds / quiet[t.settings]:.2f}x | {t.others_cores:.2f} | {t.load_before} |"
+        )
+    explanation = [
         "# One busy core: torch's thread defaults vs sltsearch's",
         "",
-        header,
         "`torch` = torch's defaults (one thread per core, libgomp's default wait policy); `sltsearch` = no flags "
         "(OMP_WAIT_POLICY=PASSIVE, half the usable cores, see sltsearch/threads.py). The busy core is "
         '`python -c "while True: pass"`, started before the run and killed after it. `>` = stopped at the cap '
-        f"({args.cap:g}x the slowest quiet run), a lower bound. Load = 1-minute load average before -> after "
-        "the run (it includes this search and the busy core themselves).",
+        "(`--cap` times the slowest quiet run), a lower bound. Others' cores = CPU seconds that every other "
+        "process on the machine used during the run (from /proc/stat, less the search's and the busy core's "
+        "own) / wall seconds: 0 on a quiet machine. Load = 1-minute load average before the run (it lags, and "
+        "includes the previous run).",
         "",
-        warning,
-        "| settings | machine | wall s | vs torch quiet | vs same settings quiet | load before -> after |",
-        "|---|---|---:|---:|---:|---|",
     ]
-    for settings, machine, seconds, stopped, before, after in rows:
-        mark = ">" if stopped else ""
-        lines.append(
-            f"| {settings} | {machine} | {mark}{seconds:.1f} | {mark}{seconds / reference:.2f}x "
-            f"| {mark}{seconds / quiet[settings]:.2f}x | {before} -> {after} |"
-        )
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-len(rows) - 2 :]))
+    if args.append and OUT.exists():
+        OUT.write_text(OUT.read_text() + "\n---\n\n" + "\n".join(lines) + "\n")
+    else:
+        OUT.write_text("\n".join(explanation + lines) + "\n")
+    print("\n".join(lines[1:]))
     print(f"written: {OUT.relative_to(ROOT)}")
 
 
