@@ -128,7 +128,8 @@ def main() -> None:
     parser.add_argument("--space", default="default", help="bundled space or spec file (default: default)")
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--cap", type=float, default=8.0, help="stop a busy run after this many quiet times")
-    parser.add_argument("--append", action="store_true", help="add this run to results/benchmarks/threads.md")
+    parser.add_argument("--append", action="store_true", help="add this run below the earlier ones in --out")
+    parser.add_argument("--out", type=Path, default=OUT, help="markdown file (default: results/benchmarks/threads.md)")
     args = parser.parse_args()
     # a SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the busy core and the search are killed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -194,13 +195,14 @@ def main() -> None:
         "includes the previous run).",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    if args.append and OUT.exists():
-        OUT.write_text(OUT.read_text() + "\n---\n\n" + "\n".join(lines) + "\n")
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.append and out.exists():
+        out.write_text(out.read_text() + "\n---\n\n" + "\n".join(lines) + "\n")
     else:
-        OUT.write_text("\n".join(explanation + lines) + "\n")
+        out.write_text("\n".join(explanation + lines) + "\n")
     print("\n".join(lines[1:]))
-    print(f"written: {OUT.relative_to(ROOT)}")
+    print(f"written: {out}")
 
 
 if __name__ == "__main__":
