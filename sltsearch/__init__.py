@@ -1,35 +1,39 @@
-"""sltsearch: search for sparse, energy-efficient spiking lottery tickets."""
+"""sltsearch: search for sparse, energy-efficient spiking lottery tickets.
+
+The public names (`run`, `load`, `pareto`, `validate`, `Spec`, ...) are imported on first use, so that
+``import sltsearch`` and the CLI's ``--help``, ``spaces`` and ``validate`` never load torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sltsearch.threads import set_default_wait_policy
+
+# before any sltsearch module imports torch: libgomp reads the wait policy once, when torch loads it
+set_default_wait_policy()
 
 __version__ = "0.1.0"
 
-try:
-    import spikingjelly  # noqa: F401
-except ImportError as err:  # pragma: no cover - an install problem, not a code path
-    raise ImportError(
-        "sltsearch needs spikingjelly 2.0, installed without its torchaudio pin: "
-        "pip install --no-deps 'spikingjelly==2.0.0' (see README, Quick start)"
-    ) from err
-
-from sltsearch.api import (  # noqa: E402
-    RunResult,
-    dashboard,
-    evaluate,
-    export,
-    hypervolume,
-    load,
-    load_ticket,
-    pareto,
-    run,
-    select,
-    validate,
-)
-from sltsearch.spec import Spec, load_spec  # noqa: E402
+# public name -> module that defines it
+_EXPORTS = {
+    **dict.fromkeys(
+        [
+            "RunResult", "dashboard", "energy", "evaluate", "export", "hypervolume", "load", "load_ticket",
+            "pareto", "repair", "run", "select", "validate",
+        ],
+        "sltsearch.api",
+    ),
+    "Spec": "sltsearch.spec",
+    "load_spec": "sltsearch.spec",
+}
 
 __all__ = [
     "RunResult",
     "Spec",
     "__version__",
     "dashboard",
+    "energy",
     "evaluate",
     "export",
     "hypervolume",
@@ -37,7 +41,41 @@ __all__ = [
     "load_spec",
     "load_ticket",
     "pareto",
+    "repair",
     "run",
     "select",
     "validate",
 ]
+
+if TYPE_CHECKING:
+    from sltsearch.api import (
+        RunResult,
+        dashboard,
+        energy,
+        evaluate,
+        export,
+        hypervolume,
+        load,
+        load_ticket,
+        pareto,
+        repair,
+        run,
+        select,
+        validate,
+    )
+    from sltsearch.spec import Spec, load_spec
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sltsearch' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
 
 from sltsearch import preflight, provenance
 from sltsearch.errors import RunDirError, SpecError
@@ -34,17 +33,25 @@ from sltsearch.search import optuna_backend
 from sltsearch.search.execute import TrialRunner
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
-from sltsearch.spaces import BUNDLED_SPACES, DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401
+from sltsearch.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
 from sltsearch.spec import Spec, load_spec
+from sltsearch.threads import configure_threads, wait_policy
+
+if TYPE_CHECKING:
+    import torch
 
 
-def validate(spec: str | Path | None = None) -> Spec:
-    """Load and check a spec without running anything (a user's network named by import path is imported)."""
-    from sltsearch.models.registry import require_family
+def validate(spec: str | Path | Spec | None = None, *, device: str | None = None) -> Spec:
+    """Check a spec as `run` would before its first trial (spec, data, model, device; a user's network named
+    by import path is imported and probed) without running it."""
+    return check(spec, device=device).spec
 
-    parsed = load_spec(resolve_spec_path(spec))
-    require_family(parsed.model.name)
-    return parsed
+
+def check(
+    spec: str | Path | Spec | None = None, *, device: str | None = None, data_memo: dict[str, Any] | None = None
+) -> Any:
+    """`validate` with its findings: a `sltsearch.preflight.Checked` (the spec, data and model it built)."""
+    return preflight.check(_as_spec(spec), device=device, data_memo=data_memo)
 
 
 @dataclass
@@ -109,22 +116,18 @@ def run(
             "name the network by import path (model.name: 'pkg.module:make_net') and the data by file "
             "(data: {name: arrays, path: ...}) for --backend ray"
         )
-    if threads is not None:
-        if threads < 1:
-            raise SpecError(f"--threads: must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise SpecError(f"--threads: must be at least 1, got {threads}")
+    threads = configure_threads(threads)
     if n_trials is not None:
         if n_trials < 1:
             raise SpecError(f"--trials: must be at least 1, got {n_trials}")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"n_trials": n_trials})})
-    if not spec.space:
-        raise SpecError("space: the spec searches nothing; add at least one parameter under 'space'")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
     data_memo: dict[str, Any] = {}
-    inputs: dict[str, str] = {}
-    if preflight.needs_check(spec):  # users' networks and data: every rule checked before the first trial
-        preflight.check(spec, data_memo)
-        inputs = provenance.run_inputs(spec)
+    preflight.check(spec, device=device, data_memo=data_memo)  # everything a trial could fail on, in one line
+    inputs = provenance.run_inputs(spec) if preflight.needs_check(spec) else {}
+    if inputs:  # users' code and data: a run folder holds one version of them
         provenance.check_resume(run_dir, inputs)
     prepare_run_dir(spec, run_dir, storage)
     if inputs:
@@ -140,7 +143,8 @@ def run(
             "n_trials": spec.search.n_trials,
             "done": optuna_backend.finished_trials(study),
             "run_dir": run_dir,
-            "threads": torch.get_num_threads(),
+            "threads": threads,
+            "wait_policy": wait_policy(),
         }
     )
 
@@ -242,7 +246,13 @@ def _frame_and_objectives(
     if isinstance(run_or_frame, list | tuple):
         return load_runs(run_or_frame), dict(DEFAULT_OBJECTIVES)
     run_dir, spec = read_run(run_or_frame)
-    return load_tickets(run_dir), parse_objectives(spec.objective.metrics)
+    frame = load_tickets(run_dir)
+    if frame.empty:
+        raise RunDirError(
+            f"{run_dir}: no tickets yet (no trial has finished a round, or every trial failed); "
+            "run or resume it with `sltsearch run`"
+        )
+    return frame, parse_objectives(spec.objective.metrics)
 
 
 def pareto(
@@ -306,6 +316,9 @@ def energy(
     ``{"objective.energy.model": "memory"}``. ``.report`` holds the totals, ``.frame()`` the layers.
     """
     from sltsearch.energy.report import energy_report
+
+    if ticket is not None and not Path(target).exists():
+        raise RunDirError(f"{target}: no such run folder; pass the folder `sltsearch run` wrote")
 
     return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
 

@@ -9,17 +9,19 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sltsearch import api
 from sltsearch.errors import UserError
+
+if TYPE_CHECKING:  # torch, pandas, Optuna and the API are imported inside the commands that need them
+    import pandas as pd
 
 app = typer.Typer(
     add_completion=False,
@@ -36,7 +38,9 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            # a name holding rich markup is shown, not obeyed (UserError already escapes line breaks)
+            message = escape(str(err))
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print(
@@ -132,13 +136,20 @@ class _RunDisplay:
         self.best = float("nan")
         self.rounds = "?"
         self.logs: dict[int, Any] = {}
+        self.threads = ""
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "start":
             self.progress.start()
             self.task = self.progress.add_task("", total=event["n_trials"], completed=event["done"])
-            console.print(f"run folder: {event['run_dir']}  (torch threads: {event.get('threads', '?')})")
+            console.print(f"run folder: {event['run_dir']}", markup=False)
+            if "threads" in event:
+                self.threads = f"{event['threads']} thread{'s' if event['threads'] > 1 else ''}"
+                console.print(
+                    f"torch CPU threads: {event['threads']} (OMP_WAIT_POLICY {event.get('wait_policy', '?')};"
+                    " change with --threads)"
+                )
         elif self.task is None:
             return
         elif kind == "trial_start":
@@ -151,7 +162,9 @@ class _RunDisplay:
             if event.get("stage") == "ticket":
                 self.best = max(self.best, event["val"]) if self.best == self.best else event["val"]
             best = f"best val acc {100 * self.best:.1f}%" if self.best == self.best else ""
-            self.progress.update(self.task, description=f"trial {event['trial']} {where}{epoch}  {best}")
+            self.progress.update(
+                self.task, description=f"trial {event['trial']} {where}{epoch}  {best}  ({self.threads})"
+            )
         elif kind == "trial_error":
             self.logs[event["number"]] = event["log"]
         elif kind == "trial_end":
@@ -188,8 +201,8 @@ def run(
     threads: Annotated[
         int | None,
         typer.Option(
-            help="torch CPU threads for this worker (default: all cores); split the cores between"
-            " workers that share a machine"
+            help="torch CPU threads for this worker (default: half the usable cores, at least 1, or"
+            " OMP_NUM_THREADS); split the cores between workers that share a machine"
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
@@ -204,6 +217,8 @@ def run(
     ] = None,
 ) -> None:
     """Run (or resume) a search and print the Pareto front of its tickets."""
+    from sltsearch import api
+
     display = None if quiet else _RunDisplay()
     try:
         result = api.run(
@@ -250,12 +265,24 @@ def run(
 
 @app.command()
 @_user_errors
-def validate(spec: Annotated[str, typer.Argument(help="spec file or bundled space name")]) -> None:
-    """Check a spec file without running it."""
-    parsed = api.validate(spec)
+def validate(
+    spec: Annotated[str, typer.Argument(help="spec file or bundled space name")],
+    device: Annotated[str | None, typer.Option(help="check this device instead of train.device")] = None,
+) -> None:
+    """Check a spec as `run` would before its first trial (spec, data, model, device), without running it."""
+    from sltsearch.spaces import resolve_spec_path
+    from sltsearch.spec import load_spec
+
+    parsed = load_spec(resolve_spec_path(spec))  # the spec's own errors come before torch is loaded
+    from sltsearch import api
+
+    checked = api.check(parsed, device=device)
     params = ", ".join(parsed.space) or "nothing"
     console.print(
-        f"[green]ok[/]: {spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials)"
+        "[green]ok[/]: "
+        + escape(f"{spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; ")
+        + escape(f"{checked.summary()})"),
+        highlight=False,
     )
 
 
@@ -290,7 +317,7 @@ def pareto(
         raise UserError(f"{run_dir}: no tickets yet; run the search first (`sltsearch run`)")
     front = python_api.pareto(run_dir, chosen, min_accuracy=min_accuracy)
     if csv is not None:
-        front.to_csv(csv, index=False)
+        _write_csv(front, csv)
     tickets = unique_tickets(ok_rows(frame))
     console.print(
         front_table(front, chosen, f"Pareto front of {run_dir}: {len(front)} of {len(tickets)} tickets")
@@ -316,6 +343,8 @@ def repair(
     device: Annotated[str | None, typer.Option(help="device to re-measure tickets on: auto | cpu | cuda")] = None,
 ) -> None:
     """Repair a damaged run folder: rebuild ticket files from the study and the cache, or a lost study."""
+    from sltsearch import api
+
     report = api.repair(run_dir, storage=storage, device=device)
     lines = [f"set aside damaged file: {path}" for path in report.set_aside]
     if report.study_rebuilt:
@@ -331,13 +360,16 @@ def repair(
 @app.command()
 def spaces() -> None:
     """List the bundled search spaces."""
+    from sltsearch.spaces import bundled_spaces
+    from sltsearch.spec import load_spec
+
     table = Table(title="bundled search spaces")
     table.add_column("name")
     table.add_column("searches")
     table.add_column("path")
-    for name, path in api.bundled_spaces().items():
+    for name, path in bundled_spaces().items():
         try:
-            searched = ", ".join(api.validate(path).space)
+            searched = ", ".join(load_spec(path).space)
         except UserError as err:
             searched = f"[red]invalid: {err}[/]"
         table.add_row(name, searched, str(path))
@@ -414,11 +446,13 @@ def energy(
     """Per-layer operation counts and energy of a ticket, or of a spec's (untrained) dense model."""
     chosen = {"model": model, "nonbinary": nonbinary, "real_inputs": real_inputs, "first_layer": first_layer}
     overrides = {f"objective.energy.{k}": v for k, v in chosen.items() if v is not None}
+    from sltsearch import api
+
     result = api.energy(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
     rep = result.report
     frame = result.frame()
     if csv is not None:
-        frame.to_csv(csv, index=False)
+        _write_csv(frame, csv)
     table = Table(
         title=f"energy per sample: {result.source}",
         caption=(
@@ -571,6 +605,15 @@ def dashboard(
         serve(run_dir, port=port, storage=storage, on_ready=ready)
     except KeyboardInterrupt:
         console.print("dashboard stopped")
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table to CSV, creating its folder; a path that cannot be written is one line, not a traceback."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+    except OSError as err:
+        raise UserError(f"--csv {path}: cannot write there ({err.strerror or err}); choose another path") from None
 
 
 def main() -> None:

@@ -5,7 +5,15 @@ The CLI prints these as one line and exits with code 2; everything else is a bug
 
 
 class UserError(Exception):
-    """Bad input that the user can fix; the message names the problem and the fix."""
+    """Bad input that the user can fix; the message names the problem and the fix.
+
+    The message is one line whatever the input held: line breaks and other control characters that a
+    file name, a key or a value brings along are shown escaped (``\\n``).
+    """
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class SpecError(UserError):

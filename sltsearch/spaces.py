@@ -1,22 +1,42 @@
-"""The search spaces shipped in ``search_spaces/`` and how a spec argument (a path or a bare name) resolves.
+"""The bundled search spaces: where they are in a checkout and in an installed package, and by name.
 
-Kept apart from `sltsearch.api` so that modules below the API (e.g. `sltsearch.energy.report`) can
-resolve a spec name without importing the API (which imports them).
+In the repository they live in the top-level ``search_spaces/`` folder; a wheel or ``pip install .`` ships
+that folder as the package ``sltsearch.search_spaces`` (see setup.py), found here through importlib.resources.
+Kept free of torch so that ``sltsearch spaces`` and ``validate`` start fast.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.resources
 from pathlib import Path
 
 from sltsearch.errors import SpecError
 
-BUNDLED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 DEFAULT_SPACE = "default"
+# the folder in a source checkout (this file is sltsearch/spaces.py)
+CHECKOUT_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def _folders() -> list:
+    """Where bundled spaces may be: the installed package ``sltsearch.search_spaces``, then the checkout."""
+    folders: list = []
+    # a source checkout on PYTHONPATH has no such package: its folder is beside the code
+    with contextlib.suppress(ModuleNotFoundError):
+        folders.append(importlib.resources.files("sltsearch.search_spaces"))
+    folders.append(CHECKOUT_SPACES)
+    return folders
 
 
 def bundled_spaces() -> dict[str, Path]:
-    """Name -> path of every search space shipped in ``search_spaces/``."""
-    return {p.stem: p for p in sorted(BUNDLED_SPACES.glob("*.yaml"))}
+    """Name -> path of every bundled search space (the first folder that holds any)."""
+    for folder in _folders():
+        if not folder.is_dir():
+            continue
+        found = {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+        if found:
+            return dict(sorted(found.items()))
+    return {}
 
 
 def resolve_spec_path(spec: str | Path | None) -> Path:

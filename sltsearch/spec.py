@@ -9,18 +9,73 @@ range check written on the fields below also guards the search space.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sltsearch.errors import SpecError
 
 
 class _Strict(BaseModel):
+    """Unknown keys are errors, and so are booleans given for numbers and numbers given for booleans."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads `time_steps: true` as 1 and `detach_reset: 1` as true; a spec is strict
+        field = cls.model_fields.get(info.field_name or "")
+        expected = _scalar_mismatch(value, field.annotation) if field is not None else None
+        if expected:
+            raise ValueError(f"expected {expected}, got {json.dumps(value, default=str)}")
+        return value
+
+
+def _scalar_mismatch(value: Any, annotation: Any) -> str | None:
+    """What ``annotation`` expects when ``value`` is a scalar of the wrong kind for it (else None).
+
+    Only int, float and bool are judged (and lists/tuples of them); every other type is left to pydantic.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        found = [_scalar_mismatch(value, member) for member in typing.get_args(annotation)]
+        return None if any(f is None for f in found) else next(f for f in found if f)
+    if annotation is type(None):
+        return None if value is None else "null"
+    if annotation is bool:
+        return None if isinstance(value, bool) or not isinstance(value, int | float | str) else "true or false"
+    if annotation is int:
+        return None if not isinstance(value, bool | float | str) else "an integer"
+    if annotation is float:
+        return "a number" if isinstance(value, bool) else None
+    if origin in (list, tuple) and isinstance(value, list | tuple):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        for i, item in enumerate(value):
+            item_type = args[0] if origin is list or len(args) == 1 else args[min(i, len(args) - 1)]
+            inner = _scalar_mismatch(item, item_type)
+            if inner:
+                return f"{inner} at position {i}"
+    return None
+
+
+# what `sltsearch.device.resolve_device` understands; checked here so `validate` catches e.g. "tpu"
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 
 
 class DataSpec(_Strict):
@@ -82,7 +137,14 @@ class TrainSpec(_Strict):
     select: Literal["best_val", "last"] = Field(
         "best_val", description="which epoch's weights a training run keeps; chosen on validation only"
     )
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not re.match(DEVICE_PATTERN, value):
+            raise ValueError(f"'{value}' is not a device; allowed: auto, cpu, cuda, cuda:N, mps")
+        return value
 
 
 class TicketSpec(_Strict):
@@ -355,14 +417,37 @@ class ParamSpec(_Strict):
                 raise ValueError(f"a {self.type} parameter takes 'low'/'high', not 'choices'")
             if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
                 raise ValueError("an int parameter needs integer 'low' and 'high'")
+            if self.log and self.step is not None:
+                raise ValueError("a parameter is either log-scaled or stepped, not both; drop 'log' or 'step'")
+            if self.type == "int" and self.step is not None and self.step != int(self.step):
+                raise ValueError(f"an int parameter needs an integer 'step', got {self.step}")
+            if not all(map(_finite, (self.low, self.high, self.step or 1.0))):
+                raise ValueError("'low', 'high' and 'step' must be finite numbers")
+        if self.type == "categorical":
+            odd = [c for c in self.choices or [] if c is not None and not isinstance(c, bool | int | float | str)]
+            if odd:
+                raise ValueError(
+                    f"choices must be numbers, strings, true/false or null (the values a study can store), "
+                    f"got {json.dumps(odd[0], default=str)}"
+                )
         return self
 
     def probe_values(self) -> list[Any]:
-        """Values that must all be valid for the range to be valid (the bounds, or every choice)."""
+        """Values that must all be valid for the range to be valid (the bounds, or every choice).
+
+        The upper bound is the highest value a sampler can draw: ``low`` plus whole steps.
+        """
         if self.type == "categorical":
             return list(self.choices or [])
+        low, high = float(self.low), float(self.high)
+        if self.step:
+            high = low + ((high - low) // self.step) * self.step
         cast = int if self.type == "int" else float
-        return [cast(self.low), cast(self.high)]
+        return list(dict.fromkeys([cast(low), cast(high)]))
+
+
+def _finite(value: float | None) -> bool:
+    return value is None or abs(value) != float("inf") and value == value
 
 
 # Short names for the parameters people search most; any dotted path into the spec works too.
@@ -448,6 +533,8 @@ class Spec(_Strict):
     @model_validator(mode="after")
     def _space_is_valid(self) -> Spec:
         base = self.model_dump(mode="json", exclude={"space"})
+        probes: dict[str, tuple[str, list[Any]]] = {}
+        owners: dict[str, str] = {}
         for key, param in self.space.items():
             path = resolve_param_path(key)
             if _get_path(base, path) is _MISSING:
@@ -455,14 +542,15 @@ class Spec(_Strict):
                 raise ValueError(
                     f"space.{key}: not a spec field; use an alias ({allowed}) or a dotted path such as train.lr"
                 )
+            if path in owners:
+                raise ValueError(f"space.{key}: {path} is already searched as space.{owners[path]}; keep one")
+            owners[path] = key
             for value in param.probe_values():
-                try:
-                    Spec.model_validate(_set_path(base, path, value))
-                except ValidationError as err:
-                    first = err.errors()[0]
-                    raise ValueError(
-                        f"space.{key}: value {value!r} is out of range for {path} ({first['msg']})"
-                    ) from None
+                problem = _invalid_with(base, {path: value})
+                if problem:
+                    raise ValueError(f"space.{key}: value {value!r} is out of range for {path} ({problem})")
+            probes[key] = (path, param.probe_values())
+        _check_combinations(base, probes)
         return self
 
     def with_params(self, params: dict[str, Any]) -> Spec:
@@ -511,6 +599,48 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def _invalid_with(base: dict[str, Any], values: dict[str, Any]) -> str | None:
+    """The first problem of ``base`` with ``values`` (dotted path -> value) set, or None when valid."""
+    data = base
+    for path, value in values.items():
+        data = _set_path(data, path, value)
+    try:
+        Spec.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        return str(first["msg"]).removeprefix("Value error, ")
+    return None
+
+
+# the whole box of corners is checked up to this many combinations; beyond it, every pair of corners
+MAX_COMBINATIONS = 1024
+
+
+def _check_combinations(base: dict[str, Any], probes: dict[str, tuple[str, list[Any]]]) -> None:
+    """Every combination of the searched parameters' bounds (or choices) a sampler can draw must be valid.
+
+    Cross-field rules (``rewind_epoch < epochs``, ``time_steps_search <= time_steps``, MultiSp needs a
+    Spikformer) are monotone in each value, so a box is valid exactly when its corners are. Pairs are
+    checked first, so a message names the two parameters that clash.
+    """
+    keys = list(probes)
+    groups = [list(pair) for pair in itertools.combinations(keys, 2)]
+    total = 1
+    for _, values in probes.values():
+        total *= len(values)
+    if len(keys) > 2 and total <= MAX_COMBINATIONS:
+        groups.append(keys)
+    for group in groups:
+        for corner in itertools.product(*(probes[k][1] for k in group)):
+            problem = _invalid_with(base, {probes[k][0]: v for k, v in zip(group, corner, strict=True)})
+            if problem:
+                drawn = " with ".join(f"{k}={v!r}" for k, v in zip(group, corner, strict=True))
+                raise ValueError(
+                    f"space: {drawn} can be drawn together, but then {problem}; narrow the ranges so that every "
+                    "combination is valid"
+                )
+
+
 def format_validation_error(source: str, err: ValidationError) -> str:
     """One line: the source, the first failing key, what is allowed, and how many more problems."""
     first = err.errors()[0]
@@ -518,7 +648,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(first["loc"][:-1])
-        msg = f"unknown key; allowed here: {', '.join(allowed)}"
+        msg = f"unknown key; allowed here: {', '.join(allowed)}" if allowed else "unknown key"
     more = len(err.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     where = f"{loc}: " if loc else ""
@@ -526,15 +656,38 @@ def format_validation_error(source: str, err: ValidationError) -> str:
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = Spec
+    """The keys allowed in the mapping at ``loc``: walks fields, optional fields, dict values and list items."""
+    annotation: Any = Spec
     for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
+        model = _model_in(annotation)
+        if model is not None and str(part) in model.model_fields:
+            annotation = model.model_fields[str(part)].annotation
+            continue
+        origin = typing.get_origin(_unwrap_optional(annotation))
+        args = typing.get_args(_unwrap_optional(annotation))
+        if origin is dict and len(args) == 2:
+            annotation = args[1]
+        elif origin in (list, tuple) and args:
+            annotation = args[0]
         else:
             return []
-    return list(model.model_fields)
+    model = _model_in(annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    annotation = _unwrap_optional(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> Spec:
@@ -549,15 +702,53 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
         raise SpecError(format_validation_error(source, err)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error, not "the last wins"."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key; the base class reports it
+                break
+            if duplicate:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", mark
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; every way a file can be unreadable is one `SpecError` line."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            f"{path}: not a UTF-8 text file (byte {err.start} is {err.object[err.start]:#04x}); a spec is YAML text"
+        ) from None
+    except OSError as err:
+        raise SpecError(f"{path}: cannot be read ({err.strerror or err})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        if isinstance(err, yaml.reader.ReaderError):
+            where, problem = f" at character {err.position}", f"unacceptable character #x{err.character:04x}"
+        problem = " ".join(str(problem).split())
+        raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not valid YAML: nested too deeply") from None
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a YAML spec file."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found; list the bundled ones with `sltsearch spaces`")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
-    return parse_spec(data, str(path))
+    return parse_spec(read_yaml(path), str(path))

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from sltsearch.cache import StageCache, content_key
-from sltsearch.data import DataSplits, build_data, make_loader
+from sltsearch.cache import StageCache
+from sltsearch.data import DataSplits, make_loader
+from sltsearch.data.registry import build_data_memo
 from sltsearch.device import resolve_device
 from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec
@@ -59,10 +60,7 @@ class TrialSetup:
 
 def prepare(spec: Spec, ctx: TrialContext) -> TrialSetup:
     """Data, loaders and device for a concrete (already parameterised) spec."""
-    data_key = content_key(spec.data.model_dump(mode="json"))
-    if data_key not in ctx.data_memo:
-        ctx.data_memo[data_key] = build_data(spec.data)
-    data = ctx.data_memo[data_key]
+    data = build_data_memo(spec.data, ctx.data_memo)
     device = resolve_device(ctx.device or spec.train.device)
     ebs = spec.data.eval_batch_size
     return TrialSetup(

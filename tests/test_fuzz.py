@@ -1,0 +1,361 @@
+"""Fuzzing the spec loader and the CLI with hypothesis: bad input is one line and exit code 2, never a traceback.
+
+Three properties, EXAMPLES generated inputs in all per run (each test asserts how many it ran):
+
+1. `load_spec` on mutated specs, random YAML text, tricky YAML and random bytes either returns a `Spec` or
+   raises `SpecError` with one line that starts with the file name.
+2. Every spec that loads keeps the loader's promise: any values a sampler can draw from its space give a
+   valid trial spec (`Spec.with_params` never fails), so no trial fails on its own parameters.
+3. The CLI (`run`, `validate`, `pareto`, `energy`, `spaces`, in-process) on random arguments, options and
+   files exits 0 or 2, prints no traceback, and a `run` that passes every check reaches the trials (which
+   are replaced here by a marker, so nothing trains).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import tiny_spec_dict
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from sltsearch.cli import app
+from sltsearch.errors import SpecError
+from sltsearch.spec import PARAM_ALIASES, Spec, load_spec
+
+# SLTSEARCH_FUZZ_SCALE=10 fuzzes ten times longer (locally); CI runs the default counts
+SCALE = max(1, int(os.environ.get("SLTSEARCH_FUZZ_SCALE", "1")))
+SPEC_EXAMPLES = 700 * SCALE
+PROMISE_EXAMPLES = 150 * SCALE
+CLI_EXAMPLES = 300 * SCALE
+EXAMPLES = SPEC_EXAMPLES + PROMISE_EXAMPLES + CLI_EXAMPLES
+
+def fuzz(examples: int) -> settings:
+    return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+WORK = Path(tempfile.mkdtemp(prefix="sltsearch-fuzz-"))
+
+# ---------------------------------------------------------------- documents
+
+
+def _field_paths(model: type[Any] = Spec, prefix: str = "") -> list[str]:
+    """Every dotted path of the spec schema (sections and leaves)."""
+    paths = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        paths.append(path)
+        annotation = field.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+            paths += _field_paths(annotation, path + ".")
+    return paths
+
+
+PATHS = _field_paths()
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 12),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-2, 2),
+    st.sampled_from(["tiny", "digits", "mnist1d", "spikformer", "cpu", "auto", "cuda", "tpu", "imp", "lif", "1e-3"]),
+    st.text(max_size=12),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+NUMBERS = st.one_of(st.integers(-2, 12), st.floats(-1, 12, allow_nan=False), st.booleans(), st.none())
+PARAMS = st.fixed_dictionaries(
+    {"type": st.sampled_from(["float", "int", "categorical", "log", 3])},
+    optional={
+        "low": NUMBERS,
+        "high": NUMBERS,
+        "step": NUMBERS,
+        "log": st.one_of(st.booleans(), st.integers(0, 1)),
+        "choices": st.lists(st.one_of(SCALARS, st.lists(st.integers(0, 4), max_size=2)), max_size=4),
+        "extra": SCALARS,
+    },
+)
+SPACES = st.dictionaries(
+    st.one_of(st.sampled_from(sorted(PARAM_ALIASES)), st.sampled_from(PATHS), st.text(max_size=8)), PARAMS, max_size=4
+)
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    node = data
+    *parents, leaf = path.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[leaf] = value
+
+
+def _delete(data: dict[str, Any], path: str) -> None:
+    node: Any = data
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+
+
+@st.composite
+def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """The tiny test spec with a few fields set to random values, deleted, added, or a random space."""
+    data = tiny_spec_dict()
+    for _ in range(draw(st.integers(1, 4))):
+        action = draw(st.sampled_from(["set", "set", "delete", "unknown", "space"]))
+        if action == "set":
+            _set(data, draw(st.sampled_from(PATHS)), draw(VALUES))
+        elif action == "delete":
+            _delete(data, draw(st.sampled_from(PATHS)))
+        elif action == "unknown":
+            _set(data, draw(st.sampled_from(PATHS)) + "." + draw(st.text(min_size=1, max_size=6)), draw(SCALARS))
+        else:
+            data["space"] = draw(SPACES)
+    return data
+
+
+TRICKY_YAML = st.sampled_from(
+    [
+        "",
+        "~",
+        "- 1\n- 2\n",
+        "a: &x [*x]\n",
+        "&a [*a]\n",
+        "space: &s {prune_rate: *s}\n",
+        "!!python/object/apply:os.system ['true']\n",
+        "name: !!binary aGVsbG8=\n",
+        "? [1, 2]\n: 3\n",
+        "{a: 1, a: 2}\n",
+        "model: {time_steps: 2, time_steps: 3}\n",
+        "seed: 2001-12-14\n",
+        "seed: !!set {a, b}\n",
+        "name: x\n\tseed: 1\n",
+        "name: 'unterminated\n",
+        "--- 1\n--- 2\n",
+        "%YAML 9.9\n---\na: 1\n",
+        "model: {time_steps: 1e400}\n",
+        "train: {lr: .nan}\n",
+        "train: {epochs: 0x10}\n",
+        "[" * 200,
+        "a:\n" + "  - " * 100 + "1\n",
+    ]
+)
+DOCUMENTS = st.one_of(
+    mutated_specs().map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode("utf-8")),
+    st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    TRICKY_YAML.map(str.encode),
+    st.binary(max_size=200),
+    st.text(alphabet=st.sampled_from(list("{}[]:,-?&*!|>'\"#%@` \n\tab1.")), max_size=60).map(str.encode),
+)
+
+# ---------------------------------------------------------------- 1. the loader
+
+def _load(content: bytes) -> Spec | None:
+    path = WORK / "fuzz.yaml"
+    path.write_bytes(content)
+    try:
+        return load_spec(path)
+    except SpecError as err:
+        message = str(err)
+        assert message.startswith(str(path) + ": "), message
+        assert "\n" not in message and "Traceback" not in message, message
+        return None
+
+
+def test_loader_only_raises_one_line_spec_errors() -> None:
+    seen = []
+
+    @fuzz(SPEC_EXAMPLES)
+    @given(DOCUMENTS)
+    def load_one(content: bytes) -> None:
+        seen.append(_load(content) is not None)
+
+    load_one()
+    print(f"fuzz: loader {len(seen)} inputs, {sum(seen)} valid specs")
+    assert len(seen) >= SPEC_EXAMPLES
+
+
+# ---------------------------------------------------------------- 2. the loader's promise
+
+
+def _drawable(param: Any) -> st.SearchStrategy[Any]:
+    """The values a sampler can draw for one searched parameter."""
+    if param.type == "categorical":
+        return st.sampled_from(param.choices)
+    low, high = param.probe_values()[0], param.probe_values()[-1]
+    if param.step:
+        steps = round((high - low) / param.step)
+        cast = int if param.type == "int" else float
+        return st.integers(0, steps).map(lambda k: cast(low + k * param.step))
+    if param.type == "int":
+        return st.integers(int(low), int(high))
+    return st.floats(float(low), float(high))
+
+
+@st.composite
+def specs_with_drawn_params(draw: st.DrawFn) -> tuple[Spec, dict[str, Any]]:
+    data = tiny_spec_dict(train={"epochs": draw(st.integers(1, 6))}, model={"time_steps": draw(st.integers(1, 6))})
+    space: dict[str, Any] = {}
+    for key in draw(st.lists(st.sampled_from(["prune_rate", "rounds", "rewind_epoch", "epochs", "time_steps",
+                                              "time_steps_search", "target_sparsity", "lr", "strategy"]),
+                             min_size=1, max_size=4, unique=True)):  # fmt: skip
+        low = draw(st.integers(0, 6))
+        kind = draw(st.sampled_from(["int", "categorical"] if key not in {"prune_rate", "target_sparsity", "lr"}
+                                    else ["float", "categorical"]))  # fmt: skip
+        if key == "strategy":
+            space[key] = {"type": "categorical", "choices": draw(st.lists(
+                st.sampled_from(["imp", "one_shot", "early_bird"]), min_size=1, max_size=3, unique=True))}  # fmt: skip
+        elif kind == "categorical":
+            choices = draw(st.lists(st.integers(0, 8), min_size=1, max_size=3, unique=True))
+            values = choices if key != "lr" else [c / 10 + 0.01 for c in choices]
+            space[key] = {"type": "categorical", "choices": values}
+        elif kind == "int":
+            space[key] = {"type": "int", "low": low, "high": low + draw(st.integers(0, 4)),
+                          "step": draw(st.sampled_from([None, 1, 2]))}  # fmt: skip
+        else:
+            lo = draw(st.floats(0.01, 0.9))
+            space[key] = {"type": "float", "low": lo, "high": draw(st.floats(lo, 0.95)),
+                          "step": draw(st.sampled_from([None, 0.05]))}  # fmt: skip
+    data["space"] = {k: {f: v for f, v in p.items() if v is not None} for k, p in space.items()}
+    content = yaml.safe_dump(data).encode()
+    spec = _load(content)
+    if spec is None:
+        return Spec(), {}
+    return spec, {key: draw(_drawable(param)) for key, param in spec.space.items()}
+
+
+def test_every_drawable_trial_of_a_loaded_spec_is_valid() -> None:
+    seen = []
+
+    @fuzz(PROMISE_EXAMPLES)
+    @given(specs_with_drawn_params())
+    def draw_one(case: tuple[Spec, dict[str, Any]]) -> None:
+        spec, params = case
+        seen.append(bool(params))
+        if params:
+            trial = spec.with_params(params)  # must not raise: the loader checked every corner
+            assert not trial.space
+
+    draw_one()
+    print(f"fuzz: promise {len(seen)} inputs, {sum(seen)} loaded specs with drawn trials")
+    assert len(seen) >= PROMISE_EXAMPLES
+    assert sum(seen) > PROMISE_EXAMPLES // 10, "too few valid specs to test the promise"
+
+
+# ---------------------------------------------------------------- 3. the CLI
+
+
+class ReachedTheTrials(Exception):
+    """Raised instead of running trials: every pre-run check passed."""
+
+
+@pytest.fixture(scope="module")
+def no_trials() -> Any:
+    from sltsearch.search import optuna_backend
+
+    original = optuna_backend.optimize
+
+    def reached(*args: Any, **kwargs: Any) -> None:
+        raise ReachedTheTrials
+
+    optuna_backend.optimize = reached
+    yield
+    optuna_backend.optimize = original
+
+
+RUN_DIR = WORK / "runs"
+NOT_A_SPEC = WORK / "notes.txt"
+NOT_A_SPEC.write_text("hello\n")
+EMPTY_DIR = WORK / "empty"
+EMPTY_DIR.mkdir()
+FILE_AS_DIR = NOT_A_SPEC / "inside"
+OPTION_VALUES = st.one_of(
+    st.sampled_from(["0", "-1", "1", "2", "cpu", "cuda", "tpu", "auto", "cuda:3", "mps", "", "nan", "1e9", "x"]),
+    st.integers(-5, 5).map(str),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=8),
+)
+PATH_ARGS = st.sampled_from(
+    ["default", "spikformer_multisp", "nope", "nope.yaml", str(NOT_A_SPEC), str(EMPTY_DIR), str(FILE_AS_DIR), "-"]
+)
+COMMAND_OPTIONS = {
+    "run": ["--trials", "-n", "--device", "--threads", "--quiet", "--run-dir"],
+    "validate": ["--device"],
+    "pareto": ["--csv"],
+    "energy": ["--ticket", "--csv", "--samples", "--device", "--model", "--nonbinary"],
+    "spaces": [],
+}
+FLAGS = {"--quiet"}
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> list[str]:
+    command = draw(st.sampled_from(sorted(COMMAND_OPTIONS)))
+    argv = [command]
+    if command != "spaces" and draw(st.integers(0, 9)) > 0:
+        if command in {"run", "validate"} and draw(st.booleans()):
+            path = WORK / f"arg-{draw(st.integers(0, 3))}.yaml"
+            path.write_bytes(draw(DOCUMENTS))
+            argv.append(str(path))
+        elif command == "pareto" and draw(st.booleans()):
+            argv.append(str(RUN_DIR / "prepared"))
+        else:
+            argv.append(draw(st.one_of(PATH_ARGS, st.text(max_size=10).filter(lambda t: "\x00" not in t))))
+    for option in draw(st.lists(st.sampled_from(COMMAND_OPTIONS[command] or ["--help"]), max_size=3)):
+        argv.append(option)
+        if option in FLAGS or option == "--help":
+            continue
+        if option == "--run-dir":
+            argv.append(draw(st.sampled_from([str(FILE_AS_DIR), str(RUN_DIR / "a")])))
+        elif option == "--csv":
+            argv.append(draw(st.sampled_from([str(FILE_AS_DIR / "x.csv"), str(WORK / "new" / "x.csv")])))
+        else:
+            argv.append(draw(OPTION_VALUES))
+    if command == "run":
+        # trials never train (see no_trials); keep their folders in the fuzz folder, never under results/
+        argv += ["--run-dir", str(RUN_DIR / f"r{draw(st.integers(0, 3))}"), "--quiet"]
+    return argv
+
+
+def _prepared_run() -> None:
+    """A run folder with its spec and no tickets (a run whose trials all failed)."""
+    from sltsearch.rundir import prepare_run_dir
+    from sltsearch.spec import parse_spec
+
+    if not (RUN_DIR / "prepared").exists():
+        prepare_run_dir(parse_spec(tiny_spec_dict(), "tiny"), RUN_DIR / "prepared", None)
+
+
+def test_cli_exits_0_or_2_without_a_traceback(no_trials: Any) -> None:
+    seen = []
+    _prepared_run()
+
+    @fuzz(CLI_EXAMPLES)
+    @given(argv=command_lines())
+    def invoke_one(argv: list[str]) -> None:
+        result = CliRunner().invoke(app, argv)
+        seen.append(argv[0] + (" reached the trials" if isinstance(result.exception, ReachedTheTrials) else ""))
+        if isinstance(result.exception, ReachedTheTrials):
+            return
+        assert result.exit_code in (0, 2), f"{argv}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+        assert result.exception is None or isinstance(result.exception, SystemExit), f"{argv}: {result.exception!r}"
+        assert "Traceback" not in result.output, argv
+        if result.exit_code == 2 and "Usage:" not in result.output:
+            errors = [line for line in result.stderr.splitlines() if line.strip()]
+            assert len(errors) == 1 and errors[0].startswith("error: "), f"{argv}: {result.stderr!r}"
+
+    invoke_one()
+    print(f"fuzz: cli {len(seen)} command lines: {dict(Counter(seen))}")
+    assert len(seen) >= CLI_EXAMPLES
