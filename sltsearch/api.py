@@ -246,13 +246,7 @@ def _frame_and_objectives(
     if isinstance(run_or_frame, list | tuple):
         return load_runs(run_or_frame), dict(DEFAULT_OBJECTIVES)
     run_dir, spec = read_run(run_or_frame)
-    frame = load_tickets(run_dir)
-    if frame.empty:
-        raise RunDirError(
-            f"{run_dir}: no tickets yet (no trial has finished a round, or every trial failed); "
-            "run or resume it with `sltsearch run`"
-        )
-    return frame, parse_objectives(spec.objective.metrics)
+    return load_tickets(run_dir), parse_objectives(spec.objective.metrics)
 
 
 def pareto(

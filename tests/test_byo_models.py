@@ -113,7 +113,7 @@ def user_spec(model_name: str, **overrides: object):
 def test_broken_networks_are_one_line_errors_before_any_trial(user_dir: Path, attr: str, message: str) -> None:
     module = write_module(user_dir, BROKEN_NETS)
     with pytest.raises(SpecError) as err:
-        preflight.check(user_spec(f"{module}:{attr}"), {})
+        preflight.check(user_spec(f"{module}:{attr}"), data_memo={})
     text = str(err.value)
     assert message in text and "\n" not in text
 
@@ -122,17 +122,17 @@ def test_a_preset_on_a_user_network_is_refused(user_dir: Path) -> None:
     module = write_module(user_dir, GOOD_NET.format(variant=1))
     spec = parse_spec(tiny_spec_dict(model={"name": f"{module}:make_net", "preset": "small"}))
     with pytest.raises(SpecError, match="model.preset: presets belong to sltsearch's families"):
-        preflight.check(spec, {})
+        preflight.check(spec, data_memo={})
 
 
 def test_unimportable_module_names_the_module(user_dir: Path) -> None:
     with pytest.raises(SpecError, match="cannot import module 'nowhere_pkg.nets'"):
-        preflight.check(user_spec("nowhere_pkg.nets:make_net"), {})
+        preflight.check(user_spec("nowhere_pkg.nets:make_net"), data_memo={})
     module = write_module(user_dir, "import not_installed_dependency_xyz\n")
     with pytest.raises(SpecError, match=f"importing {module} failed: ModuleNotFoundError"):
-        preflight.check(user_spec(f"{module}:make_net"), {})
+        preflight.check(user_spec(f"{module}:make_net"), data_memo={})
     with pytest.raises(SpecError, match="unknown model 'nonsense'.*import path"):
-        preflight.check(user_spec("nonsense"), {})
+        preflight.check(user_spec("nonsense"), data_memo={})
 
 
 def test_api_run_refuses_a_broken_network_before_writing_the_run_folder(user_dir: Path) -> None:
@@ -211,7 +211,7 @@ def test_multisp_needs_a_convpep_on_a_user_network(user_dir: Path) -> None:
     module = write_module(user_dir, GOOD_NET.format(variant=1))
     spec = user_spec(f"{module}:make_net", multisp={"patch_keep": 0.5})
     with pytest.raises(SpecError, match="multisp needs a ConvPEP"):
-        preflight.check(spec, {})
+        preflight.check(spec, data_memo={})
     with pytest.raises(SpecError, match="multisp needs model.name: spikformer"):
         parse_spec(tiny_spec_dict(multisp={"patch_keep": 0.5}))
 
@@ -231,7 +231,7 @@ def test_user_network_with_the_spikformer_patch_embed_gets_multisp(user_dir: Pat
         "    return build_spikformer(input_shape, num_classes, neuron_factory(NeuronSpec()), sizes)\n",
     )
     spec = user_spec(f"{module}:make_net", multisp={"patch_keep": 0.5, "pep_binary_weights": True})
-    preflight.check(spec, {})
+    preflight.check(spec, data_memo={})
     data = build_data(spec.data)
     model = build_model(spec.model, data.input_shape, data.num_classes)
     assert multisp.patch_embed(model) is not None and multisp.ticket_fields(model)["tokens_total"] == 16

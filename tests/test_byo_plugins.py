@@ -73,7 +73,7 @@ def test_plugins_are_listed_and_usable_by_name(plugin: Path) -> None:
 
     spec = parse_spec(tiny_spec_dict(model={"name": "plugnet", "time_steps": 2}, data={"name": "plugdata"}))
     memo: dict = {}
-    preflight.check(spec, memo)
+    preflight.check(spec, data_memo=memo)
     assert next(iter(memo.values())).input_shape == (2, 12)
     from sltsearch.provenance import stage_inputs
 
@@ -84,6 +84,6 @@ def test_plugins_are_listed_and_usable_by_name(plugin: Path) -> None:
 
 def test_broken_plugins_are_one_line_errors(plugin: Path) -> None:
     with pytest.raises(SpecError, match="entry point 'badnet' is a int"):
-        preflight.check(parse_spec(tiny_spec_dict(model={"name": "badnet"})), {})
+        preflight.check(parse_spec(tiny_spec_dict(model={"name": "badnet"})), data_memo={})
     with pytest.raises(SpecError, match=r"entry point 'missing' = 'sltplug:nothing' .* failed to load: AttributeError"):
-        preflight.check(parse_spec(tiny_spec_dict(model={"name": "missing"})), {})
+        preflight.check(parse_spec(tiny_spec_dict(model={"name": "missing"})), data_memo={})

@@ -11,6 +11,9 @@ from torch.utils.data import TensorDataset
 from sltsearch import api
 from sltsearch.data import DataSplits, make_loader
 from sltsearch.data import registry as data_registry
+from sltsearch.errors import DataError
+from sltsearch.spaces import resolve_spec_path
+from sltsearch.spec import load_spec
 
 PAPER_SPACES = [
     "paper_vgg16_cifar10",
@@ -38,9 +41,11 @@ def generated(name: str):
 
 @pytest.mark.parametrize("space", PAPER_SPACES)
 def test_paper_space_validates_and_needs_a_data_root(space: str) -> None:
-    spec = api.validate(space)
+    spec = load_spec(resolve_spec_path(space))  # the spec itself is valid
     assert spec.data.root and spec.data.name in SHAPES
     assert spec.search.n_trials >= 8 and spec.space
+    with pytest.raises(DataError, match="data.root"):  # and `validate` says the data is not here, in one line
+        api.validate(space)
 
 
 @pytest.mark.slow
@@ -50,7 +55,7 @@ def test_paper_space_trains_one_step_on_generated_data(space: str, monkeypatch: 
     from sltsearch.train import make_optimizer, train_one_epoch
     from sltsearch.trial import TrialContext, prepare
 
-    spec = api.validate(space)
+    spec = load_spec(resolve_spec_path(space))
     monkeypatch.setitem(data_registry.DATASETS, spec.data.name, generated(spec.data.name))
     tspec = spec.with_params({k: p.probe_values()[0] for k, p in spec.space.items()})
     setup = prepare(tspec, TrialContext(device="cpu"))
