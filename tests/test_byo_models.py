@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_spec_dict
 
 from sltsearch import preflight
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.spec import parse_spec
-from tests.conftest import tiny_spec_dict
 
 GOOD_NET = '''
 import torch
@@ -145,10 +145,10 @@ def test_api_run_refuses_a_broken_network_before_writing_the_run_folder(user_dir
 
 
 def test_cli_broken_network_exits_2_with_one_line(user_dir: Path) -> None:
+    from conftest import write_spec
     from typer.testing import CliRunner
 
     from sltsearch.cli import app
-    from tests.conftest import write_spec
 
     module = write_module(user_dir, BROKEN_NETS)
     spec = write_spec(user_dir / "s.yaml", tiny_spec_dict(model={"name": f"{module}:wrong_output", "time_steps": 2}))
@@ -310,10 +310,10 @@ def test_a_partial_is_named_after_its_function_and_keyed_on_its_arguments(user_d
 
 
 def test_validate_imports_the_users_builder(user_dir: Path) -> None:
+    from conftest import write_spec
     from typer.testing import CliRunner
 
     from sltsearch.cli import app
-    from tests.conftest import write_spec
 
     module = write_module(user_dir, GOOD_NET.format(variant=1))
     good = write_spec(user_dir / "good.yaml", tiny_spec_dict(model={"name": f"{module}:make_net"}))

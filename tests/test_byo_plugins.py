@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import tiny_spec_dict
 from typer.testing import CliRunner
 
 from sltsearch import preflight
 from sltsearch.errors import SpecError
 from sltsearch.spec import parse_spec
-from tests.conftest import tiny_spec_dict
 
 PLUGIN = '''
 import numpy as np

@@ -95,9 +95,10 @@ def test_missing_files_say_which_to_put_where_and_nothing_is_downloaded(tmp_path
 
 @pytest.mark.slow
 def test_a_search_runs_on_tonic_frames(tmp_path: Path) -> None:
+    from conftest import tiny_spec_dict
+
     import sltsearch
     from sltsearch.spec import parse_spec
-    from tests.conftest import tiny_spec_dict
 
     write_shd(tmp_path / "data", n_train=60, n_test=20)
     spec = parse_spec(
