@@ -343,11 +343,7 @@ class ObjectiveSpec(_Strict):
     @field_validator("constraints")
     @classmethod
     def _known_constraints(cls, value: dict[str, Bound]) -> dict[str, Bound]:
-        for name in value:
-            if name.startswith("test"):
-                raise ValueError(f"'{name}' is a test metric: constraints select, so they use validation metrics")
-            if name not in KNOWN_METRICS:
-                raise ValueError(f"unknown constraint metric '{name}'; allowed: {', '.join(KNOWN_METRICS)}")
+        _check_validation_metrics(value, "constraint metric", "constraints select, so they use validation metrics")
         return value
 
     @field_validator("metrics")
@@ -355,12 +351,17 @@ class ObjectiveSpec(_Strict):
     def _known_metrics(cls, value: dict[str, Direction]) -> dict[str, Direction]:
         if not value:
             raise ValueError("at least one metric is needed, e.g. {val_accuracy: maximize}")
-        for name in value:
-            if name.startswith("test"):
-                raise ValueError(f"'{name}' is a test metric: the search selects on validation metrics only")
-            if name not in KNOWN_METRICS:
-                raise ValueError(f"unknown metric '{name}'; allowed: {', '.join(KNOWN_METRICS)}")
+        _check_validation_metrics(value, "metric", "the search selects on validation metrics only")
         return value
+
+
+def _check_validation_metrics(names: Any, what: str, why_not_test: str) -> None:
+    """Every name is a known ticket metric, and none is a test metric (test accuracy is never selected on)."""
+    for name in names:
+        if name.startswith("test"):
+            raise ValueError(f"'{name}' is a test metric: {why_not_test}")
+        if name not in KNOWN_METRICS:
+            raise ValueError(f"unknown {what} '{name}'; allowed: {', '.join(KNOWN_METRICS)}")
 
 
 class EarlyStoppingSpec(_Strict):
