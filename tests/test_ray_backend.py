@@ -28,7 +28,15 @@ COLUMNS = ["ticket_id", "kind", "sparsity", "val_accuracy", "test_accuracy", "en
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One small private Ray for every test here (the backend leaves a Ray it did not start running)."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    tests = str(Path(__file__).resolve().parent)  # workers import the test's own user network (flaky_net)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": tests}},
+    )
     yield
     ray.shutdown()
 
@@ -88,12 +96,13 @@ def test_concurrent_trials_then_resume(tmp_path: Path) -> None:
 
 
 def test_a_failing_trial_does_not_stop_the_search(tmp_path: Path) -> None:
-    # model.preset "missing" passes the spec check (a free string) and fails when the trial builds the model
+    # the pre-run checks pass (they probe explode: false); the trial that draws explode: true fails at run time
     spec = parse_spec(
         tiny_spec_dict(
             train={"epochs": 1},
+            model={"name": "flaky_net:make_net", "options": {"explode": False}},
             search={"sampler": "random", "backend": "ray", "n_trials": 2},
-            space={"model.preset": {"type": "categorical", "choices": ["tiny", "missing"]}},
+            space={"model.options.explode": {"type": "categorical", "choices": [False, True]}},
         )
     )
     run_dir = tmp_path / "run"
@@ -101,9 +110,10 @@ def test_a_failing_trial_does_not_stop_the_search(tmp_path: Path) -> None:
     study = _study(run_dir, spec)
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert failed and all(optuna_backend.ERROR in t.user_attrs for t in failed)
+    assert all("flaky_net" in t.user_attrs[optuna_backend.ERROR] for t in failed)
     assert all((run_dir / "logs" / f"trial-{t.number:06d}.log").is_file() for t in failed)
     done = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(done) == 2 and all(t.params["model.preset"] == "tiny" for t in done)
+    assert len(done) == 2 and all(t.params["model.options.explode"] is False for t in done)
     assert set(result.tickets[result.tickets["status"] == "ok"]["trial"]) == {t.number for t in done}
 
 

@@ -1,16 +1,19 @@
 """A real two-node Ray cluster on 127.0.0.1 (head + worker node, each with its own raylet and 1 CPU), joined
 with `sltsearch run --backend ray --address`: trials run on both nodes, and killing the worker node mid-trial
 retries its trial on the head node. The nodes are Ray's own processes, started and killed by pid through
-`ray.cluster_utils.Cluster` (never `ray stop`: other jobs share the machine)."""
+`ray.cluster_utils.Cluster` in a helper process (tests/ray_cluster_nodes.py; never `ray stop`: other jobs
+share the machine)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,24 +26,46 @@ from sltsearch.search import optuna_backend
 pytestmark = pytest.mark.slow
 
 
+@dataclass
+class TwoNodes:
+    address: str
+    head: str  # node ids, as ticket rows end their `node` with (first 12 characters)
+    worker: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+
+    def kill_worker(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("kill-worker\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "ok"
+
+
 @pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    from ray.cluster_utils import Cluster
-
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))  # the nodes and the CLI share it, no file
-    monkeypatch.setenv("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
+def cluster() -> Iterator[TwoNodes]:
+    # the nodes and the CLI share one auth token, held in the environment only (no ~/.ray file)
+    env = {**os.environ, "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
+    helper = Path(__file__).resolve().parent / "ray_cluster_nodes.py"
+    process = subprocess.Popen(
+        [sys.executable, str(helper)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
-        yield cluster
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        yield TwoNodes(info["address"], info["head"][:12], info["worker"][:12], env, process)
     finally:
-        cluster.shutdown()
+        if process.stdin is not None:
+            process.stdin.close()  # end of input: the helper shuts its cluster down
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
-def _run(spec: Path, run_dir: Path, address: str) -> subprocess.Popen[str]:
+def _run(spec: Path, run_dir: Path, address: str, env: dict[str, str]) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "-q"]
     command += ["--backend", "ray", "--address", address, "--workers", "2", "--cpus-per-trial", "1"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _complete(run_dir: Path) -> list[int]:
@@ -50,25 +75,24 @@ def _complete(run_dir: Path) -> list[int]:
     return [t.number for t in trials if t.state == TrialState.COMPLETE]
 
 
-def test_trials_run_on_both_nodes(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+def test_trials_run_on_both_nodes(cluster: TwoNodes, tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 4, "population_size": 2}))
-    worker = _run(spec, tmp_path / "run", cluster.address)
+    worker = _run(spec, tmp_path / "run", cluster.address, cluster.env)
     _, err = worker.communicate(timeout=900)
     assert worker.returncode == 0, err
     assert len(_complete(tmp_path / "run")) == 4
     frame = sltsearch.load(tmp_path / "run")
     assert frame["ticket_id"].is_unique
-    node_ids = {n.node_id[:12] for n in [cluster.head_node, *cluster.worker_nodes]}
+    node_ids = {cluster.head, cluster.worker}
     used = {str(node).rsplit("/", 1)[-1] for node in frame["node"]}
     assert used == node_ids  # every ticket row names its node; both nodes ran trials
 
 
-def test_killed_worker_node_trial_is_retried_on_the_head(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+def test_killed_worker_node_trial_is_retried_on_the_head(cluster: TwoNodes, tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 4, "population_size": 2}))
     run_dir = tmp_path / "run"
-    worker_node = next(iter(cluster.worker_nodes))
-    victim = worker_node.node_id[:12]
-    process = _run(spec, run_dir, cluster.address)
+    victim = cluster.worker
+    process = _run(spec, run_dir, cluster.address, cluster.env)
     deadline = time.monotonic() + 600
     before = None
     while time.monotonic() < deadline:  # wait until the worker node is inside a trial
@@ -81,7 +105,7 @@ def test_killed_worker_node_trial_is_retried_on_the_head(cluster, tmp_path: Path
         time.sleep(0.3)
     else:
         pytest.fail("no trial ever ran on the worker node")
-    cluster.remove_node(worker_node, allow_graceful=False)
+    cluster.kill_worker()
     _, err = process.communicate(timeout=900)
     assert process.returncode == 0, err
     assert len(_complete(run_dir)) == 4
@@ -98,4 +122,4 @@ def test_killed_worker_node_trial_is_retried_on_the_head(cluster, tmp_path: Path
     ]
     assert len(redone) == 1
     rows = after[(after["trial"] == redone[0].number) & (after["status"] == "ok")]
-    assert rows["node"].astype(str).str.endswith(cluster.head_node.node_id[:12]).all()  # on the surviving node
+    assert rows["node"].astype(str).str.endswith(cluster.head).all()  # on the surviving node
