@@ -89,7 +89,10 @@ def test_trials_run_on_both_nodes(cluster: TwoNodes, tmp_path: Path) -> None:
 
 
 def test_killed_worker_node_trial_is_retried_on_the_head(cluster: TwoNodes, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 4, "population_size": 2}))
+    # 3 IMP rounds: a trial spends seconds after its dense ticket, so the kill lands inside it
+    spec = write_spec(
+        tmp_path / "s.yaml", tiny_spec_dict(tickets={"rounds": 3}, search={"n_trials": 4, "population_size": 2})
+    )
     run_dir = tmp_path / "run"
     victim = cluster.worker
     process = _run(spec, run_dir, cluster.address, cluster.env)
@@ -98,7 +101,9 @@ def test_killed_worker_node_trial_is_retried_on_the_head(cluster: TwoNodes, tmp_
     while time.monotonic() < deadline:  # wait until the worker node is inside a trial
         frame = sltsearch.load(run_dir) if (run_dir / "tickets").exists() else None
         if frame is not None and not frame.empty:
-            mine = frame[frame["node"].astype(str).str.endswith(victim) & (frame["status"] == "running")]
+            mine = frame[
+                frame["node"].astype(str).str.endswith(victim) & (frame["status"] == "running") & (frame["round"] < 2)
+            ]
             if not mine.empty:
                 before, victim_trial = frame, int(mine.iloc[0]["trial"])
                 break
