@@ -9,18 +9,16 @@ trial with the same numbers, so ticket ids are never reused. Nothing intact is r
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState, create_trial
 
-from sltsearch.results.record import MAIN_KINDS, Ticket
+from sltsearch.results.record import MAIN_KINDS, Ticket, row_params
 from sltsearch.results.store import OK, TICKETS_DIR, check_tickets, load_tickets
 from sltsearch.rundir import read_run
 from sltsearch.search import optuna_backend
@@ -49,17 +47,6 @@ def _set_aside(path: Path, run_dir: Path) -> Path:
     return target
 
 
-def _params(row: pd.Series) -> dict[str, Any]:
-    params = {}
-    for col, value in row.items():
-        if str(col).startswith("param_"):
-            value = value.item() if hasattr(value, "item") else value
-            if isinstance(value, float) and math.isnan(value):
-                continue
-            params[str(col).removeprefix("param_")] = value
-    return params
-
-
 def rebuild_study(spec: Spec, study: optuna.Study, frame: pd.DataFrame) -> int:
     """Re-create a lost study's trials from the ticket table, numbered as before (0..max trial)."""
     distributions = to_distributions(spec.space)
@@ -70,7 +57,7 @@ def rebuild_study(spec: Spec, study: optuna.Study, frame: pd.DataFrame) -> int:
         if rows.empty:  # a trial that failed before its first ticket: a placeholder keeps the numbering
             study.add_trial(create_trial(state=TrialState.FAIL, params={}, distributions={}))
             continue
-        params = {k: v for k, v in _params(rows.iloc[0]).items() if k in distributions}
+        params = {k: v for k, v in row_params(rows.iloc[0]).items() if k in distributions}
         main = rows[rows["kind"].isin(MAIN_KINDS)]
         if (rows["status"] == OK).all() and not main.empty:
             final = main.iloc[-1]

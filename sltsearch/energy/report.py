@@ -8,7 +8,6 @@ Given a spec instead of a run folder it measures the spec's dense model at its (
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from sltsearch.cache import DamagedArtefact, StageCache
 from sltsearch.energy.counter import EnergyReport, measure_energy
 from sltsearch.errors import RunDirError, UserError
+from sltsearch.results.record import row_params
 
 COLUMNS = {
     "name": "layer",
@@ -60,23 +60,6 @@ class EnergyRun:
     def frame(self) -> pd.DataFrame:
         """One row per layer, columns as in `COLUMNS` (raw names)."""
         return pd.DataFrame(self.report.table(), columns=list(COLUMNS))
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    return value
-
-
-def _ticket_params(row: pd.Series) -> dict[str, Any]:
-    params = {}
-    for col, value in row.items():
-        if str(col).startswith("param_"):
-            value = _plain(value)
-            if isinstance(value, float) and math.isnan(value):
-                continue
-            params[str(col).removeprefix("param_")] = value
-    return params
 
 
 def _with(spec: Any, params: dict[str, Any], what: str) -> Any:
@@ -143,7 +126,7 @@ def energy_report(
             known = ", ".join(frame["ticket_id"].head(8)) if not frame.empty else "none yet"
             raise TicketNotFound(f"{run_dir}: no ticket '{ticket}'; tickets include: {known}")
         row = rows.iloc[-1]
-        spec = _with(base, _ticket_params(row), f"ticket {ticket}'s params")
+        spec = _with(base, row_params(row), f"ticket {ticket}'s params")
         state, where = _load_state(run_dir, str(row["stage_key"]))
         source = f"ticket {ticket} of {run_dir} ({where})"
     else:

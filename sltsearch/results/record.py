@@ -6,6 +6,7 @@ The measured record a trial reports; `sltsearch.tickets` holds the algorithms th
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -79,3 +80,16 @@ class Ticket:
         row = {"ticket_id": self.ticket_id, **data}
         row.update({f"param_{k}": v for k, v in params.items()})
         return row
+
+
+def row_params(row: Any) -> dict[str, Any]:
+    """A ticket row's searched parameters (its ``param_<name>`` columns, the inverse of `Ticket.row`); a column
+    that is NaN in this row belongs to another trial's space and is left out."""
+    params = {}
+    for col, value in row.items():
+        if str(col).startswith("param_"):
+            value = value.item() if hasattr(value, "item") else value
+            if isinstance(value, float) and math.isnan(value):
+                continue
+            params[str(col).removeprefix("param_")] = value
+    return params

@@ -13,9 +13,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sltsearch.energy.report import TicketNotFound, _load_state, _ticket_params, _with
+from sltsearch.energy.report import TicketNotFound, _load_state, _with
 from sltsearch.errors import RunDirError, UserError
 from sltsearch.results import load_tickets
+from sltsearch.results.record import row_params
 from sltsearch.rundir import read_run
 from sltsearch.spec import Spec
 
@@ -38,7 +39,7 @@ def ticket_spec(base: Spec, row: pd.Series) -> Spec:
     Early-time search rounds (kind ``et_search``) ran at ``tickets.time_steps_search``, recorded in the row's
     ``time_steps``; every other ticket at ``model.time_steps``.
     """
-    spec = _with(base, _ticket_params(row), f"ticket {row['ticket_id']}'s params")
+    spec = _with(base, row_params(row), f"ticket {row['ticket_id']}'s params")
     steps = int(row["time_steps"]) if "time_steps" in row and pd.notna(row["time_steps"]) else None
     if steps is not None and steps != spec.model.time_steps:
         spec = spec.model_copy(update={"model": spec.model.model_copy(update={"time_steps": steps})})
