@@ -160,6 +160,25 @@ def enqueue_retries(study: optuna.Study, limit: int) -> list[int]:
     return queued
 
 
+def fail_stale_and_requeue(
+    study: optuna.Study,
+    budget: int,
+    on_stale: Callable[[int], None] | None = None,
+    requeue_always: bool = False,
+) -> int:
+    """Fail the stale RUNNING trials (their process died; ``on_stale`` hears each number), then queue the
+    parameters of failed trials again within the budget left (when any went stale, or ``requeue_always``, as
+    at the start of a run). Both backends call this; returns how many trials were stale."""
+    stale = liveness.fail_stale_trials(study)
+    for trial in stale:
+        if on_stale:
+            on_stale(trial.number)
+    if stale or requeue_always:
+        pending = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+        enqueue_retries(study, budget - finished_trials(study) - pending)
+    return len(stale)
+
+
 class StorageUnavailable(UserError):
     """The study's database stayed unreachable: the worker stops with one line (finished trials are saved)."""
 
@@ -243,30 +262,17 @@ def optimize(
     ``on_stale(number)`` hears of every trial found stale (its process died) and failed here.
     """
 
-    def fail_stale() -> int:
-        stale = liveness.fail_stale_trials(study)
-        for trial in stale:
-            if on_stale:
-                on_stale(trial.number)
-        return len(stale)
-
-    def requeue() -> None:
-        pending = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
-        enqueue_retries(study, budget - finished_trials(study) - pending)
-
     metrics = list(spec.objective.metrics)
     distributions = to_distributions(spec.space)
     budget = spec.search.n_trials
     limit = max_failures_in_row or max(3, budget)
     deadline = None if spec.search.timeout_s is None else time.monotonic() + spec.search.timeout_s
-    fail_stale()
-    requeue()
+    fail_stale_and_requeue(study, budget, on_stale, requeue_always=True)
     failures: list[str] = []
     repeats = 0
 
     def standing() -> tuple[int, int]:
-        if fail_stale():  # another worker died mid-trial: its parameters are run again
-            requeue()
+        fail_stale_and_requeue(study, budget, on_stale)  # another worker died mid-trial: run its parameters again
         done = finished_trials(study)
         return done, len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 

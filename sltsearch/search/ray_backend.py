@@ -320,11 +320,13 @@ def optimize_ray(
     try:
         all_failed = 0
         while True:
-            for trial in liveness.fail_stale_trials(study):  # its process died: rows marked, parameters re-run
-                TicketStore(run_dir).set_status(trial.number, INTERRUPTED)
-            pending = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+            optuna_backend.fail_stale_and_requeue(  # a dead process's trial: rows marked, parameters re-run
+                study,
+                spec.search.n_trials,
+                lambda number: TicketStore(run_dir).set_status(number, INTERRUPTED),
+                requeue_always=True,
+            )
             remaining = spec.search.n_trials - optuna_backend.finished_trials(study)
-            optuna_backend.enqueue_retries(study, remaining - pending)
             if remaining <= 0:
                 return
             ended = _one_fit(spec, study, run_dir, options, device, stopper, remaining, emit, tune)
