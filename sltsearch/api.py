@@ -162,6 +162,9 @@ def run(
 
     try:
         if spec.search.backend == "ray":
+            from sltsearch.search.ray_env import prefer_loopback
+
+            prefer_loopback(address)  # a private local Ray listens on 127.0.0.1 only
             from sltsearch.search.ray_backend import RayOptions, optimize_ray
 
             options = RayOptions(workers, cpus_per_trial, gpus_per_trial, address, storage)

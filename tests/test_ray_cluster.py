@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import tiny_spec_dict, write_spec
 from optuna.trial import TrialState
@@ -44,14 +47,22 @@ class TwoNodes:
 @pytest.fixture
 def cluster() -> Iterator[TwoNodes]:
     # the nodes and the CLI share one auth token, held in the environment only (no ~/.ray file)
-    env = {**os.environ, "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
+    # and every node, the CLI driver included, takes 127.0.0.1 as its address (loopback only; see the helper)
+    env = {**os.environ, "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_DISABLE_DOCKER_CPU_WARNING": "1",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     helper = Path(__file__).resolve().parent / "ray_cluster_nodes.py"
+    # a short private folder: Ray's unix sockets live under it (path length limit), and /tmp/ray stays untouched
+    temp_dir = tempfile.mkdtemp(prefix="slt-ray-", dir="/tmp")
     process = subprocess.Popen(
-        [sys.executable, str(helper)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(helper), temp_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
     )
     try:
         assert process.stdout is not None
         info = json.loads(process.stdout.readline())
+        assert info["ips"] == ["127.0.0.1"], info  # both nodes on loopback
+        assert info["address"].startswith("127.0.0.1:"), info
+        # every server socket of both nodes is bound to loopback (127.0.0.1, or its IPv4-mapped IPv6 form)
+        assert info["listening"] and all(ip.endswith("127.0.0.1") for ip in info["listening"]), info
         yield TwoNodes(info["address"], info["head"][:12], info["worker"][:12], env, process)
     finally:
         if process.stdin is not None:
@@ -60,6 +71,7 @@ def cluster() -> Iterator[TwoNodes]:
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _run(spec: Path, run_dir: Path, address: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -128,3 +140,57 @@ def test_killed_worker_node_trial_is_retried_on_the_head(cluster: TwoNodes, tmp_
     assert len(redone) == 1
     rows = after[(after["trial"] == redone[0].number) & (after["status"] == "ok")]
     assert rows["node"].astype(str).str.endswith(cluster.head).all()  # on the surviving node
+
+
+def _listening(pid: int) -> set[str]:
+    """Local addresses the process ``pid`` and its descendants listen on over TCP."""
+    found: set[str] = set()
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return found
+    for process in processes:
+        try:
+            found |= {c.laddr.ip for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_private_ray_listens_on_loopback_only_and_leaves_no_files(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(train={"epochs": 1}, search={"n_trials": 2}))
+    temp = Path(tempfile.mkdtemp(prefix="slt-", dir="/tmp"))  # TMPDIR: Ray's session folder goes here
+    env = {**os.environ, "TMPDIR": str(temp)}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # sltsearch sets it itself for a private Ray
+    command = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(tmp_path / "run"), "-q",
+               "--backend", "ray", "--workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen: set[str] = set()
+    while process.poll() is None:  # sample the servers while the search runs
+        seen |= _listening(process.pid)
+        time.sleep(0.2)
+    _, err = process.communicate()
+    assert process.returncode == 0, err
+    assert seen, "no listening socket was ever seen"  # Ray's GCS and raylet listen while the search runs
+    assert all(ip.endswith("127.0.0.1") for ip in seen), seen
+    assert len(_complete(tmp_path / "run")) == 2
+    # the private Ray's session folder is removed with it (torch may leave its own compile cache there)
+    assert not [p.name for p in temp.iterdir() if p.name.startswith(("sltsearch-ray-", "ray", "session"))]
+    shutil.rmtree(temp)
+
+
+def test_a_long_temp_folder_falls_back_to_a_short_one(tmp_path: Path) -> None:
+    from sltsearch.search.ray_backend import MAX_TEMP_BASE, private_temp_dir
+
+    long_base = tmp_path / ("x" * MAX_TEMP_BASE)
+    long_base.mkdir()
+    folder = private_temp_dir(str(long_base))
+    try:
+        assert folder.parent == Path("/tmp") and folder.name.startswith("sltsearch-ray-")
+    finally:
+        folder.rmdir()
+    short = Path(tempfile.mkdtemp(prefix="s-", dir="/tmp"))
+    folder = private_temp_dir(str(short))
+    assert folder.parent == short
+    shutil.rmtree(short)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -50,6 +52,7 @@ ERROR_KEY = "sltsearch_error"  # result key of a trial that raised: its one-line
 MAIN_KINDS = ("dense", *RUNG_KINDS, "early_time")  # the tickets reported to Tune (one per round)
 RAY_DIR = "ray"  # Tune's experiment folders, under the run folder
 MAX_WORKER_RETRIES = 2  # Tune restarts of a trial whose worker died
+MAX_TEMP_BASE = 40  # longest temp folder a private Ray's session (sockets) can live under
 
 
 @dataclass
@@ -271,8 +274,21 @@ def _scheduler(stopper: RungStopper, stopped: set[int]) -> Any:
     return MOASHAScheduler()
 
 
-def _start_ray(options: RayOptions) -> bool:
-    """Connect to ``options.address`` or start a private local Ray; True when this call started it."""
+def private_temp_dir(base: str | None = None) -> Path:
+    """A new folder for a private Ray's session files, short enough for its unix sockets.
+
+    Ray puts sockets at ``<folder>/session_<date>_<pid>/sockets/<name>``, and a socket path may not exceed
+    107 bytes: under a long ``TMPDIR`` Ray fails to start, so a long temp folder falls back to /tmp.
+    """
+    base = base or tempfile.gettempdir()
+    if len(base) > MAX_TEMP_BASE and os.access("/tmp", os.W_OK):
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="sltsearch-ray-", dir=base))
+
+
+def _start_ray(options: RayOptions, temp_dir: Path) -> bool:
+    """Connect to ``options.address`` or start a private local Ray whose session files go to ``temp_dir``;
+    True when this call connected or started it."""
     import ray
 
     if ray.is_initialized():
@@ -290,8 +306,10 @@ def _start_ray(options: RayOptions) -> bool:
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     cpus = max(1, math.ceil(options.workers * options.cpus_per_trial))
     gpus = math.ceil(options.workers * options.gpus_per_trial) if options.gpus_per_trial else 0
-    # "local": never attach to another job's Ray on this machine; its session files go to Ray's temp dir
-    ray.init(address="local", num_cpus=cpus, num_gpus=gpus, **common)
+    # "local": never attach to another job's Ray on this machine. Its session files (sockets, logs) go to a
+    # private short folder (unix socket paths are limited to ~107 bytes, so not the run folder), removed at the
+    # end: nothing is left in the shared /tmp/ray
+    ray.init(address="local", num_cpus=cpus, num_gpus=gpus, _temp_dir=str(temp_dir), **common)
     return True
 
 
@@ -316,7 +334,12 @@ def optimize_ray(
     from ray import tune
 
     run_dir = Path(run_dir).resolve()
-    started = _start_ray(options)
+    temp_dir = private_temp_dir()
+    try:
+        started = _start_ray(options, temp_dir)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
     try:
         all_failed = 0
         while True:
@@ -344,6 +367,7 @@ def optimize_ray(
     finally:
         if started:
             ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _one_fit(
