@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -28,7 +29,10 @@ COLUMNS = ["ticket_id", "kind", "sparsity", "val_accuracy", "test_accuracy", "en
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One small private Ray for every test here (the backend leaves a Ray it did not start running)."""
+    from sltsearch.search.ray_backend import private_temp_dir
+
     tests = str(Path(__file__).resolve().parent)  # workers import the test's own user network (flaky_net)
+    temp_dir = private_temp_dir()  # Ray's session files: removed afterwards, never left in /tmp/ray
     ray.init(
         address="local",
         num_cpus=2,
@@ -36,9 +40,11 @@ def local_ray():
         log_to_driver=False,
         configure_logging=False,
         runtime_env={"env_vars": {"PYTHONPATH": tests}},
+        _temp_dir=str(temp_dir),
     )
     yield
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _spec(**search):
