@@ -73,6 +73,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             setup,
             model,
             ctx,
+            stage_kind="dense",
             round_=0,
             kind="dense",
             params=params,
