@@ -216,3 +216,16 @@ def test_multisp_tickets_read_their_measurements_back(tmp_path: Path, monkeypatc
     again = run_trial(spec, {}, TrialContext(cache=cache))
     assert evaluations.total == 0
     assert [metrics(t) for t in again] == [metrics(t) for t in first]
+
+
+def test_a_trial_sharing_a_stage_gets_its_own_trial_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = parse_spec(tiny_spec_dict())  # prune_rate is searched; both trials share the dense run
+    cache = StageCache(tmp_path)
+    first = run_trial(spec, {"prune_rate": 0.5}, TrialContext(trial_number=0, cache=cache))
+    evaluations = Evaluations(monkeypatch)
+    dense, ticket = run_trial(spec, {"prune_rate": 0.3}, TrialContext(trial_number=1, cache=cache))
+    assert evaluations.energy == 1  # the new round only: the dense row is read back
+    assert dense.cached and not ticket.cached
+    assert (dense.trial, dense.params, dense.ticket_id) == (1, {"prune_rate": 0.3}, "t0001r00")
+    assert dense.val_accuracy == first[0].val_accuracy and dense.energy_uj == first[0].energy_uj
+    assert ticket.sparsity == pytest.approx(0.3, abs=1e-3)
