@@ -5,6 +5,10 @@ sharing one cache folder compute a stage once and never see a half-written artef
 as safetensors; metadata as JSON. A stage is complete when its ``meta.json`` exists (written last); it
 records the sha256 of every tensor file, and a stage whose files do not match (or cannot be read) is never
 used: it is moved aside to ``<root>/.damaged/``, the user is told which file, and the stage is recomputed.
+
+A stage may also hold its measurements (`store_measured`): ``measured-<key>.json`` files, one per measurement
+key (`sltsearch.measurement`), each checksummed under ``meta.json``'s ``measured_sha256``. A damaged one is
+moved aside alone (the stage's tensors are still good) and measured again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
 CHECKSUMS = "sha256"  # meta.json key: tensor file name -> sha256 hex digest
+MEASURED = "measured_sha256"  # meta.json key: measurement file name -> sha256 hex digest
 DAMAGED_DIR = ".damaged"
 
 
@@ -100,6 +105,8 @@ class StageCache:
         self.hits = 0
         self.misses = 0
         self.set_aside: list[Path] = []  # damaged stages moved out of the way by this cache
+        self.measured_hits = 0  # measurements read back instead of evaluating the model again
+        self.measured_stores = 0
 
     def folder(self, kind: str, key: str) -> Path | None:
         return None if self.root is None else self.root / kind / key
@@ -214,3 +221,76 @@ class StageCache:
             return
         self.set_aside.append(target)
         warn(f"cache: {err.path} is damaged ({err.why}); moved the stage to {target} and recomputing it")
+
+
+    # ------------------------------------------------------------------ measurements stored with a stage
+
+    @staticmethod
+    def measured_name(measure_key: str) -> str:
+        return f"measured-{measure_key}.json"
+
+    def fetch_measured(self, kind: str, key: str, measure_key: str) -> dict[str, Any] | None:
+        """The stage's stored measurement under ``measure_key``; None when there is none (a stage stored before
+        measurements were kept, or measured under other settings) or it is damaged (then it is set aside and
+        the user told; the stage itself stays)."""
+        folder = self.folder(kind, key)
+        if folder is None or not (folder / "meta.json").is_file():
+            return None
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            return None  # the stage's own check (`fetch`) sets a damaged meta.json aside
+        name = self.measured_name(measure_key)
+        sums = meta.get(MEASURED, {}) if isinstance(meta, dict) else {}
+        if name not in sums:
+            return None
+        path = folder / name
+        try:
+            if not path.is_file():
+                raise DamagedArtefact(path, "missing")
+            if sha256_file(path) != sums[name]:
+                raise DamagedArtefact(path, "checksum mismatch (the file changed after it was written)")
+            values = json.loads(path.read_text())
+            if not isinstance(values, dict):
+                raise DamagedArtefact(path, "not a JSON object")
+        except DamagedArtefact as err:
+            self._set_aside_file(kind, key, err)
+            return None
+        except (OSError, ValueError) as err:
+            self._set_aside_file(kind, key, DamagedArtefact(path, f"unreadable ({err})"))
+            return None
+        self.measured_hits += 1
+        return values
+
+    def store_measured(self, kind: str, key: str, measure_key: str, values: dict[str, Any]) -> None:
+        """Keep ``values`` beside the stage (call under `lock`); its checksum joins ``meta.json``, written last.
+
+        A stage that is not stored (no cache, or set aside meanwhile) keeps nothing."""
+        self.measured_stores += 1
+        folder = self.folder(kind, key)
+        if folder is None or not (folder / "meta.json").is_file():
+            return
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            return  # the stage's own check (`fetch`) sets a damaged meta.json aside
+        if not isinstance(meta, dict):
+            return
+        path = folder / self.measured_name(measure_key)
+        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(values, indent=1, sort_keys=True)))
+        meta[MEASURED] = {**meta.get(MEASURED, {}), path.name: sha256_file(path)}
+        save_json(folder / "meta.json", meta)
+
+    def _set_aside_file(self, kind: str, key: str, err: DamagedArtefact) -> None:
+        """Move one damaged file of a stage (not the whole stage) to ``.damaged/`` and tell the user."""
+        assert self.root is not None
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        target = self.root / DAMAGED_DIR / f"{kind}-{key}-{stamp}-{err.path.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(err.path, target)
+        except FileNotFoundError:  # missing, or another process set it aside first
+            warn(f"cache: {err.path} is damaged ({err.why}); measuring the stage again")
+            return
+        self.set_aside.append(target)
+        warn(f"cache: {err.path} is damaged ({err.why}); moved it to {target} and measuring the stage again")

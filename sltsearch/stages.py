@@ -2,7 +2,8 @@
 
 Dense run (per-epoch checkpoints), rewind point (epoch or iteration), a pruning round's retraining, the
 random-pruning / random-re-init controls, early-bird masks, and the measurement that turns a trained
-model into a `Ticket` (validation and test accuracy, sparsity, energy). Keys cover data, model (with its
+model into a `Ticket` (validation and test accuracy, sparsity, energy), stored with the stage it measures
+(`sltsearch.measurement`) so a cached stage is not evaluated again. Keys cover data, model (with its
 resolved sizes and T), recipe, seed, rewind point, the pruning schedule so far, strategy and control, so
 a rerun, another trial or another process that shares the cache skips what exists.
 `sltsearch.trial.run_trial` composes them.
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-from sltsearch import provenance
+from sltsearch import measurement, provenance
 from sltsearch.cache import content_key
 from sltsearch.data import make_loader
 from sltsearch.device import seed_everything
@@ -190,6 +191,7 @@ def measure(
     model: SpikingClassifier,
     ctx: TrialContext,
     *,
+    stage_kind: str,
     round_: int,
     kind: str,
     params: dict[str, Any],
@@ -199,9 +201,11 @@ def measure(
     key: str,
     cached: bool,
 ) -> Ticket:
+    """The ticket of the stage ``stage_kind``/``key`` that ``model`` holds: its measured fields come from the
+    stage cache when measured before under the same settings (no evaluation), else from `measured_values`;
+    the trial's own fields (number, round, kind, params, time, cached) are filled in here every time."""
     spec = setup.spec
-    stats = mask_stats(current_masks(model))
-    energy = measure_energy(model, setup.val_loader, setup.device, spec.objective.energy, spec.objective.energy.samples)
+    values = measurement.stage_measurement(setup, ctx, stage_kind, key, lambda: measured_values(setup, model))
     return Ticket(
         trial=ctx.trial_number,
         round=round_,
@@ -209,21 +213,42 @@ def measure(
         params=dict(params),
         seed=spec.seed,
         time_steps=spec.model.time_steps,
-        sparsity=stats.sparsity,
-        density=stats.density,
-        nonzero_params=stats.remaining,
-        prunable_params=stats.total,
-        val_accuracy=evaluate(model, setup.val_loader, setup.device),
-        test_accuracy=evaluate(model, setup.test_loader, setup.device),
-        energy_uj=energy.energy_uj,
-        macs=energy.macs,
-        acs=energy.acs,
-        firing_rate=energy.firing_rate,
         best_epoch=best_epoch,
         epochs_trained=epochs,
         wall_time_s=time.perf_counter() - started,
         stage_key=key,
         cached=cached,
+        **values,
+    )
+
+
+def measured_values(setup: TrialSetup, model: SpikingClassifier) -> dict[str, Any]:
+    """Evaluate ``model``: energy on the validation samples, validation and test accuracy, sparsity per level.
+
+    Same calls in the same order as `sltsearch.ticket_io.rebuild.measure_ticket`, under the torch RNG seeded
+    with the spec's seed (a rate encoder's spikes) and without using up the caller's RNG, so a measurement
+    depends on the stage and `sltsearch.measurement.measurement_key` alone and can be stored with the stage.
+    """
+    spec = setup.spec
+    cuda = [setup.device] if setup.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(spec.seed)
+        stats = mask_stats(current_masks(model))
+        constants = spec.objective.energy
+        energy = measure_energy(model, setup.val_loader, setup.device, constants, constants.samples)
+        val_accuracy = evaluate(model, setup.val_loader, setup.device)
+        test_accuracy = evaluate(model, setup.test_loader, setup.device)
+    return dict(
+        sparsity=stats.sparsity,
+        density=stats.density,
+        nonzero_params=stats.remaining,
+        prunable_params=stats.total,
+        val_accuracy=val_accuracy,
+        test_accuracy=test_accuracy,
+        energy_uj=energy.energy_uj,
+        macs=energy.macs,
+        acs=energy.acs,
+        firing_rate=energy.firing_rate,
         layer_sparsity=stats.per_layer,
         **multisp.ticket_fields(model),
         binary_ops=energy.binary_ops,
@@ -309,6 +334,7 @@ def retrain_ticket(
         setup,
         model,
         ctx,
+        stage_kind=stage_kind,
         round_=round_,
         kind=ticket_kind,
         params=params,

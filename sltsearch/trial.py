@@ -73,6 +73,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             setup,
             model,
             ctx,
+            stage_kind="dense",
             round_=0,
             kind="dense",
             params=params,
@@ -97,7 +98,10 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     ranked_exclude = exclude + ((enc,) if enc else ())
     start_state, k = stages.rewind_point(setup, ctx)
     # MultiSp hook: fixes the patch mask / binarization on the trained dense model, carries them into the
-    # rewind state and prunes ConvPEP / attention / MLP to their own targets (None unless spec.multisp is set)
+    # rewind state and prunes ConvPEP / attention / MLP to their own targets (None unless spec.multisp is set).
+    # Its patch scoring (a forward pass over patch_score_samples training samples) still runs when every round
+    # is cached: it is not a ticket's measurement (those are stored with their stages, stages.measure) but the
+    # input the next uncached round's masks are drawn from, and which round is uncached is known only later.
     score_loader = make_loader(setup.data.train, sspec.data.eval_batch_size, shuffle=False)
     msp = multisp.MultiSp.start(sspec, model, score_loader, setup.device)
     if msp is not None:

@@ -1,0 +1,109 @@
+"""A stage's measurement (accuracy, energy, sparsity), kept with the stage so a cache hit never evaluates again.
+
+A ticket row has two parts. What the trial decides (trial number, round, kind, params, seed, T, best epoch,
+epochs trained, wall time, stage key, cached, status, node...: `TRIAL_FIELDS`) is filled in by the trial every
+time. Everything else (`MEASURED_FIELDS`: validation and test accuracy, energy and op counts, firing rate,
+sparsity per level, storage bits, MultiSp and encoding-layer columns) depends only on the stage's weights and
+on how it is measured, so it is stored in the stage's folder under a *measurement key* (`measurement_key`)
+and read back on a hit.
+
+The measurement key holds everything the numbers depend on beyond the stage's weights (which the stage key
+already names): the objective's energy settings (constants, conventions, ``samples``), the evaluation batch
+size, the device kind (CUDA evaluates under FP16 autocast, so its numbers may differ from CPU's), the seed the
+measurement runs under (a rate encoder draws its spikes from it), the list of measured fields (a new ticket
+column re-measures old stages once) and `MEASURE_VERSION`. sltsearch's own code is not hashed into stage keys
+(only users' networks and data are, `sltsearch.provenance`), so, as for training, a change to how sltsearch
+measures is declared by bumping `MEASURE_VERSION`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+from sltsearch.cache import content_key
+from sltsearch.results.record import Ticket
+from sltsearch.trial_context import TrialContext, TrialSetup
+
+# bump when sltsearch's measurement changes its numbers (energy counting rules, accuracy evaluation, a field's
+# meaning), so stored measurements are taken again instead of reused
+MEASURE_VERSION = 1
+
+# Ticket fields the trial fills in; every other field is measured on the stage's model
+TRIAL_FIELDS = frozenset(
+    {
+        "trial",
+        "round",
+        "kind",
+        "params",
+        "seed",
+        "time_steps",
+        "best_epoch",
+        "epochs_trained",
+        "wall_time_s",
+        "stage_key",
+        "cached",
+        "status",
+        "feasible",
+        "node",
+    }
+)
+MEASURED_FIELDS = tuple(sorted(f.name for f in fields(Ticket) if f.name not in TRIAL_FIELDS))
+
+
+def measurement_key(setup: TrialSetup) -> str:
+    """What a measurement depends on beyond the weights of the stage it measures (see the module docstring)."""
+    spec = setup.spec
+    return content_key(
+        {
+            "version": MEASURE_VERSION,
+            "fields": MEASURED_FIELDS,
+            "energy": spec.objective.energy.model_dump(mode="json"),
+            "eval_batch_size": spec.data.eval_batch_size,
+            "device": setup.device.type,
+            "seed": spec.seed,
+        }
+    )
+
+
+def plain(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with numpy / torch scalars as Python numbers, so they survive JSON exactly (repr round trip)."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, (bool, int, str)) or value is None:
+            return value
+        if isinstance(value, float):
+            return value
+        if hasattr(value, "item"):
+            return convert(value.item())
+        raise TypeError(f"measured value {value!r} ({type(value).__name__}) cannot be stored as JSON")
+
+    unknown = set(values) - set(MEASURED_FIELDS)
+    if unknown:
+        raise ValueError(f"not measured ticket fields: {sorted(unknown)} (see sltsearch.measurement.TRIAL_FIELDS)")
+    return {k: convert(v) for k, v in values.items()}
+
+
+def stage_measurement(
+    setup: TrialSetup,
+    ctx: TrialContext,
+    stage_kind: str,
+    stage_key: str,
+    measure: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """The stage's measured fields: read back when stored under this setup's measurement key, else ``measure()``
+    (which evaluates the model holding the stage) and stored beside the stage for the next trial or run.
+
+    Runs under the stage's lock, so concurrent trials sharing a cache measure a stage once per key."""
+    mkey = measurement_key(setup)
+    with ctx.cache.lock(stage_kind, stage_key):
+        stored = ctx.cache.fetch_measured(stage_kind, stage_key, mkey)
+        if stored is not None and set(stored) <= set(MEASURED_FIELDS):
+            return stored
+        values = plain(measure())
+        ctx.cache.store_measured(stage_kind, stage_key, mkey, values)
+    return values
+
