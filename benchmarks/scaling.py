@@ -68,6 +68,39 @@ def run_workers(commands: list[list[str]]) -> float:
     return time.perf_counter() - start
 
 
+def train_epochs(spec_path: Path, epochs: int) -> None:
+    """Child process of `ceiling`: the search's own model and data, ``epochs`` training epochs, 1 thread.
+    Prints the seconds the training took (imports and data building excluded)."""
+    import torch
+
+    from sltsearch.spec import load_spec
+    from sltsearch.stages import new_model, train_loader
+    from sltsearch.train import make_optimizer, train_one_epoch
+    from sltsearch.trial_context import TrialContext, prepare
+
+    torch.set_num_threads(1)
+    spec = load_spec(spec_path)
+    setup = prepare(spec, TrialContext(device="cpu"))
+    model = new_model(setup)
+    optimizer = make_optimizer(model, spec.train)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        train_one_epoch(model, train_loader(setup, epoch), optimizer, setup.device)
+    print(time.perf_counter() - start)
+
+
+def ceiling(spec: Path, epochs: int) -> float:
+    """What 2 workers can gain on this machine right now: the same training run alone and as 2 copies at
+    once (the same model, data and thread count as a trial), throughput ratio 2 x alone / together."""
+    child = [sys.executable, __file__, "--train-child", str(spec), str(epochs)]
+
+    def timed(copies: int) -> float:
+        processes = [subprocess.Popen(child, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+        return max(float(p.communicate()[0].strip().splitlines()[-1]) for p in processes)
+
+    return 2 * timed(1) / timed(2)
+
+
 def measure(kind: str, workers: int, spec: Path, root: Path, url: str | None, repeat: int) -> dict:
     run_dir = root / f"{kind}-{workers}-{repeat}"
     base = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "-q", "--threads", "1"]
@@ -101,6 +134,9 @@ def measure(kind: str, workers: int, spec: Path, root: Path, url: str | None, re
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--train-child"]:
+        train_epochs(Path(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=8)
@@ -125,7 +161,10 @@ def main() -> None:
                 server = start_server()
         # repeats interleaved: each 1-worker run sits next to its 2-worker run, so a change in the other jobs'
         # load hits both sides of a ratio alike; the ratio is taken per repeat, then its median and range
+        ceilings = []
         for repeat in range(args.repeats):
+            ceilings.append(ceiling(spec, args.epochs))
+            print({"ceiling": ceilings[-1], "load": load()}, flush=True)
             for workers in (1, 2):
                 if "ray" not in args.skip:
                     rows.append(measure("ray", workers, spec, root, None, repeat))
@@ -206,6 +245,10 @@ def main() -> None:
         "",
         *[f"- {kind}: 2 workers / 1 worker, trials per hour: {spread(kind)} (goal >= 1.7x); with each command's "
           f"fixed cost taken off: {steady(kind):.2f}x" for kind in kinds],
+        f"- this machine's own ceiling, measured before each repeat: one training run of {args.epochs} epochs (the "
+        "search's model and data, 1 thread) alone and as 2 copies at once, throughput ratio "
+        f"{', '.join(f'{c:.2f}x' for c in ceilings)} (median {statistics.median(ceilings):.2f}x): the 2 vCPUs "
+        "are shared with other jobs, and 2x is the ideal only when both are free.",
         "",
         "Ticket append (one ticket, median of 30, part-per-trial table): "
         + ", ".join(f"{size:,} rows {ms:.2f} ms" for size, ms in appends.items()),
