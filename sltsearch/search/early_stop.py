@@ -7,13 +7,14 @@ folder) see the same rungs. A trial's ticket is appended to the table before the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from sltsearch.results.record import Ticket
 from sltsearch.results.store import load_tickets
-from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, rung_entries
+from sltsearch.search.constraints import constraint_values
+from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, rung_rows, total_violation
 from sltsearch.spec import Spec
 from sltsearch.trial_context import TrialAborted
 
@@ -34,6 +35,10 @@ def last_rung(spec: Spec, params: dict[str, Any]) -> int:
     return len(tspec.tickets.round_rates())
 
 
+def _metric(ticket: Ticket | Mapping[str, Any], name: str) -> float:
+    return float(ticket[name] if isinstance(ticket, Mapping) else getattr(ticket, name))
+
+
 class RungStopper:
     """Decides, from the ticket table of ``run_dir``, whether a trial stops after the round it just measured."""
 
@@ -45,12 +50,22 @@ class RungStopper:
         self.run_dir = Path(run_dir)
         self.rule = MOASHA(dict(spec.objective.metrics), eta=cfg.eta, min_rungs=cfg.min_rungs)
 
-    def should_stop(self, number: int, params: dict[str, Any], metrics: dict[str, float], rung: int) -> bool:
-        """True when trial ``number`` should run no further round after ``rung`` (never after its last)."""
+    def violation(self, ticket: Ticket | Mapping[str, Any]) -> float:
+        """A ticket's (or a table row's) total violation of ``objective.constraints`` (0 = feasible)."""
+        return total_violation(constraint_values(self.spec, ticket))
+
+    def should_stop(self, number: int, params: dict[str, Any], ticket: Ticket | Mapping[str, Any], rung: int) -> bool:
+        """True when trial ``number`` should run no further round after ``rung`` (never after its last).
+        ``ticket``: its ticket at ``rung`` (a `Ticket`, or a row / Tune result with the metric columns)."""
         if rung < 1 or rung >= last_rung(self.spec, params):
             return False
-        others = rung_entries(load_tickets(self.run_dir), rung, self.rule.objectives, exclude_trial=number)
-        return self.rule.should_stop(rung, metrics, others)
+        metrics = {k: _metric(ticket, k) for k in self.rule.objectives}
+        rows = rung_rows(load_tickets(self.run_dir), rung, exclude_trial=number).to_dict("records")
+        others = [{k: float(row[k]) for k in self.rule.objectives} for row in rows]
+        violations = None
+        if self.spec.objective.constraints:  # constrained domination, from the same metrics in both backends
+            violations = [self.violation(ticket), *(self.violation(row) for row in rows)]
+        return self.rule.should_stop(rung, metrics, others, violations)
 
     def is_rung(self, ticket: Ticket) -> bool:
         return ticket.kind in RUNG_KINDS and ticket.round >= 1
@@ -61,8 +76,7 @@ class RungStopper:
         def check(ticket: Ticket) -> None:
             if not self.is_rung(ticket):
                 return
-            metrics = {k: float(getattr(ticket, k)) for k in self.rule.objectives}
-            if self.should_stop(number, params, metrics, ticket.round):
+            if self.should_stop(number, params, ticket, ticket.round):
                 raise StoppedEarly(ticket)
 
         return check

@@ -7,6 +7,11 @@ rung r so far (its own included) by non-dominated sorting, breaking ties inside 
 trial continues when fewer than ``ceil(n / eta)`` of the n tickets rank strictly better than its own, i.e. it
 lies in the top 1/eta (rounded up, so the first ticket at a rung always continues); otherwise it stops.
 
+With ``objective.constraints`` the ranking is constrained domination (Deb's rule, as Optuna's NSGA-II ranks):
+every feasible ticket ranks before every infeasible one; feasible tickets by front then crowding distance;
+infeasible ones by their total constraint violation (the sum of the positive constraint values), an equal
+violation sharing a front, inside which crowding distance breaks the tie. Violations come in as data.
+
 Ranking is a pure function of the objective vectors (no I/O, no driver): the Optuna backend applies it from a
 trial's ticket callback, the Ray backend from a Tune scheduler, both over rung tables read from the run
 folder's ticket table so decisions survive resumes and see every worker's tickets.
@@ -78,9 +83,28 @@ def crowding_distances(losses: np.ndarray) -> np.ndarray:
     return dist[inverse]
 
 
-def better_than(losses: np.ndarray, index: int) -> int:
-    """How many rows rank strictly better than row ``index`` (lower front, or same front and more crowding)."""
-    ranks = nondominated_ranks(losses)
+def constrained_ranks(losses: np.ndarray, violations: np.ndarray | None = None) -> np.ndarray:
+    """Front index of every row under constrained domination: feasible rows (violation <= 0) by
+    non-dominated sorting, then one front per distinct violation of the infeasible rows, smallest first
+    (Optuna's NSGA-II ranking). Without violations: `nondominated_ranks`."""
+    if violations is None:
+        return nondominated_ranks(losses)
+    violations = np.asarray(violations, dtype=float).reshape(-1)
+    if len(violations) != len(losses):
+        raise ValueError(f"{len(violations)} violations for {len(losses)} objective vectors")
+    feasible = violations <= 0
+    ranks = np.empty(len(losses), dtype=int)
+    ranks[feasible] = nondominated_ranks(losses[feasible])
+    first_infeasible = int(ranks[feasible].max(initial=-1)) + 1
+    _, order = np.unique(violations[~feasible], return_inverse=True)
+    ranks[~feasible] = first_infeasible + np.asarray(order, dtype=int).reshape(-1)
+    return ranks
+
+
+def better_than(losses: np.ndarray, index: int, violations: np.ndarray | None = None) -> int:
+    """How many rows rank strictly better than row ``index`` (lower front, or same front and more crowding);
+    ``violations``: every row's total constraint violation (0 = feasible), None without constraints."""
+    ranks = constrained_ranks(losses, violations)
     same = np.flatnonzero(ranks == ranks[index])
     crowd = crowding_distances(losses[same])
     own = crowd[np.flatnonzero(same == index)[0]]
@@ -99,9 +123,17 @@ class MOASHA:
         """How many of ``n`` tickets at a rung continue: the top 1/eta, rounded up, at least one."""
         return max(1, math.ceil(n / self.eta - 1e-9))
 
-    def should_stop(self, rung: int, ticket: Mapping[str, float], others: Sequence[Mapping[str, float]]) -> bool:
+    def should_stop(
+        self,
+        rung: int,
+        ticket: Mapping[str, float],
+        others: Sequence[Mapping[str, float]],
+        violations: Sequence[float] | None = None,
+    ) -> bool:
         """True when ``ticket`` (measured at ``rung``) is outside the top 1/eta of itself plus ``others``
-        (the other trials' tickets at the same rung). Rungs below ``min_rungs`` never stop a trial."""
+        (the other trials' tickets at the same rung). Rungs below ``min_rungs`` never stop a trial.
+        ``violations``: with constraints, the total constraint violation of ``ticket`` followed by that of
+        each of ``others`` (0 = feasible; see `total_violation`); None ranks without constraints."""
         if rung < self.min_rungs:
             return False
         losses = as_losses([ticket, *others], self.objectives)
@@ -109,19 +141,35 @@ class MOASHA:
             return True  # a NaN/inf ticket cannot rank; nothing it could lead to is worth the rounds
         finite = np.isfinite(losses).all(axis=1)
         losses = losses[finite]  # row 0 (the ticket) is finite, so it stays row 0
-        return better_than(losses, 0) >= self.keep_count(len(losses))
+        if violations is not None:
+            violations = np.asarray(violations, dtype=float).reshape(-1)
+            if len(violations) != len(finite):
+                raise ValueError(f"{len(violations)} violations for {len(finite)} tickets (the ticket, then others)")
+            violations = violations[finite]
+        return better_than(losses, 0, violations) >= self.keep_count(len(losses))
+
+
+def total_violation(constraint_values: Mapping[str, float]) -> float:
+    """A ticket's total constraint violation: the sum of its positive constraint values (Optuna's convention:
+    a value <= 0 is met), 0 when it is feasible; a NaN value counts as an infinite violation."""
+    return float(sum(math.inf if math.isnan(v) else v for v in constraint_values.values() if not v <= 0))
+
+
+def rung_rows(frame: pd.DataFrame, rung: int, exclude_trial: int | None = None) -> pd.DataFrame:
+    """The rows of a ticket table that are rung entries at ``rung``: every trial's main ticket (one per trial)."""
+    if frame.empty or "round" not in frame:
+        return frame.iloc[0:0]
+    rows = frame[(frame["round"] == rung) & frame["kind"].isin(RUNG_KINDS)]
+    if "status" in rows:
+        rows = rows[rows["status"].isin(RUNG_STATUSES)]
+    if exclude_trial is not None:
+        rows = rows[rows["trial"] != exclude_trial]
+    return rows.drop_duplicates("trial", keep="last")
 
 
 def rung_entries(
     frame: pd.DataFrame, rung: int, objectives: Mapping[str, str], exclude_trial: int | None = None
 ) -> list[dict[str, float]]:
     """The objective vectors of every trial's main ticket at ``rung`` in a ticket table (one per trial)."""
-    if frame.empty or "round" not in frame:
-        return []
-    rows = frame[(frame["round"] == rung) & frame["kind"].isin(RUNG_KINDS)]
-    if "status" in rows:
-        rows = rows[rows["status"].isin(RUNG_STATUSES)]
-    if exclude_trial is not None:
-        rows = rows[rows["trial"] != exclude_trial]
-    rows = rows.drop_duplicates("trial", keep="last")
+    rows = rung_rows(frame, rung, exclude_trial)
     return [{k: float(row[k]) for k in objectives} for _, row in rows.iterrows()]

@@ -262,8 +262,7 @@ def _scheduler(stopper: RungStopper, stopped: set[int]) -> Any:
                 return TrialScheduler.CONTINUE
             number = int(result[NUMBER])
             params = {k: v for k, v in trial.config.items() if k != NUMBER}
-            metrics = {m: float(result[m]) for m in stopper.rule.objectives}
-            if stopper.should_stop(number, params, metrics, int(result["round"])):
+            if stopper.should_stop(number, params, result, int(result["round"])):
                 stopped.add(number)
                 return TrialScheduler.STOP
             return TrialScheduler.CONTINUE
