@@ -204,6 +204,8 @@ def _searcher_class() -> type:
             else:
                 ot_trial.set_user_attr("final_ticket", result["ticket_id"])
                 ot_trial.set_user_attr("test_accuracy", result["test_accuracy"])
+                if result.get("node"):
+                    ot_trial.set_user_attr(optuna_backend.NODE, result["node"])  # for `sltsearch repair`
                 if self.spec.objective.constraints:
                     set_trial_constraints(ot_trial, self.spec, result)
                 if number in self.stopped:
