@@ -2,7 +2,9 @@
 
 The rule itself is pure (`sltsearch.search.mo_asha`); this module feeds it. Rung tables come from the ticket
 table, not from driver memory, so a resumed search and every worker (any backend, any host sharing the run
-folder) see the same rungs. A trial's ticket is appended to the table before the decision is taken.
+folder) see the same rungs. A trial's ticket is appended to the table before the decision is taken. The table
+is read through a `RungView`: per decision, only the files that changed since the last one, and only the
+columns the rule uses (trial, round, kind, status, objectives, constrained metrics).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sltsearch.results.record import Ticket
-from sltsearch.results.store import load_tickets
 from sltsearch.search.constraints import constraint_values
-from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, rung_rows, total_violation
+from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, total_violation
+from sltsearch.search.rung_view import RungView
 from sltsearch.spec import Spec
 from sltsearch.trial_context import TrialAborted
 
@@ -49,6 +51,8 @@ class RungStopper:
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.rule = MOASHA(dict(spec.objective.metrics), eta=cfg.eta, min_rungs=cfg.min_rungs)
+        # the rung rows of the run folder's table, read incrementally (only the columns the rule uses)
+        self.view = RungView(self.run_dir, [*spec.objective.metrics, *spec.objective.constraints])
 
     def violation(self, ticket: Ticket | Mapping[str, Any]) -> float:
         """A ticket's (or a table row's) total violation of ``objective.constraints`` (0 = feasible)."""
@@ -60,7 +64,7 @@ class RungStopper:
         if rung < 1 or rung >= last_rung(self.spec, params):
             return False
         metrics = {k: _metric(ticket, k) for k in self.rule.objectives}
-        rows = rung_rows(load_tickets(self.run_dir), rung, exclude_trial=number).to_dict("records")
+        rows = self.view.rows(rung, exclude_trial=number)
         others = [{k: float(row[k]) for k in self.rule.objectives} for row in rows]
         violations = None
         if self.spec.objective.constraints:  # constrained domination, from the same metrics in both backends
