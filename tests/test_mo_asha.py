@@ -13,7 +13,16 @@ from sltsearch.results.record import Ticket
 from sltsearch.results.store import TicketStore, load_tickets
 from sltsearch.search.early_stop import RungStopper, StoppedEarly
 from sltsearch.search.execute import TrialRunner
-from sltsearch.search.mo_asha import MOASHA, crowding_distances, nondominated_ranks, rung_entries, total_violation
+from sltsearch.search.mo_asha import (
+    MOASHA,
+    as_losses,
+    better_than,
+    crowding_distances,
+    nondominated_ranks,
+    rung_entries,
+    surely_better,
+    total_violation,
+)
 from sltsearch.spec import parse_spec
 
 ACC = {"val_accuracy": "maximize"}
@@ -276,3 +285,41 @@ def test_both_backends_rank_the_same_constrained_rung(tmp_path: Path) -> None:
     assert not unconstrained.should_stop(3, params, low, 1)
     # a smaller violation than trials 0 and 1 (0.01): only the feasible trial 2 ranks better -> continue
     assert not stopper.should_stop(3, params, _ticket(3, 1, 0.89, 1e-12), 1)
+
+
+# --- ranking that scales with the rung (one ticket per trial: tens of thousands of rows) ---------------------
+
+def _peeled_ranks(losses: np.ndarray) -> np.ndarray:
+    """Reference: peel the fronts with the plain pairwise test."""
+    ranks, remaining, front = np.full(len(losses), -1), np.arange(len(losses)), 0
+    while remaining.size:
+        sub = losses[remaining]
+        dominated = ((sub[None] <= sub[:, None]).all(2) & (sub[None] < sub[:, None]).any(2)).any(1)
+        ranks[remaining[~dominated]] = front
+        remaining, front = remaining[dominated], front + 1
+    return ranks
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_fast_ranks_equal_peeling_the_fronts(m: int) -> None:
+    rng = np.random.default_rng(m)
+    for n in (1, 2, 7, 60, 300):
+        losses = rng.integers(0, 6, size=(n, m)).astype(float)  # coarse values: many ties and equal rows
+        assert nondominated_ranks(losses).tolist() == _peeled_ranks(losses).tolist(), n
+        smooth = rng.random((n, m))
+        assert nondominated_ranks(smooth).tolist() == _peeled_ranks(smooth).tolist(), n
+
+
+def test_a_dominated_ticket_is_stopped_before_ranking_and_the_decision_is_the_same() -> None:
+    rng = np.random.default_rng(5)
+    for m, objectives in ((1, ACC), (2, ACC_ENERGY), (3, THREE)):
+        rule = MOASHA(objectives, eta=3)
+        names = list(objectives)
+        for _ in range(40):
+            vectors = [dict(zip(names, row, strict=True)) for row in rng.integers(0, 5, size=(12, m)) / 4]
+            violations = np.where(rng.random(12) < 0.4, rng.integers(1, 3, 12) / 2, 0.0)
+            for viol in (None, violations):
+                losses = as_losses(vectors, objectives)
+                full = better_than(losses, 0, viol) >= rule.keep_count(12)
+                assert rule.should_stop(1, vectors[0], vectors[1:], viol) == full
+                assert surely_better(losses, viol) <= better_than(losses, 0, viol)

@@ -19,6 +19,7 @@ folder's ticket table so decisions survive resumes and see every worker's ticket
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,20 +41,65 @@ def as_losses(vectors: Sequence[Mapping[str, float]], objectives: Mapping[str, s
 
 
 def nondominated_ranks(losses: np.ndarray) -> np.ndarray:
-    """Front index of every row (0 = non-dominated); equal rows share a front."""
+    """Front index of every row (0 = non-dominated); equal rows share a front.
+
+    A rung holds one ticket per trial, so this must stay cheap for tens of thousands of rows: one objective
+    ranks by distinct value, two by a sweep in O(n log n), more by peeling fronts with the pairwise test
+    done in blocks (memory bounded, time O(fronts * n^2)).
+    """
+    losses = np.asarray(losses, dtype=float)
     n = len(losses)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if losses.shape[1] == 1:
+        return np.asarray(np.unique(losses[:, 0], return_inverse=True)[1], dtype=int).reshape(-1)
+    if losses.shape[1] == 2:
+        return _ranks_2d(losses)
     ranks = np.full(n, -1, dtype=int)
     remaining = np.arange(n)
     front = 0
     while remaining.size:
-        sub = losses[remaining]
-        # row i is dominated when some row j is <= everywhere and < somewhere
-        le = (sub[None, :, :] <= sub[:, None, :]).all(axis=2)
-        lt = (sub[None, :, :] < sub[:, None, :]).any(axis=2)
-        dominated = (le & lt).any(axis=1)
+        dominated = _dominated(losses[remaining])
         ranks[remaining[~dominated]] = front
         remaining = remaining[dominated]
         front += 1
+    return ranks
+
+
+def _dominated(sub: np.ndarray, block_elems: int = 1 << 22) -> np.ndarray:
+    """Whether each row is dominated by some row of ``sub`` (<= everywhere and < somewhere), in row blocks."""
+    r, m = sub.shape
+    out = np.zeros(r, dtype=bool)
+    step = max(1, block_elems // max(1, r * m))
+    for start in range(0, r, step):
+        block = sub[start : start + step]
+        le = (sub[None, :, :] <= block[:, None, :]).all(axis=2)
+        lt = (sub[None, :, :] < block[:, None, :]).any(axis=2)
+        out[start : start + step] = (le & lt).any(axis=1)
+    return out
+
+
+def _ranks_2d(losses: np.ndarray) -> np.ndarray:
+    """Two objectives: sweep the rows by the first objective (then the second); a row's front is the number
+    of fronts already holding a row with a second objective <= its own (all such rows dominate it). The
+    fronts' smallest second objectives stay sorted, so a binary search finds it."""
+    order = np.lexsort((losses[:, 1], losses[:, 0]))
+    ranks = np.empty(len(losses), dtype=int)
+    lowest: list[float] = []  # per front, the smallest second objective seen so far (non-decreasing)
+    prev = -1
+    for idx in order.tolist():
+        f1, f2 = losses[idx, 0], losses[idx, 1]
+        if prev >= 0 and losses[prev, 0] == f1 and losses[prev, 1] == f2:
+            ranks[idx] = ranks[prev]  # an equal row (equal rows sort together) shares its front
+            prev = idx
+            continue
+        front = bisect.bisect_right(lowest, f2)
+        if front == len(lowest):
+            lowest.append(f2)
+        else:
+            lowest[front] = f2
+        ranks[idx] = front
+        prev = idx
     return ranks
 
 
@@ -101,6 +147,19 @@ def constrained_ranks(losses: np.ndarray, violations: np.ndarray | None = None) 
     return ranks
 
 
+def surely_better(losses: np.ndarray, violations: np.ndarray | None = None) -> int:
+    """How many rows rank better than row 0 for certain, in O(n): those that (constrained-)dominate it,
+    which all lie in a lower front. A lower bound of `better_than` (row 0), cheap enough to try first."""
+    rest = losses[1:]
+    dominates = (rest <= losses[0]).all(axis=1) & (rest < losses[0]).any(axis=1)
+    if violations is None:
+        return int(dominates.sum())
+    own, others = violations[0], violations[1:]
+    if own <= 0:
+        return int((dominates & (others <= 0)).sum())
+    return int((others < own).sum())  # every feasible row, and every smaller violation
+
+
 def better_than(losses: np.ndarray, index: int, violations: np.ndarray | None = None) -> int:
     """How many rows rank strictly better than row ``index`` (lower front, or same front and more crowding);
     ``violations``: every row's total constraint violation (0 = feasible), None without constraints."""
@@ -146,7 +205,10 @@ class MOASHA:
             if len(violations) != len(finite):
                 raise ValueError(f"{len(violations)} violations for {len(finite)} tickets (the ticket, then others)")
             violations = violations[finite]
-        return better_than(losses, 0, violations) >= self.keep_count(len(losses))
+        keep = self.keep_count(len(losses))
+        if surely_better(losses, violations) >= keep:
+            return True  # enough tickets beat it outright: no need to rank the whole rung
+        return better_than(losses, 0, violations) >= keep
 
 
 def total_violation(constraint_values: Mapping[str, float]) -> float:
