@@ -36,27 +36,21 @@ class _File:
     identity: tuple[int, int, int]  # inode, size, mtime (ns)
     settled: bool  # old enough when read that a later rewrite is sure to change the identity
     has_status: bool
-    rungs: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)  # rung -> trial -> row
+    keys: list[tuple[int, int]] = field(default_factory=list)  # (rung, trial) of its rung rows
 
 
-def table_entries(run_dir: Path) -> list[tuple[Path, os.stat_result]]:
-    """The table's files with their stat, legacy file first, then the parts by trial (as `load_tickets`)."""
-    found: list[tuple[Path, os.stat_result]] = []
+def table_entries(run_dir: Path) -> list[tuple[str, os.stat_result]]:
+    """The table's files with their stat: the legacy file and the parts (as `load_tickets` finds them)."""
+    found: list[tuple[str, os.stat_result]] = []
+    legacy = os.path.join(run_dir, LEGACY_FILE)
     with contextlib.suppress(FileNotFoundError):
-        found.append((run_dir / LEGACY_FILE, os.stat(run_dir / LEGACY_FILE)))
-    parts = []
-    try:
-        with os.scandir(run_dir / TICKETS_DIR) as entries:
-            for entry in entries:
-                if entry.name.startswith("trial-") and entry.name.endswith(".parquet"):
-                    try:
-                        parts.append((entry.name, Path(entry.path), entry.stat()))
-                    except FileNotFoundError:  # replaced or removed meanwhile
-                        continue
-    except FileNotFoundError:
-        pass
-    parts.sort(key=lambda item: item[0])
-    return found + [(path, st) for _, path, st in parts]
+        found.append((legacy, os.stat(legacy)))
+    with contextlib.suppress(FileNotFoundError), os.scandir(os.path.join(run_dir, TICKETS_DIR)) as entries:
+        for entry in entries:
+            if entry.name.startswith("trial-") and entry.name.endswith(".parquet"):
+                with contextlib.suppress(FileNotFoundError):  # replaced or removed meanwhile
+                    found.append((entry.path, entry.stat()))
+    return found
 
 
 class RungView:
@@ -67,61 +61,80 @@ class RungView:
         self.metrics = list(dict.fromkeys(metrics))
         self.columns = list(dict.fromkeys([*KEY_COLUMNS, *metrics]))
         self.racy_s = racy_s
-        self.files: dict[Path, _File] = {}
+        self.legacy = os.path.join(self.run_dir, LEGACY_FILE)
+        self.files: dict[str, _File] = {}
+        # rung -> trial -> file -> (file has a status column, row): usually one file per trial
+        self.index: dict[int, dict[int, dict[str, tuple[bool, dict[str, Any]]]]] = {}
+        self.with_status = 0  # files with a status column
         self.reads = 0  # files read so far (for tests and the benchmark)
 
-    def _load(self, path: Path, st: os.stat_result) -> _File | None:
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled (e.g. with a Tune scheduler): the copy starts empty and reads the run folder afresh
+        return {**self.__dict__, "files": {}, "index": {}, "with_status": 0}
+
+    def _order(self, path: str) -> tuple[int, str]:
+        """Table order: the legacy file first, then the parts by name (a later file's row wins)."""
+        return (0, "") if path == self.legacy else (1, path)
+
+    def _forget(self, path: str) -> None:
+        known = self.files.pop(path)
+        self.with_status -= known.has_status
+        for rung, trial in known.keys:
+            by_file = self.index[rung][trial]
+            by_file.pop(path, None)
+            if not by_file:
+                del self.index[rung][trial]
+
+    def _read(self, path: str, st: os.stat_result) -> None:
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-        settled = time.time() - st.st_mtime_ns / 1e9 > self.racy_s  # taken before the read, like git
+        settled = time.time() - st.st_mtime_ns / 1e9 > self.racy_s  # judged on the stat taken before the read
         try:
-            data = read_columns(path, self.columns)
+            data = read_columns(Path(path), self.columns)
         except FileNotFoundError:
-            return None
+            return
         self.reads += 1
-        n = len(data.get("trial", []))
-        has_status = "status" in data
-        loaded = _File(identity, settled, has_status)
-        if n == 0 or "round" not in data or "kind" not in data:
-            return loaded
-        for i in range(n):
+        loaded = _File(identity, settled, "status" in data)
+        self.with_status += loaded.has_status
+        self.files[path] = loaded
+        if "round" not in data or "kind" not in data or "trial" not in data:
+            return
+        for i in range(len(data["trial"])):
             if data["kind"][i] not in RUNG_KINDS or data["round"][i] is None or data["trial"][i] is None:
                 continue
             row = {c: (data[c][i] if c in data else None) for c in self.columns}
             for metric in self.metrics:  # a missing value reads as NaN, as in a DataFrame of the table
                 row[metric] = math.nan if row[metric] is None else row[metric]
-            loaded.rungs.setdefault(int(row["round"]), {})[int(row["trial"])] = row
-        return loaded
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "files": {}}  # pickled (e.g. with a Tune scheduler): the copy reads afresh
+            key = (int(row["round"]), int(row["trial"]))
+            loaded.keys.append(key)
+            self.index.setdefault(key[0], {}).setdefault(key[1], {})[path] = (loaded.has_status, row)
 
     def refresh(self) -> None:
         """Bring the view up to date with the run folder: read new and changed files, forget removed ones."""
-        seen: dict[Path, _File] = {}
+        present = set()
         for path, st in table_entries(self.run_dir):
+            present.add(path)
             known = self.files.get(path)
-            if known is not None and known.settled and known.identity == (st.st_ino, st.st_size, st.st_mtime_ns):
-                seen[path] = known
-                continue
-            loaded = self._load(path, st)
-            if loaded is not None:
-                seen[path] = loaded
-        self.files = seen
+            if known is not None:
+                if known.settled and known.identity == (st.st_ino, st.st_size, st.st_mtime_ns):
+                    continue
+                self._forget(path)
+            self._read(path, st)
+        for path in [p for p in self.files if p not in present]:
+            self._forget(path)
 
     def rows(self, rung: int, exclude_trial: int | None = None) -> list[dict[str, Any]]:
         """Every trial's main ticket at ``rung`` that is a rung entry (finished or running), one per trial,
         as `mo_asha.rung_rows` finds them in the whole table; reads what changed first."""
         self.refresh()
-        any_status = any(f.has_status for f in self.files.values())
-        latest: dict[int, tuple[bool, dict[str, Any]]] = {}
-        for part in self.files.values():  # in table order: a later file's row replaces an earlier one's
-            for trial, row in part.rungs.get(rung, {}).items():
-                latest.pop(trial, None)
-                latest[trial] = (part.has_status, row)
+        any_status = self.with_status > 0
         out = []
-        for trial, (has_status, row) in latest.items():
+        for trial, by_file in self.index.get(rung, {}).items():
             if trial == exclude_trial:
                 continue
+            if len(by_file) == 1:
+                has_status, row = next(iter(by_file.values()))
+            else:  # the same ticket in an older legacy file and in a part: the part's row wins
+                has_status, row = by_file[max(by_file, key=self._order)]
             if any_status and not (has_status and row["status"] in RUNG_STATUSES):
                 continue  # a file without a status column, among files with one: its rows have no status
             out.append(row)
