@@ -44,8 +44,8 @@ def nondominated_ranks(losses: np.ndarray) -> np.ndarray:
     """Front index of every row (0 = non-dominated); equal rows share a front.
 
     A rung holds one ticket per trial, so this must stay cheap for tens of thousands of rows: one objective
-    ranks by distinct value, two by a sweep in O(n log n), more by peeling fronts with the pairwise test
-    done in blocks (memory bounded, time O(fronts * n^2)).
+    ranks by distinct value, two by a sweep in O(n log n), more by a longest-chain pass in O(n^2 m) time and
+    bounded memory (`_ranks_nd`).
     """
     losses = np.asarray(losses, dtype=float)
     n = len(losses)
@@ -55,27 +55,31 @@ def nondominated_ranks(losses: np.ndarray) -> np.ndarray:
         return np.asarray(np.unique(losses[:, 0], return_inverse=True)[1], dtype=int).reshape(-1)
     if losses.shape[1] == 2:
         return _ranks_2d(losses)
-    ranks = np.full(n, -1, dtype=int)
-    remaining = np.arange(n)
-    front = 0
-    while remaining.size:
-        dominated = _dominated(losses[remaining])
-        ranks[remaining[~dominated]] = front
-        remaining = remaining[dominated]
-        front += 1
-    return ranks
+    return _ranks_nd(losses)
 
 
-def _dominated(sub: np.ndarray, block_elems: int = 1 << 22) -> np.ndarray:
-    """Whether each row is dominated by some row of ``sub`` (<= everywhere and < somewhere), in row blocks."""
-    r, m = sub.shape
-    out = np.zeros(r, dtype=bool)
-    step = max(1, block_elems // max(1, r * m))
-    for start in range(0, r, step):
-        block = sub[start : start + step]
-        le = (sub[None, :, :] <= block[:, None, :]).all(axis=2)
-        lt = (sub[None, :, :] < block[:, None, :]).any(axis=2)
-        out[start : start + step] = (le & lt).any(axis=1)
+def _ranks_nd(losses: np.ndarray, block_elems: int = 1 << 22) -> np.ndarray:
+    """Any number of objectives: in lexicographic order every dominator of a row comes before it, so a row's
+    front is one more than the highest front among its dominators (0 without any): the longest dominance
+    chain ending there, which is the front that peeling would give. Dominance is tested in row blocks."""
+    n, m = losses.shape
+    order = np.lexsort(losses.T[::-1])
+    ordered = losses[order]
+    ranks = np.zeros(n, dtype=int)  # in lexicographic order
+    step = max(1, block_elems // max(1, n * m))
+    for start in range(0, n, step):
+        block = ordered[start : start + step]
+        earlier = ordered[: start + len(block)]
+        dominated_by = (earlier[None, :, :] <= block[:, None, :]).all(axis=2) & (
+            earlier[None, :, :] < block[:, None, :]
+        ).any(axis=2)
+        for k in range(len(block)):
+            i = start + k
+            by = dominated_by[k, :i]
+            if by.any():
+                ranks[i] = ranks[:i][by].max() + 1
+    out = np.empty(n, dtype=int)
+    out[order] = ranks
     return out
 
 
