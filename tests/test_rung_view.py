@@ -134,3 +134,13 @@ def test_a_damaged_part_is_the_same_one_line_error(tmp_path: Path) -> None:
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
     with pytest.raises(TicketTableDamaged, match="sltsearch repair"):
         RungView(tmp_path, ["val_accuracy"]).rows(1)
+
+
+def test_a_pickled_view_reads_the_run_folder_afresh(tmp_path: Path) -> None:
+    import pickle
+
+    TicketStore(tmp_path).append([_ticket(0, 1, random.Random(1))], status="ok")
+    view = RungView(tmp_path, ["val_accuracy"])
+    assert len(view.rows(1)) == 1
+    copy = pickle.loads(pickle.dumps(view))
+    assert copy.files == {} and len(copy.rows(1)) == 1

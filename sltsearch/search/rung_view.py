@@ -11,6 +11,8 @@ A file whose mtime was less than ``racy_s`` seconds old when it was read is read
 (as git treats "racily clean" index entries): a rewrite within the file system's timestamp granularity, or
 from a host whose clock lags a little, cannot hide behind an identity that looks unchanged. So the view sees
 every worker's tickets, and a resumed search (a new process) starts from the run folder, never from memory.
+On NFS a stat may be served from the client's attribute cache (``actimeo``, seconds), so a decision there can
+see another host's newest ticket that much later, as a directory listing of the whole-table read could.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,10 +70,14 @@ class RungView:
         self.index: dict[int, dict[int, dict[str, tuple[bool, dict[str, Any]]]]] = {}
         self.with_status = 0  # files with a status column
         self.reads = 0  # files read so far (for tests and the benchmark)
+        self._lock = threading.Lock()  # one decision at a time updates the view
 
     def __getstate__(self) -> dict[str, Any]:
         # pickled (e.g. with a Tune scheduler): the copy starts empty and reads the run folder afresh
-        return {**self.__dict__, "files": {}, "index": {}, "with_status": 0}
+        return {**self.__dict__, "files": {}, "index": {}, "with_status": 0, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def _order(self, path: str) -> tuple[int, str]:
         """Table order: the legacy file first, then the parts by name (a later file's row wins)."""
@@ -125,6 +132,10 @@ class RungView:
     def rows(self, rung: int, exclude_trial: int | None = None) -> list[dict[str, Any]]:
         """Every trial's main ticket at ``rung`` that is a rung entry (finished or running), one per trial,
         as `mo_asha.rung_rows` finds them in the whole table; reads what changed first."""
+        with self._lock:
+            return self._rows(rung, exclude_trial)
+
+    def _rows(self, rung: int, exclude_trial: int | None) -> list[dict[str, Any]]:
         self.refresh()
         any_status = self.with_status > 0
         out = []
