@@ -4,8 +4,9 @@ A decision at rung r needs every trial's main ticket at round r: a few columns o
 Reading the whole ticket table for it (``load_tickets``) costs O(table) per decision, and the table grows with
 the search. `RungView` keeps, per process, the rung rows of every table file it has read (only the columns the
 rule uses) with the file's identity (inode, size, mtime); a decision lists the table's files, re-reads only
-those that changed since, and answers from memory. Part files are replaced atomically (a new inode) whenever
-their trial's rows change, so a changed identity is a changed file.
+those that changed since, and answers from memory. Part files are replaced atomically (temp file + rename)
+whenever their trial's rows change, so a rewrite shows as a new identity: a new mtime, where the inode alone
+could be a reused one.
 
 A file whose mtime was less than ``racy_s`` seconds old when it was read is read again at the next decision
 (as git treats "racily clean" index entries): a rewrite within the file system's timestamp granularity, or
