@@ -66,13 +66,17 @@ def _ranks_nd(losses: np.ndarray, block_elems: int = 1 << 22) -> np.ndarray:
     order = np.lexsort(losses.T[::-1])
     ordered = losses[order]
     ranks = np.zeros(n, dtype=int)  # in lexicographic order
-    step = max(1, block_elems // max(1, n * m))
+    step = max(1, block_elems // max(1, n))
     for start in range(0, n, step):
         block = ordered[start : start + step]
         earlier = ordered[: start + len(block)]
-        dominated_by = (earlier[None, :, :] <= block[:, None, :]).all(axis=2) & (
-            earlier[None, :, :] < block[:, None, :]
-        ).any(axis=2)
+        # one objective at a time (no block x n x m array): <= everywhere and not equal everywhere
+        no_worse = np.ones((len(block), len(earlier)), dtype=bool)
+        equal = np.ones_like(no_worse)
+        for j in range(m):
+            no_worse &= earlier[None, :, j] <= block[:, None, j]
+            equal &= earlier[None, :, j] == block[:, None, j]
+        dominated_by = no_worse & ~equal
         for k in range(len(block)):
             i = start + k
             by = dominated_by[k, :i]
