@@ -16,12 +16,13 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import pyarrow.parquet as pq
 from optuna.trial import TrialState, create_trial
 
 from sltsearch.results.record import MAIN_KINDS, Ticket, row_params
 from sltsearch.results.store import OK, TICKETS_DIR, check_tickets, load_tickets
 from sltsearch.rundir import read_run
-from sltsearch.search import optuna_backend
+from sltsearch.search import liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
@@ -82,7 +83,9 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
     """Set damaged ticket files aside, rebuild a lost study, re-measure finished trials' missing tickets."""
     run_dir, spec = read_run(run_dir)
     report = RepairReport(run_dir)
+    old_nodes: dict[int, str] = {}
     for path, _ in check_tickets(run_dir):
+        old_nodes.update(readable_nodes(path))
         report.set_aside.append(_set_aside(path, run_dir))
     frame = load_tickets(run_dir)
     study = optuna_backend.open_study(spec, run_dir, storage)
@@ -93,9 +96,37 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
     for trial in study.get_trials(deepcopy=False, states=optuna_backend.FINISHED):
         if trial.number in have or not trial.params:
             continue
+        runner.node = trial_node(trial, old_nodes, spec.search.backend)
         _replay(runner, trial)
         report.trials_remeasured.append(trial.number)
     return report
+
+
+def readable_nodes(path: Path) -> dict[int, str]:
+    """trial -> node from a damaged table file, where its ``trial`` and ``node`` columns can still be read
+    (a Parquet column is stored and checksummed apart from the others); empty when they cannot."""
+    try:
+        table = pq.ParquetFile(path, page_checksum_verification=True).read(columns=["trial", "node"])
+    except Exception:  # noqa: BLE001 - a truncated footer or a damaged page of these columns: nothing to restore
+        return {}
+    nodes: dict[int, str] = {}
+    for trial, node in zip(table.column("trial").to_pylist(), table.column("node").to_pylist(), strict=True):
+        if trial is not None and node:
+            nodes[int(trial)] = str(node)  # a trial runs on one node (a Tune retry rewrites all its rows)
+    return nodes
+
+
+def trial_node(trial: optuna.trial.FrozenTrial, old_nodes: dict[int, str], backend: str) -> str:
+    """Where ``trial`` ran, from the best record there is (see the module docstring); "" when none says."""
+    if trial.number in old_nodes:
+        return old_nodes[trial.number]
+    recorded = trial.user_attrs.get(optuna_backend.NODE)
+    if recorded:
+        return str(recorded)
+    owner = trial.system_attrs.get(liveness.OWNER) or {}
+    if backend == "optuna" and owner.get("host"):  # under Ray the owner is the driver, not the trial's node
+        return str(owner["host"])
+    return ""
 
 
 def _replay(runner: TrialRunner, trial: optuna.trial.FrozenTrial) -> None:

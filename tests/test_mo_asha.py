@@ -13,7 +13,16 @@ from sltsearch.results.record import Ticket
 from sltsearch.results.store import TicketStore, load_tickets
 from sltsearch.search.early_stop import RungStopper, StoppedEarly
 from sltsearch.search.execute import TrialRunner
-from sltsearch.search.mo_asha import MOASHA, crowding_distances, nondominated_ranks, rung_entries
+from sltsearch.search.mo_asha import (
+    MOASHA,
+    as_losses,
+    better_than,
+    crowding_distances,
+    nondominated_ranks,
+    rung_entries,
+    surely_better,
+    total_violation,
+)
 from sltsearch.spec import parse_spec
 
 ACC = {"val_accuracy": "maximize"}
@@ -171,3 +180,146 @@ def test_a_stopped_trial_runs_no_further_rounds(tmp_path: Path) -> None:
     assert [t.round for t in done if t.kind == "imp"] == [1, 2, 3]
     assert len([p for p in (tmp_path / "cache" / "imp").iterdir() if p.is_dir()]) == 3
     assert done[0].cached and [t.cached for t in done if t.kind == "imp"] == [True, False, False]
+
+
+# --- constraints: constrained domination (Deb's rule, as Optuna's NSGA-II ranks) ------------------------------
+# others: I1 (0.99, 0.01) violates by 0.1, I2 (0.98, 0.02) by 0.2, F (0.7, 1.0) is feasible. With one
+# candidate n = 4: keep ceil(4/3) = 2.
+OTHERS_C = _ae((0.99, 0.01), (0.98, 0.02), (0.7, 1.0))
+VIOL_C = [0.1, 0.2, 0.0]
+
+
+def test_a_feasible_ticket_beats_a_dominating_infeasible_one() -> None:
+    rule = MOASHA(ACC_ENERGY, eta=3)
+    # X (0.6, 1.2), feasible, is dominated by all three. Constrained: F front 0, X front 1 (dominated by F),
+    # I1 front 2, I2 front 3 -> only F ranks better: continue. Unconstrained: I1, I2, F rank better: stop.
+    x = {"val_accuracy": 0.6, "energy_uj": 1.2}
+    assert not rule.should_stop(1, x, OTHERS_C, [0.0, *VIOL_C])
+    assert rule.should_stop(1, x, OTHERS_C)
+    # Y (0.995, 0.005) dominates everyone but violates by 0.3: F, I1, I2 rank better -> stop (unconstrained it
+    # is alone in the first front and continues)
+    y = {"val_accuracy": 0.995, "energy_uj": 0.005}
+    assert rule.should_stop(1, y, OTHERS_C, [0.3, *VIOL_C])
+    assert not rule.should_stop(1, y, OTHERS_C)
+    # the same Y violating by only 0.05 is the best infeasible ticket: F ranks better, I1 and I2 worse -> continue
+    assert not rule.should_stop(1, y, OTHERS_C, [0.05, *VIOL_C])
+    # a violation of exactly 0 is feasible (a bound is inclusive): Y joins F's front and dominates it
+    assert not rule.should_stop(1, y, OTHERS_C, [0.0, 0.1, 0.2, 0.0])
+
+
+def test_equal_violations_share_a_front_and_crowding_breaks_the_tie() -> None:
+    rule = MOASHA(ACC_ENERGY, eta=3)
+    # A (0.9, 1.0), B (0.8, 0.5), C (0.7, 0.2) all violate by 0.5; n = 4, keep 2.
+    others = _ae((0.9, 1.0), (0.8, 0.5), (0.7, 0.2))
+    # Z (0.5, 1.5) is dominated by all three, but an equal violation puts the four in one front (neither of two
+    # infeasible tickets with the same violation dominates). Crowding (losses -acc, energy):
+    #   acc order A, B, C, Z: A and Z extreme (inf); energy order C, B, A, Z: C and Z extreme (inf)
+    #   B = (0.9-0.7)/0.4 + (1.0-0.2)/1.3 is finite; nobody has more crowding than Z (inf) -> continue
+    z = {"val_accuracy": 0.5, "energy_uj": 1.5}
+    assert not rule.should_stop(1, z, others, [0.5, 0.5, 0.5, 0.5])
+    assert rule.should_stop(1, z, others, [0.6, 0.5, 0.5, 0.5])  # a larger violation: last front alone -> stop
+    assert not rule.should_stop(1, z, others, [0.4, 0.5, 0.5, 0.5])  # smaller: the first front alone
+    # B as the candidate (same four tickets): interior in both objectives, A, C, Z (inf) rank better -> stop
+    b = {"val_accuracy": 0.8, "energy_uj": 0.5}
+    zac = _ae((0.5, 1.5), (0.9, 1.0), (0.7, 0.2))
+    assert rule.should_stop(1, b, zac, [0.5, 0.5, 0.5, 0.5])
+    # infinite violations (a NaN constraint metric) tie with each other, behind every finite violation
+    assert rule.should_stop(1, z, others, [math.inf, 0.5, math.inf, 0.5])  # A and C rank better
+    assert not rule.should_stop(1, z, others, [math.inf, math.inf, math.inf, 0.5])  # C alone ranks better
+
+
+def test_all_feasible_ranks_as_without_constraints() -> None:
+    # every case of the unconstrained tests above with all violations 0 gives the same decision
+    cases = [
+        (MOASHA(ACC, eta=3), _acc(0.9, 0.8, 0.7, 0.6, 0.5), [{"val_accuracy": v} for v in (0.85, 0.75, 0.1)]),
+        (MOASHA(ACC_ENERGY, eta=3), OTHERS_2D, _ae((0.85, 0.6), (0.65, 0.1), (0.95, 0.1), (0.55, 1.2))),
+        (MOASHA(THREE, eta=2), OTHERS_3D, [
+            {"val_accuracy": 0.75, "energy_uj": 0.4, "sparsity": 0.65},
+            {"val_accuracy": 0.65, "energy_uj": 0.6, "sparsity": 0.55},
+        ]),
+    ]
+    decisions = []
+    for rule, others, candidates in cases:
+        for ticket in candidates:
+            plain = rule.should_stop(1, ticket, others)
+            assert rule.should_stop(1, ticket, others, [0.0] * (1 + len(others))) == plain
+            decisions.append(plain)
+    assert True in decisions and False in decisions  # the comparison covers both outcomes
+
+
+def test_violations_must_match_the_tickets() -> None:
+    with pytest.raises(ValueError, match="violations"):
+        MOASHA(ACC, eta=3).should_stop(1, {"val_accuracy": 0.5}, _acc(0.9), [0.0])
+
+
+def test_total_violation() -> None:
+    assert total_violation({"val_accuracy:min": -0.01, "energy_uj:max": 0.0}) == 0.0
+    assert total_violation({"val_accuracy:min": 0.07, "energy_uj:max": 0.2}) == pytest.approx(0.27)
+    assert total_violation({"val_accuracy:min": float("nan")}) == math.inf
+    assert total_violation({}) == 0.0
+
+
+def test_both_backends_rank_the_same_constrained_rung(tmp_path: Path) -> None:
+    # the Optuna backend passes the Ticket, the Ray scheduler the Tune result built from it: same decision,
+    # and both rank with the constraint violations computed from the table's metric columns
+    from sltsearch.search.ray_backend import _result
+
+    spec = parse_spec(tiny_spec_dict(
+        objective={"constraints": {"val_accuracy": {"min": 0.9}}},
+        search={"early_stopping": {"rule": "mo_asha", "eta": 3, "min_rungs": 1}},
+    ))
+    # trials 0 and 1: far better energy but below 0.9 accuracy (infeasible); trial 2: feasible, costly
+    TicketStore(tmp_path).append([_ticket(0, 1, 0.85, 1e-9), _ticket(1, 1, 0.8, 2e-9), _ticket(2, 1, 0.95, 5.0)],
+                                 status="ok")
+    stopper = RungStopper(spec, tmp_path)
+    params = {"rounds": 3}
+    mine = _ticket(3, 1, 0.93, 6.0)  # feasible, dominated by trial 2 only: ranks second of 4 -> keep 2: continue
+    assert not stopper.should_stop(3, params, mine, 1)
+    assert not stopper.should_stop(3, params, _result(mine, 3), 1)
+    # dominating every ticket but one, violating by 0.11 (trial 0 by 0.05, trial 1 by 0.1): all three rank better
+    low = _ticket(3, 1, 0.79, 1e-12)
+    assert stopper.should_stop(3, params, low, 1) and stopper.should_stop(3, params, _result(low, 3), 1)
+    unconstrained = RungStopper(parse_spec(tiny_spec_dict(
+        search={"early_stopping": {"rule": "mo_asha", "eta": 3, "min_rungs": 1}})), tmp_path)
+    assert unconstrained.should_stop(3, params, mine, 1)  # without constraints trials 0-2 all rank better
+    assert not unconstrained.should_stop(3, params, low, 1)
+    # a smaller violation than trials 0 and 1 (0.01): only the feasible trial 2 ranks better -> continue
+    assert not stopper.should_stop(3, params, _ticket(3, 1, 0.89, 1e-12), 1)
+
+
+# --- ranking that scales with the rung (one ticket per trial: tens of thousands of rows) ---------------------
+
+def _peeled_ranks(losses: np.ndarray) -> np.ndarray:
+    """Reference: peel the fronts with the plain pairwise test."""
+    ranks, remaining, front = np.full(len(losses), -1), np.arange(len(losses)), 0
+    while remaining.size:
+        sub = losses[remaining]
+        dominated = ((sub[None] <= sub[:, None]).all(2) & (sub[None] < sub[:, None]).any(2)).any(1)
+        ranks[remaining[~dominated]] = front
+        remaining, front = remaining[dominated], front + 1
+    return ranks
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_fast_ranks_equal_peeling_the_fronts(m: int) -> None:
+    rng = np.random.default_rng(m)
+    for n in (1, 2, 7, 60, 300):
+        losses = rng.integers(0, 6, size=(n, m)).astype(float)  # coarse values: many ties and equal rows
+        assert nondominated_ranks(losses).tolist() == _peeled_ranks(losses).tolist(), n
+        smooth = rng.random((n, m))
+        assert nondominated_ranks(smooth).tolist() == _peeled_ranks(smooth).tolist(), n
+
+
+def test_a_dominated_ticket_is_stopped_before_ranking_and_the_decision_is_the_same() -> None:
+    rng = np.random.default_rng(5)
+    for m, objectives in ((1, ACC), (2, ACC_ENERGY), (3, THREE)):
+        rule = MOASHA(objectives, eta=3)
+        names = list(objectives)
+        for _ in range(40):
+            vectors = [dict(zip(names, row, strict=True)) for row in rng.integers(0, 5, size=(12, m)) / 4]
+            violations = np.where(rng.random(12) < 0.4, rng.integers(1, 3, 12) / 2, 0.0)
+            for viol in (None, violations):
+                losses = as_losses(vectors, objectives)
+                full = better_than(losses, 0, viol) >= rule.keep_count(12)
+                assert rule.should_stop(1, vectors[0], vectors[1:], viol) == full
+                assert surely_better(losses, viol) <= better_than(losses, 0, viol)

@@ -186,6 +186,81 @@ def _cli_run(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 _MEASURED = ["ticket_id", "trial", "round", "kind", "status", "val_accuracy", "test_accuracy", "energy_uj", "sparsity"]
+_RESTORED = ["ticket_id", "feasible", "node"]  # not measured: from the spec's constraints and the trial's records
+ELSEWHERE = "gpu-node-7/0123456789ab"  # a node that is not this host (a Ray worker elsewhere)
+
+
+@pytest.fixture(scope="module")
+def constrained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished search whose trials ran on another node, with a constraint that only dense tickets meet."""
+    root = tmp_path_factory.mktemp("constrained")
+    spec = write_spec(root / "tiny.yaml", tiny_spec_dict(objective={"constraints": {"sparsity": {"max": 0.1}}}))
+    post_init = execute.TrialRunner.__post_init__
+
+    def elsewhere(self: execute.TrialRunner) -> None:
+        post_init(self)
+        self.node = ELSEWHERE
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(execute.TrialRunner, "__post_init__", elsewhere)
+        sltsearch.run(spec, run_dir=root / "run")
+    frame = sltsearch.load(root / "run")
+    assert frame["feasible"].any() and not frame["feasible"].all()  # both kinds of row to restore
+    assert (frame["node"] == ELSEWHERE).all()
+    return root / "run"
+
+
+def _damage_column(path: Path, column: str) -> None:
+    """Flip a byte in one column's pages: that column fails its checksum, the others stay readable."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    chunk = meta.row_group(0).column(names.index(column))
+    start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + chunk.total_compressed_size - 1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "one column"])
+def test_repair_restores_feasible_and_node(constrained_run: Path, tmp_path: Path, damage: str) -> None:
+    # truncated: nothing of the file is readable, the node comes from the study's record of the trial;
+    # one column: the damaged file's node column is still readable and is what the row gets back
+    run = _copy(constrained_run, tmp_path)
+    before = sltsearch.load(run)
+    part = run / "tickets" / "trial-000001.parquet"
+    if damage == "truncated":
+        part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    else:
+        _damage_column(part, "val_accuracy")
+    result = runner.invoke(app, ["repair", str(run)])
+    assert result.exit_code == 0 and "re-measured the tickets of trials 1" in result.output, result.output
+    after = sltsearch.load(run)
+    pd.testing.assert_frame_equal(after[_MEASURED], before[_MEASURED])
+    pd.testing.assert_frame_equal(after[_RESTORED], before[_RESTORED])  # never this host's name
+
+
+def test_repaired_node_comes_from_the_best_record_or_stays_empty() -> None:
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from sltsearch.repair import trial_node
+    from sltsearch.search import liveness
+
+    def trial(user: dict, system: dict) -> optuna.trial.FrozenTrial:
+        made = create_trial(params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, values=[1.0],
+                            user_attrs=user, system_attrs=system)
+        made.number = 3
+        return made
+
+    owner = {liveness.OWNER: {"host": "owner-host", "pid": 1, "start": None}}
+    full = trial({optuna_backend.NODE: "recorded/node"}, owner)
+    assert trial_node(full, {3: "from-old-data"}, "optuna") == "from-old-data"  # the damaged file's own column
+    assert trial_node(full, {4: "another trial's"}, "optuna") == "recorded/node"  # the study's record of the end
+    assert trial_node(trial({}, owner), {}, "optuna") == "owner-host"  # Optuna backend: the owner ran it
+    assert trial_node(trial({}, owner), {}, "ray") == ""  # Ray: the owner is the driver, not the node
+    assert trial_node(trial({}, {}), {}, "optuna") == ""  # nothing recorded: left empty, never invented
 
 
 def test_damaged_ticket_file_is_refused_then_repaired(finished_run: Path, tmp_path: Path) -> None:
@@ -204,6 +279,7 @@ def test_damaged_ticket_file_is_refused_then_repaired(finished_run: Path, tmp_pa
     assert "set aside damaged file" in result.output and "re-measured the tickets of trials 1" in result.output
     after = sltsearch.load(run)
     pd.testing.assert_frame_equal(after[_MEASURED], before[_MEASURED])  # the same numbers, from the cache
+    pd.testing.assert_frame_equal(after[_RESTORED], before[_RESTORED])
     assert after.loc[after["trial"] == 1, "cached"].all()  # no stage was trained again
     assert runner.invoke(app, ["repair", str(run)]).output.strip().endswith("needed no repair")
 

@@ -39,15 +39,34 @@ def _run_dir_of(path: Path) -> Path:
     return path.parent.parent if path.parent.name == TICKETS_DIR else path.parent
 
 
+def _damaged(path: Path, err: Exception) -> TicketTableDamaged:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return TicketTableDamaged(
+        f"{path}: the ticket table file is damaged ({reason}); run `sltsearch repair {_run_dir_of(path)}` "
+        "to rebuild it from the study and the stage cache"
+    )
+
+
 def _read(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path, page_checksum_verification=True)
     except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TicketTableDamaged(
-            f"{path}: the ticket table file is damaged ({reason}); run `sltsearch repair {_run_dir_of(path)}` "
-            "to rebuild it from the study and the stage cache"
-        ) from None
+        raise _damaged(path, err) from None
+
+
+def read_columns(path: Path, columns: Iterable[str]) -> dict[str, list]:
+    """Only ``columns`` of one table file (those it has; page checksums verified), as column -> values: what a
+    reader that needs a few columns pays instead of the whole file. FileNotFoundError when it has gone."""
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path, page_checksum_verification=True)
+        present = set(handle.schema_arrow.names)
+        return handle.read(columns=[c for c in columns if c in present]).to_pydict()
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise _damaged(path, err) from None
 
 
 def _write(path: Path, frame: pd.DataFrame) -> None:

@@ -2,18 +2,21 @@
 
 The rule itself is pure (`sltsearch.search.mo_asha`); this module feeds it. Rung tables come from the ticket
 table, not from driver memory, so a resumed search and every worker (any backend, any host sharing the run
-folder) see the same rungs. A trial's ticket is appended to the table before the decision is taken.
+folder) see the same rungs. A trial's ticket is appended to the table before the decision is taken. The table
+is read through a `RungView`: per decision, only the files that changed since the last one, and only the
+columns the rule uses (trial, round, kind, status, objectives, constrained metrics).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from sltsearch.results.record import Ticket
-from sltsearch.results.store import load_tickets
-from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, rung_entries
+from sltsearch.search.constraints import constraint_values
+from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, total_violation
+from sltsearch.search.rung_view import RungView
 from sltsearch.spec import Spec
 from sltsearch.trial_context import TrialAborted
 
@@ -34,6 +37,10 @@ def last_rung(spec: Spec, params: dict[str, Any]) -> int:
     return len(tspec.tickets.round_rates())
 
 
+def _metric(ticket: Ticket | Mapping[str, Any], name: str) -> float:
+    return float(ticket[name] if isinstance(ticket, Mapping) else getattr(ticket, name))
+
+
 class RungStopper:
     """Decides, from the ticket table of ``run_dir``, whether a trial stops after the round it just measured."""
 
@@ -44,13 +51,25 @@ class RungStopper:
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.rule = MOASHA(dict(spec.objective.metrics), eta=cfg.eta, min_rungs=cfg.min_rungs)
+        # the rung rows of the run folder's table, read incrementally (only the columns the rule uses)
+        self.view = RungView(self.run_dir, [*spec.objective.metrics, *spec.objective.constraints])
 
-    def should_stop(self, number: int, params: dict[str, Any], metrics: dict[str, float], rung: int) -> bool:
-        """True when trial ``number`` should run no further round after ``rung`` (never after its last)."""
+    def violation(self, ticket: Ticket | Mapping[str, Any]) -> float:
+        """A ticket's (or a table row's) total violation of ``objective.constraints`` (0 = feasible)."""
+        return total_violation(constraint_values(self.spec, ticket))
+
+    def should_stop(self, number: int, params: dict[str, Any], ticket: Ticket | Mapping[str, Any], rung: int) -> bool:
+        """True when trial ``number`` should run no further round after ``rung`` (never after its last).
+        ``ticket``: its ticket at ``rung`` (a `Ticket`, or a row / Tune result with the metric columns)."""
         if rung < 1 or rung >= last_rung(self.spec, params):
             return False
-        others = rung_entries(load_tickets(self.run_dir), rung, self.rule.objectives, exclude_trial=number)
-        return self.rule.should_stop(rung, metrics, others)
+        metrics = {k: _metric(ticket, k) for k in self.rule.objectives}
+        rows = self.view.rows(rung, exclude_trial=number)
+        others = [{k: float(row[k]) for k in self.rule.objectives} for row in rows]
+        violations = None
+        if self.spec.objective.constraints:  # constrained domination, from the same metrics in both backends
+            violations = [self.violation(ticket), *(self.violation(row) for row in rows)]
+        return self.rule.should_stop(rung, metrics, others, violations)
 
     def is_rung(self, ticket: Ticket) -> bool:
         return ticket.kind in RUNG_KINDS and ticket.round >= 1
@@ -61,8 +80,7 @@ class RungStopper:
         def check(ticket: Ticket) -> None:
             if not self.is_rung(ticket):
                 return
-            metrics = {k: float(getattr(ticket, k)) for k in self.rule.objectives}
-            if self.should_stop(number, params, metrics, ticket.round):
+            if self.should_stop(number, params, ticket, ticket.round):
                 raise StoppedEarly(ticket)
 
         return check

@@ -368,9 +368,13 @@ def _run(
     return TrialState.COMPLETE, ""
 
 
+NODE = "node"  # user attr: the node that ran a finished trial (its tickets' ``node``)
+
+
 def record_final(trial: optuna.Trial, spec: Spec | None, final: Ticket) -> None:
     """The trial's ticket in its user attrs, and its constraint values where the samplers read them."""
     trial.set_user_attr("final_ticket", final.ticket_id)
     trial.set_user_attr("test_accuracy", final.test_accuracy)  # reported, never optimised
+    trial.set_user_attr(NODE, final.node)  # where it ran: `sltsearch repair` restores it in re-measured rows
     if spec is not None and spec.objective.constraints:
         set_trial_constraints(trial, spec, final)

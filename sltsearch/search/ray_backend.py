@@ -207,6 +207,8 @@ def _searcher_class() -> type:
             else:
                 ot_trial.set_user_attr("final_ticket", result["ticket_id"])
                 ot_trial.set_user_attr("test_accuracy", result["test_accuracy"])
+                if result.get("node"):
+                    ot_trial.set_user_attr(optuna_backend.NODE, result["node"])  # for `sltsearch repair`
                 if self.spec.objective.constraints:
                     set_trial_constraints(ot_trial, self.spec, result)
                 if number in self.stopped:
@@ -265,8 +267,7 @@ def _scheduler(stopper: RungStopper, stopped: set[int]) -> Any:
                 return TrialScheduler.CONTINUE
             number = int(result[NUMBER])
             params = {k: v for k, v in trial.config.items() if k != NUMBER}
-            metrics = {m: float(result[m]) for m in stopper.rule.objectives}
-            if stopper.should_stop(number, params, metrics, int(result["round"])):
+            if stopper.should_stop(number, params, result, int(result["round"])):
                 stopped.add(number)
                 return TrialScheduler.STOP
             return TrialScheduler.CONTINUE
