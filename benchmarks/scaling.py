@@ -251,7 +251,7 @@ def main() -> None:
         "are shared with other jobs, and 2x is the ideal only when both are free.",
         "",
         "Reading these numbers: the 1-worker and 2-worker runs pay the same fixed cost (the 'fixed s' column) "
-        "and train the shared dense run once, before any second trial can start (every trial rewinds to it), "
+        "and train the shared dense run once, which every trial rewinds to (the second worker waits for it), "
         "so on a search of 8 short trials 2 workers cannot reach the machine's ceiling; the ratio with the "
         "fixed cost taken off shows what the search itself scales to, and the ceiling what the shared cores "
         "allow. Larger searches (more trials, more rounds per trial) shrink both the fixed cost's and the dense "
