@@ -42,7 +42,13 @@ sys.path.insert(0, str(ROOT))
 from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.results.store import TicketStore, load_tickets, part_path  # noqa: E402
 from sltsearch.search.early_stop import RungStopper  # noqa: E402
-from sltsearch.search.mo_asha import MOASHA, as_losses, crowding_distances, rung_rows  # noqa: E402
+from sltsearch.search.mo_asha import (  # noqa: E402
+    MOASHA,
+    as_losses,
+    crowding_distances,
+    pairwise_ranks,
+    rung_rows,
+)
 from sltsearch.spec import parse_spec  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "rung_decision.md"
@@ -80,17 +86,6 @@ def fill(run_dir: Path, rows: int, rng: np.random.Generator) -> None:
         os.utime(path, (past, past))
 
 
-def former_ranks(losses: np.ndarray) -> np.ndarray:
-    """The former `nondominated_ranks`: an n x n x m comparison per front."""
-    ranks, remaining, front = np.full(len(losses), -1), np.arange(len(losses)), 0
-    while remaining.size:
-        sub = losses[remaining]
-        dominated = ((sub[None] <= sub[:, None]).all(2) & (sub[None] < sub[:, None]).any(2)).any(1)
-        ranks[remaining[~dominated]] = front
-        remaining, front = remaining[dominated], front + 1
-    return ranks
-
-
 def former_decision(stopper: RungStopper, number: int, metrics: dict[str, float], rung: int, rank: bool) -> bool:
     """The former decision: the whole table read, then (``rank``) the former ranking."""
     rows = rung_rows(load_tickets(stopper.run_dir), rung, exclude_trial=number)
@@ -99,7 +94,7 @@ def former_decision(stopper: RungStopper, number: int, metrics: dict[str, float]
         return False
     rule: MOASHA = stopper.rule
     losses = as_losses([metrics, *others], rule.objectives)
-    ranks = former_ranks(losses)
+    ranks = pairwise_ranks(losses)  # the former `nondominated_ranks`
     same = np.flatnonzero(ranks == ranks[0])
     crowd = crowding_distances(losses[same])
     better = int((ranks < ranks[0]).sum() + (crowd > crowd[0]).sum())

@@ -19,6 +19,7 @@ from sltsearch.search.mo_asha import (
     better_than,
     crowding_distances,
     nondominated_ranks,
+    pairwise_ranks,
     rung_entries,
     surely_better,
     total_violation,
@@ -289,25 +290,15 @@ def test_both_backends_rank_the_same_constrained_rung(tmp_path: Path) -> None:
 
 # --- ranking that scales with the rung (one ticket per trial: tens of thousands of rows) ---------------------
 
-def _peeled_ranks(losses: np.ndarray) -> np.ndarray:
-    """Reference: peel the fronts with the plain pairwise test."""
-    ranks, remaining, front = np.full(len(losses), -1), np.arange(len(losses)), 0
-    while remaining.size:
-        sub = losses[remaining]
-        dominated = ((sub[None] <= sub[:, None]).all(2) & (sub[None] < sub[:, None]).any(2)).any(1)
-        ranks[remaining[~dominated]] = front
-        remaining, front = remaining[dominated], front + 1
-    return ranks
-
 
 @pytest.mark.parametrize("m", [1, 2, 3])
 def test_fast_ranks_equal_peeling_the_fronts(m: int) -> None:
     rng = np.random.default_rng(m)
     for n in (1, 2, 7, 60, 300):
         losses = rng.integers(0, 6, size=(n, m)).astype(float)  # coarse values: many ties and equal rows
-        assert nondominated_ranks(losses).tolist() == _peeled_ranks(losses).tolist(), n
+        assert nondominated_ranks(losses).tolist() == pairwise_ranks(losses).tolist(), n
         smooth = rng.random((n, m))
-        assert nondominated_ranks(smooth).tolist() == _peeled_ranks(smooth).tolist(), n
+        assert nondominated_ranks(smooth).tolist() == pairwise_ranks(smooth).tolist(), n
 
 
 def test_a_dominated_ticket_is_stopped_before_ranking_and_the_decision_is_the_same() -> None:

@@ -58,6 +58,21 @@ def nondominated_ranks(losses: np.ndarray) -> np.ndarray:
     return _ranks_nd(losses)
 
 
+def pairwise_ranks(losses: np.ndarray) -> np.ndarray:
+    """Front index of every row by the plain definition: peel the fronts with an n x n x m pairwise test.
+
+    Quadratic in memory and time: the reference the fast ranks are tested against (and the former rule the
+    rung-decision benchmark compares with), never used for a decision.
+    """
+    ranks, remaining, front = np.full(len(losses), -1), np.arange(len(losses)), 0
+    while remaining.size:
+        sub = losses[remaining]
+        dominated = ((sub[None] <= sub[:, None]).all(2) & (sub[None] < sub[:, None]).any(2)).any(1)
+        ranks[remaining[~dominated]] = front
+        remaining, front = remaining[dominated], front + 1
+    return ranks
+
+
 def _ranks_nd(losses: np.ndarray, block_elems: int = 1 << 22) -> np.ndarray:
     """Any number of objectives: in lexicographic order every dominator of a row comes before it, so a row's
     front is one more than the highest front among its dominators (0 without any): the longest dominance
