@@ -97,6 +97,14 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def _check_file(path: Path, expected_sha256: str) -> None:
+    """Raise `DamagedArtefact` unless ``path`` exists and has the recorded checksum."""
+    if not path.is_file():
+        raise DamagedArtefact(path, "missing")
+    if sha256_file(path) != expected_sha256:
+        raise DamagedArtefact(path, "checksum mismatch (the file changed after it was written)")
+
+
 class StageCache:
     """Stages stored as folders ``root/<kind>/<key>/``; ``root=None`` keeps nothing (always recompute)."""
 
@@ -202,26 +210,31 @@ class StageCache:
             return meta
         names = [f"{s}.safetensors" for s in stems] if stems else list(sums)
         for name in names:
-            path = folder / name
-            if name not in sums or not path.is_file():
-                raise DamagedArtefact(path, "missing")
-            if sha256_file(path) != sums[name]:
-                raise DamagedArtefact(path, "checksum mismatch (the file changed after it was written)")
+            if name not in sums:
+                raise DamagedArtefact(folder / name, "missing")
+            _check_file(folder / name, sums[name])
         return meta
+
+    def _move_aside(self, source: Path, name: str) -> Path | None:
+        """Move ``source`` (a stage folder or one of its files) into ``.damaged/`` under a unique name built
+        from ``name``; None when it has gone (another process set it aside first, or it was missing)."""
+        assert self.root is not None
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        target = self.root / DAMAGED_DIR / name.format(stamp=stamp)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            return None
+        self.set_aside.append(target)
+        return target
 
     def _set_aside(self, kind: str, key: str, err: DamagedArtefact) -> None:
         folder = self.folder(kind, key)
-        assert folder is not None and self.root is not None
-        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-        target = self.root / DAMAGED_DIR / f"{kind}-{key}-{stamp}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(folder, target)
-        except FileNotFoundError:  # another process set it aside first
-            return
-        self.set_aside.append(target)
-        warn(f"cache: {err.path} is damaged ({err.why}); moved the stage to {target} and recomputing it")
-
+        assert folder is not None
+        target = self._move_aside(folder, f"{kind}-{key}-{{stamp}}")
+        if target is not None:
+            warn(f"cache: {err.path} is damaged ({err.why}); moved the stage to {target} and recomputing it")
 
     # ------------------------------------------------------------------ measurements stored with a stage
 
@@ -233,23 +246,17 @@ class StageCache:
         """The stage's stored measurement under ``measure_key``; None when there is none (a stage stored before
         measurements were kept, or measured under other settings) or it is damaged (then it is set aside and
         the user told; the stage itself stays)."""
-        folder = self.folder(kind, key)
-        if folder is None or not (folder / "meta.json").is_file():
+        stored = self._stored_meta(kind, key)
+        if stored is None:
             return None
-        try:
-            meta = json.loads((folder / "meta.json").read_text())
-        except (OSError, ValueError):
-            return None  # the stage's own check (`fetch`) sets a damaged meta.json aside
+        folder, meta = stored
         name = self.measured_name(measure_key)
-        sums = meta.get(MEASURED, {}) if isinstance(meta, dict) else {}
+        sums = meta.get(MEASURED, {})
         if name not in sums:
             return None
         path = folder / name
         try:
-            if not path.is_file():
-                raise DamagedArtefact(path, "missing")
-            if sha256_file(path) != sums[name]:
-                raise DamagedArtefact(path, "checksum mismatch (the file changed after it was written)")
+            _check_file(path, sums[name])
             values = json.loads(path.read_text())
             if not isinstance(values, dict):
                 raise DamagedArtefact(path, "not a JSON object")
@@ -267,30 +274,31 @@ class StageCache:
 
         A stage that is not stored (no cache, or set aside meanwhile) keeps nothing."""
         self.measured_stores += 1
-        folder = self.folder(kind, key)
-        if folder is None or not (folder / "meta.json").is_file():
+        stored = self._stored_meta(kind, key)
+        if stored is None:
             return
-        try:
-            meta = json.loads((folder / "meta.json").read_text())
-        except (OSError, ValueError):
-            return  # the stage's own check (`fetch`) sets a damaged meta.json aside
-        if not isinstance(meta, dict):
-            return
+        folder, meta = stored
         path = folder / self.measured_name(measure_key)
         _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(values, indent=1, sort_keys=True)))
         meta[MEASURED] = {**meta.get(MEASURED, {}), path.name: sha256_file(path)}
         save_json(folder / "meta.json", meta)
 
+    def _stored_meta(self, kind: str, key: str) -> tuple[Path, dict[str, Any]] | None:
+        """The stored stage's folder and ``meta.json``; None when the stage is not stored or its meta.json
+        cannot be read (the stage's own check, `fetch`, sets a damaged meta.json aside)."""
+        folder = self.folder(kind, key)
+        if folder is None or not (folder / "meta.json").is_file():
+            return None
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return (folder, meta) if isinstance(meta, dict) else None
+
     def _set_aside_file(self, kind: str, key: str, err: DamagedArtefact) -> None:
         """Move one damaged file of a stage (not the whole stage) to ``.damaged/`` and tell the user."""
-        assert self.root is not None
-        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-        target = self.root / DAMAGED_DIR / f"{kind}-{key}-{stamp}-{err.path.name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(err.path, target)
-        except FileNotFoundError:  # missing, or another process set it aside first
+        target = self._move_aside(err.path, f"{kind}-{key}-{{stamp}}-{err.path.name}")
+        if target is None:  # missing, or another process set it aside first
             warn(f"cache: {err.path} is damaged ({err.why}); measuring the stage again")
             return
-        self.set_aside.append(target)
         warn(f"cache: {err.path} is damaged ({err.why}); moved it to {target} and measuring the stage again")
