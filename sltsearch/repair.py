@@ -16,11 +16,17 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import pyarrow.parquet as pq
 from optuna.trial import TrialState, create_trial
 
 from sltsearch.results.record import MAIN_KINDS, Ticket, row_params
-from sltsearch.results.store import OK, TICKETS_DIR, check_tickets, load_tickets
+from sltsearch.results.store import (
+    OK,
+    TICKETS_DIR,
+    TicketTableDamaged,
+    check_tickets,
+    load_tickets,
+    read_columns,
+)
 from sltsearch.rundir import read_run
 from sltsearch.search import liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
@@ -106,11 +112,13 @@ def readable_nodes(path: Path) -> dict[int, str]:
     """trial -> node from a damaged table file, where its ``trial`` and ``node`` columns can still be read
     (a Parquet column is stored and checksummed apart from the others); empty when they cannot."""
     try:
-        table = pq.ParquetFile(path, page_checksum_verification=True).read(columns=["trial", "node"])
-    except Exception:  # noqa: BLE001 - a truncated footer or a damaged page of these columns: nothing to restore
+        columns = read_columns(path, ["trial", "node"])
+    except (TicketTableDamaged, FileNotFoundError):  # a truncated footer or a damaged page of these columns
+        return {}
+    if "trial" not in columns or "node" not in columns:  # a file from before rows named their node
         return {}
     nodes: dict[int, str] = {}
-    for trial, node in zip(table.column("trial").to_pylist(), table.column("node").to_pylist(), strict=True):
+    for trial, node in zip(columns["trial"], columns["node"], strict=True):
         if trial is not None and node:
             nodes[int(trial)] = str(node)  # a trial runs on one node (a Tune retry rewrites all its rows)
     return nodes

@@ -20,10 +20,10 @@ from sltsearch.search.mo_asha import (
     crowding_distances,
     nondominated_ranks,
     pairwise_ranks,
-    rung_entries,
     surely_better,
     total_violation,
 )
+from sltsearch.search.rung_view import RungView
 from sltsearch.spec import parse_spec
 
 ACC = {"val_accuracy": "maximize"}
@@ -148,9 +148,13 @@ def test_rung_entries_read_the_ticket_table(tmp_path: Path) -> None:
     store.append([_ticket(0, 0, 0.5, 1.0, "dense"), _ticket(0, 1, 0.9, 0.5)], status="ok")
     store.append([_ticket(1, 1, 0.8, 0.4), _ticket(1, 1, 0.1, 0.1, "random_prune")], status="running")
     store.append([_ticket(2, 1, 0.99, 0.01)], status="failed")  # its parameters run again: not a rung entry
-    entries = rung_entries(load_tickets(tmp_path), 1, ACC_ENERGY, exclude_trial=1)
-    assert entries == [{"val_accuracy": 0.9, "energy_uj": 0.5}]
-    assert len(rung_entries(load_tickets(tmp_path), 1, ACC_ENERGY)) == 2
+    view = RungView(tmp_path, list(ACC_ENERGY))  # what a decision reads (RungStopper)
+
+    def entries(exclude_trial: int | None = None) -> list[dict[str, float]]:
+        return [{k: float(row[k]) for k in ACC_ENERGY} for row in view.rows(1, exclude_trial=exclude_trial)]
+
+    assert entries(exclude_trial=1) == [{"val_accuracy": 0.9, "energy_uj": 0.5}]
+    assert len(entries()) == 2
 
 
 @pytest.mark.slow

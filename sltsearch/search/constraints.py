@@ -14,7 +14,8 @@ from typing import Any
 from sltsearch.spec import Spec
 
 
-def _value(ticket: Any, metric: str) -> float:
+def metric_value(ticket: Any, metric: str) -> float:
+    """A metric of a `Ticket`, or of a table row / Tune result (a mapping with the metric columns)."""
     value = ticket[metric] if isinstance(ticket, Mapping) else getattr(ticket, metric)
     return float(value)
 
@@ -24,7 +25,7 @@ def constraint_values(spec: Spec, ticket: Any) -> dict[str, float]:
     (a `Ticket` or a table row). A NaN metric violates its constraint by +inf."""
     values: dict[str, float] = {}
     for metric, bound in spec.objective.constraints.items():
-        x = _value(ticket, metric)
+        x = metric_value(ticket, metric)
         if bound.min is not None:
             values[f"{metric}:min"] = math.inf if math.isnan(x) else bound.min - x
         if bound.max is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sltsearch.results.record import Ticket
-from sltsearch.search.constraints import constraint_values
+from sltsearch.search.constraints import constraint_values, metric_value
 from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, total_violation
 from sltsearch.search.rung_view import RungView
 from sltsearch.spec import Spec
@@ -35,10 +35,6 @@ def last_rung(spec: Spec, params: dict[str, Any]) -> int:
     if tspec.tickets.time_steps_search is not None:
         return 0  # its rounds are early-time search rounds at another T: not comparable rungs
     return len(tspec.tickets.round_rates())
-
-
-def _metric(ticket: Ticket | Mapping[str, Any], name: str) -> float:
-    return float(ticket[name] if isinstance(ticket, Mapping) else getattr(ticket, name))
 
 
 class RungStopper:
@@ -63,7 +59,7 @@ class RungStopper:
         ``ticket``: its ticket at ``rung`` (a `Ticket`, or a row / Tune result with the metric columns)."""
         if rung < 1 or rung >= last_rung(self.spec, params):
             return False
-        metrics = {k: _metric(ticket, k) for k in self.rule.objectives}
+        metrics = {k: metric_value(ticket, k) for k in self.rule.objectives}
         rows = self.view.rows(rung, exclude_trial=number)
         others = [{k: float(row[k]) for k in self.rule.objectives} for row in rows]
         violations = None

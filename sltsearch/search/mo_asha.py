@@ -250,11 +250,3 @@ def rung_rows(frame: pd.DataFrame, rung: int, exclude_trial: int | None = None) 
     if exclude_trial is not None:
         rows = rows[rows["trial"] != exclude_trial]
     return rows.drop_duplicates("trial", keep="last")
-
-
-def rung_entries(
-    frame: pd.DataFrame, rung: int, objectives: Mapping[str, str], exclude_trial: int | None = None
-) -> list[dict[str, float]]:
-    """The objective vectors of every trial's main ticket at ``rung`` in a ticket table (one per trial)."""
-    rows = rung_rows(frame, rung, exclude_trial)
-    return [{k: float(row[k]) for k in objectives} for _, row in rows.iterrows()]
