@@ -23,6 +23,7 @@ from sltsearch.cache import content_key
 from sltsearch.data import make_loader
 from sltsearch.device import seed_everything
 from sltsearch.energy import measure_energy
+from sltsearch.energy.counter import EnergyReport
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
@@ -38,6 +39,7 @@ from sltsearch.tickets import (
     reinit_state,
     rewind,
 )
+from sltsearch.tickets.masks import MaskStats
 from sltsearch.train import evaluate, fit, lr_at, make_optimizer, state_copy, train_one_epoch
 from sltsearch.trial_context import TrialContext, TrialSetup
 
@@ -222,22 +224,32 @@ def measure(
     )
 
 
-def measured_values(setup: TrialSetup, model: SpikingClassifier) -> dict[str, Any]:
-    """Evaluate ``model``: energy on the validation samples, validation and test accuracy, sparsity per level.
+def evaluate_ticket_model(
+    model: SpikingClassifier, spec: Spec, val_loader: Any, test_loader: Any, device: torch.device
+) -> tuple[MaskStats, EnergyReport, float, float]:
+    """Mask statistics, energy on the validation samples, validation and test accuracy, in that order.
 
-    Same calls in the same order as `sltsearch.ticket_io.rebuild.measure_ticket`, under the torch RNG seeded
-    with the spec's seed (a rate encoder's spikes) and without using up the caller's RNG, so a measurement
-    depends on the stage and `sltsearch.measurement.measurement_key` alone and can be stored with the stage.
+    The one evaluation behind a trial's tickets (`measured_values`) and an exported ticket's re-measurement
+    (`sltsearch.ticket_io.rebuild.measure_ticket`), so both give the same numbers bit for bit. It runs under
+    the torch RNG seeded with the spec's seed (a rate encoder's spikes) without using up the caller's RNG, so
+    a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone.
     """
-    spec = setup.spec
-    cuda = [setup.device] if setup.device.type == "cuda" else []
+    cuda = [device] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(spec.seed)
         stats = mask_stats(current_masks(model))
         constants = spec.objective.energy
-        energy = measure_energy(model, setup.val_loader, setup.device, constants, constants.samples)
-        val_accuracy = evaluate(model, setup.val_loader, setup.device)
-        test_accuracy = evaluate(model, setup.test_loader, setup.device)
+        energy = measure_energy(model, val_loader, device, constants, constants.samples)
+        val_accuracy = evaluate(model, val_loader, device)
+        test_accuracy = evaluate(model, test_loader, device)
+    return stats, energy, val_accuracy, test_accuracy
+
+
+def measured_values(setup: TrialSetup, model: SpikingClassifier) -> dict[str, Any]:
+    """Evaluate ``model`` (`evaluate_ticket_model`): every measured field of its ticket."""
+    stats, energy, val_accuracy, test_accuracy = evaluate_ticket_model(
+        model, setup.spec, setup.val_loader, setup.test_loader, setup.device
+    )
     return dict(
         sparsity=stats.sparsity,
         density=stats.density,

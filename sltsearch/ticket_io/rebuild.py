@@ -1,7 +1,7 @@
 """Rebuild a ticket's model from a spec and a state, and re-measure it exactly as a trial measured it.
 
-`measure_ticket` runs the same calls in the same order as `sltsearch.stages.measure` (energy on the
-validation samples, validation accuracy, test accuracy, mask statistics), so on the same machine and
+`measure_ticket` runs the evaluation a trial's ticket came from (`sltsearch.stages.evaluate_ticket_model`:
+mask statistics, energy on the validation samples, validation and test accuracy), so on the same machine and
 device a rebuilt ticket gives the recorded numbers bit for bit.
 """
 
@@ -14,13 +14,12 @@ import torch
 
 from sltsearch.data import DataSplits, make_loader
 from sltsearch.device import seed_everything
-from sltsearch.energy import measure_energy
 from sltsearch.energy.counter import EnergyReport
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.spec import Spec
-from sltsearch.tickets import attach_masks, current_masks, mask_stats
-from sltsearch.train import evaluate
+from sltsearch.stages import evaluate_ticket_model
+from sltsearch.tickets import attach_masks
 
 # metrics a re-measurement reproduces: table column -> where it comes from
 COMPARED = (
@@ -80,17 +79,11 @@ class Measurement:
 
 
 def measure_ticket(model: SpikingClassifier, spec: Spec, data: DataSplits, device: torch.device) -> Measurement:
-    """Energy, validation and test accuracy, sparsity: the calls of `sltsearch.stages.measure`, in order."""
+    """Energy, validation and test accuracy, sparsity: the evaluation of `sltsearch.stages.measure`."""
     ebs = spec.data.eval_batch_size
     val_loader = make_loader(data.val, ebs, shuffle=False)
     test_loader = make_loader(data.test, ebs, shuffle=False)
-    cuda = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # seeded for the rate encoder, without touching the caller's RNG
-        seed_everything(spec.seed)
-        stats = mask_stats(current_masks(model))
-        energy = measure_energy(model, val_loader, device, spec.objective.energy, spec.objective.energy.samples)
-        val_accuracy = evaluate(model, val_loader, device)
-        test_accuracy = evaluate(model, test_loader, device)
+    stats, energy, val_accuracy, test_accuracy = evaluate_ticket_model(model, spec, val_loader, test_loader, device)
     values = {
         "val_accuracy": val_accuracy,
         "test_accuracy": test_accuracy,
