@@ -365,12 +365,16 @@ def _check_validation_metrics(names: Any, what: str, why_not_test: str) -> None:
 
 
 class EarlyStoppingSpec(_Strict):
-    """Multi-objective ASHA over IMP rounds (sltsearch/search/mo_asha.py): at every rung (IMP round) from
-    ``min_rungs`` on, a trial continues only if its ticket ranks in the top 1/``eta`` of that rung."""
+    """Multi-objective ASHA over IMP rounds (sltsearch/search/mo_asha.py): at every rung (by default IMP rounds
+    ``min_rungs * eta**k``, ASHA's spacing), a trial continues only if its ticket ranks in the top 1/``eta`` of
+    that rung."""
 
     rule: Literal["mo_asha"] = "mo_asha"
     eta: float = Field(3.0, gt=1.0, le=100.0)
     min_rungs: int = Field(1, ge=1, le=100, description="IMP rounds every trial runs before it may be stopped")
+    rungs: Literal["geometric", "every_round"] = Field(
+        "geometric", description="which rounds are rungs: min_rungs * eta**k (ASHA) or every round from min_rungs"
+    )
 
 
 class SearchSpec(_Strict):

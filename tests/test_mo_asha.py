@@ -20,6 +20,7 @@ from sltsearch.search.mo_asha import (
     crowding_distances,
     nondominated_ranks,
     pairwise_ranks,
+    rung_rounds,
     surely_better,
     total_violation,
 )
@@ -57,12 +58,29 @@ def test_first_tickets_at_a_rung() -> None:
 
 
 def test_ties_continue_and_min_rungs() -> None:
-    rule = MOASHA(ACC, eta=3)
+    rule = MOASHA(ACC, eta=3, spacing="every_round")
     assert not rule.should_stop(2, {"val_accuracy": 0.8}, _acc(0.8, 0.8, 0.8))  # nobody strictly better
     assert rule.should_stop(2, {"val_accuracy": 0.7}, _acc(0.8, 0.8, 0.8))
-    late = MOASHA(ACC, eta=3, min_rungs=3)
+    late = MOASHA(ACC, eta=3, min_rungs=3, spacing="every_round")
     assert not late.should_stop(2, {"val_accuracy": 0.0}, _acc(0.8, 0.8, 0.8))  # rung below min_rungs
     assert late.should_stop(3, {"val_accuracy": 0.0}, _acc(0.8, 0.8, 0.8))
+    assert late.should_stop(4, {"val_accuracy": 0.0}, _acc(0.8, 0.8, 0.8))
+
+
+def test_rungs_are_spaced_geometrically_by_default() -> None:
+    """ASHA's rungs: rounds min_rungs * eta**k, so the rounds between two rungs never stop a trial."""
+    assert rung_rounds(1, 3, 30) == [1, 3, 9, 27]
+    assert rung_rounds(2, 3, 20) == [2, 6, 18]
+    assert rung_rounds(1, 2, 8) == [1, 2, 4, 8]
+    assert rung_rounds(1, 1.5, 7) == [1, 2, 3, 4, 6]  # the first round at or past 1, 1.5, 2.25, 3.375, 5.06
+    assert rung_rounds(3, 3, 5, "every_round") == [3, 4, 5]
+    worst, rung = {"val_accuracy": 0.0}, _acc(0.8, 0.8, 0.8)
+    rule = MOASHA(ACC, eta=3)
+    assert [r for r in range(1, 11) if rule.should_stop(r, worst, rung)] == [1, 3, 9]
+    late = MOASHA(ACC, eta=3, min_rungs=2)
+    assert [r for r in range(1, 11) if late.should_stop(r, worst, rung)] == [2, 6]
+    with pytest.raises(ValueError, match="geometric, every_round"):
+        rung_rounds(1, 3, 5, "sometimes")
 
 
 def test_keep_count() -> None:

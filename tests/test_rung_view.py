@@ -29,7 +29,7 @@ def _spec(constraints: dict[str, Any] | None = None) -> Any:
     return parse_spec(tiny_spec_dict(
         objective=objective,
         tickets={"rounds": 3, "prune_rate": 0.5},
-        search={"early_stopping": {"rule": "mo_asha", "eta": 3, "min_rungs": 1}},
+        search={"early_stopping": {"rule": "mo_asha", "eta": 3, "min_rungs": 1, "rungs": "every_round"}},
         space={"rounds": {"type": "int", "low": 1, "high": 3}},
     ))
 

@@ -46,7 +46,7 @@ class RungStopper:
         cfg = spec.search.early_stopping
         self.spec = spec
         self.run_dir = Path(run_dir)
-        self.rule = MOASHA(dict(spec.objective.metrics), eta=cfg.eta, min_rungs=cfg.min_rungs)
+        self.rule = MOASHA(dict(spec.objective.metrics), eta=cfg.eta, min_rungs=cfg.min_rungs, spacing=cfg.rungs)
         # the rung rows of the run folder's table, read incrementally (only the columns the rule uses)
         self.view = RungView(self.run_dir, [*spec.objective.metrics, *spec.objective.constraints])
 
@@ -57,8 +57,8 @@ class RungStopper:
     def should_stop(self, number: int, params: dict[str, Any], ticket: Ticket | Mapping[str, Any], rung: int) -> bool:
         """True when trial ``number`` should run no further round after ``rung`` (never after its last).
         ``ticket``: its ticket at ``rung`` (a `Ticket`, or a row / Tune result with the metric columns)."""
-        if rung < 1 or rung >= last_rung(self.spec, params):
-            return False
+        if not self.rule.is_rung(rung) or rung >= last_rung(self.spec, params):
+            return False  # not a rung (no table read), or its last round: nothing left to save
         metrics = {k: metric_value(ticket, k) for k in self.rule.objectives}
         rows = self.view.rows(rung, exclude_trial=number)
         others = [{k: float(row[k]) for k in self.rule.objectives} for row in rows]

@@ -1,7 +1,8 @@
 """Multi-objective asynchronous successive halving (MO-ASHA) over IMP rounds: one pure rule for every backend.
 
-IMP rounds are natural rungs: a trial's round-r ticket exists long before its last round. When a trial
-reports its ticket at rung r (r >= ``min_rungs``), the rule ranks that ticket among every ticket measured at
+IMP rounds are natural rungs: a trial's round-r ticket exists long before its last round. The rungs are ASHA's
+geometric ones, rounds ``min_rungs * eta**k`` (`rung_rounds`; every round with ``spacing="every_round"``).
+When a trial reports its ticket at a rung r, the rule ranks that ticket among every ticket measured at
 rung r so far (its own included) by non-dominated sorting, breaking ties inside a front by crowding distance
 (NSGA-II's selection, as in Schmucker et al. 2021, "Multi-objective asynchronous successive halving"). The
 trial continues when fewer than ``ceil(n / eta)`` of the n tickets rank strictly better than its own, i.e. it
@@ -193,13 +194,37 @@ def better_than(losses: np.ndarray, index: int, violations: np.ndarray | None = 
     return int((ranks < ranks[index]).sum() + (crowd > own).sum())
 
 
+def rung_rounds(min_rungs: int, eta: float, up_to: int, spacing: str = "geometric") -> list[int]:
+    """The IMP rounds that are rungs, up to ``up_to``. ``geometric`` (ASHA's spacing, as Ray Tune's
+    ASHAScheduler milestones): the first round at or past ``min_rungs * eta**k``, so each rung costs about eta
+    times the rounds of the one before and a trial in the top 1/eta at every rung reaches the next.
+    ``every_round``: each round from ``min_rungs`` on (far more aggressive: a trial must stay in the top 1/eta
+    round after round, so after a few trials hardly any reaches its last rounds)."""
+    if spacing == "every_round":
+        return list(range(max(1, min_rungs), up_to + 1))
+    if spacing != "geometric":
+        raise ValueError(f"unknown rung spacing '{spacing}'; allowed: geometric, every_round")
+    rounds, k = [], 0
+    while (r := math.ceil(min_rungs * eta**k - 1e-9)) <= up_to:
+        if not rounds or r > rounds[-1]:
+            rounds.append(r)
+        k += 1
+    return rounds
+
+
 @dataclass(frozen=True)
 class MOASHA:
-    """The stopping rule. ``objectives``: metric -> maximize | minimize (one or more)."""
+    """The stopping rule. ``objectives``: metric -> maximize | minimize (one or more); ``spacing``: which
+    rounds are rungs (`rung_rounds`)."""
 
     objectives: Mapping[str, str]
     eta: float = 3.0
     min_rungs: int = 1
+    spacing: str = "geometric"
+
+    def is_rung(self, rung: int) -> bool:
+        """Whether round ``rung`` is a rung: the only rounds at which a trial may be stopped."""
+        return rung >= 1 and rung in rung_rounds(self.min_rungs, self.eta, rung, self.spacing)
 
     def keep_count(self, n: int) -> int:
         """How many of ``n`` tickets at a rung continue: the top 1/eta, rounded up, at least one."""
@@ -213,10 +238,11 @@ class MOASHA:
         violations: Sequence[float] | None = None,
     ) -> bool:
         """True when ``ticket`` (measured at ``rung``) is outside the top 1/eta of itself plus ``others``
-        (the other trials' tickets at the same rung). Rungs below ``min_rungs`` never stop a trial.
+        (the other trials' tickets at the same rung).
         ``violations``: with constraints, the total constraint violation of ``ticket`` followed by that of
-        each of ``others`` (0 = feasible; see `total_violation`); None ranks without constraints."""
-        if rung < self.min_rungs:
+        each of ``others`` (0 = feasible; see `total_violation`); None ranks without constraints.
+        A round that is not a rung (`is_rung`) never stops a trial."""
+        if not self.is_rung(rung):
             return False
         losses = as_losses([ticket, *others], self.objectives)
         if not np.isfinite(losses[0]).all():
