@@ -49,6 +49,12 @@ OBJECTIVES = {"val_accuracy": "maximize", "energy_uj": "minimize"}
 COMPARED = ["ticket_id", "sparsity", "val_accuracy", "test_accuracy", "energy_uj", "macs", "acs"]
 
 
+RUNGS_TEXT = {
+    "geometric": "geometric (rounds 1, 3, 9, ...: ASHA's spacing, the default)",
+    "every_round": "every round (each round from round 1 is a rung)",
+}
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
@@ -220,19 +226,20 @@ def truncated(result: dict[str, Any], *, seconds: float | None = None, trials: i
 def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | None:
     args = argparse.Namespace(**{**vars(args), "trials": args.asha_trials or args.trials})
     budget = args.trials * args.asha_budget  # the MO-ASHA search's trials: enough to fill the plain one's time
-    runs: dict[tuple[str, int, bool], dict[str, Any]] = {}
     loads = []
+    variants: list[str | None] = [None, *args.asha_rungs]  # None: no early stopping
+    runs: dict[tuple[str, int, str | None], dict[str, Any]] = {}
     for sampler in args.samplers:
         for seed in range(args.seed, args.seed + args.seeds):
-            for asha in (False, True):
-                extra = {"early_stopping": {"eta": 3, "min_rungs": 1}} if asha else {}
-                trials = budget if asha else args.trials
+            for rungs in variants:
+                extra = {"early_stopping": {"eta": 3, "min_rungs": 1, "rungs": rungs}} if rungs else {}
+                trials = budget if rungs else args.trials
                 spec = base_spec(argparse.Namespace(**{**vars(args), "seed": seed, "trials": trials}),
                                  args.asha_rounds, sampler=sampler, **extra)
-                runs[(sampler, seed, asha)] = search(spec, tmp / f"asha_{sampler}_{seed}_{asha}", stopper=asha)
+                done = runs[(sampler, seed, rungs)] = search(spec, tmp / f"asha_{sampler}_{seed}_{rungs}",
+                                                             stopper=bool(rungs))
                 loads.append(load())
-                done = runs[(sampler, seed, asha)]
-                print(f"part 2: {sampler} seed {seed} mo-asha {asha}: {done['wall']:.1f} s, "
+                print(f"part 2: {sampler} seed {seed} mo-asha {rungs or 'off'}: {done['wall']:.1f} s, "
                       f"{done['states'].count('PRUNED')} pruned, {loads[-1]}", flush=True)
     energy_max = max(r["frame"]["energy_uj"].max() for r in runs.values())
     # the region of interest: tickets above --hv-min-accuracy (declared before the run, stated in the report);
@@ -245,7 +252,8 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
     lines += [
         "## 2. Early stopping (MO-ASHA, eta 3, min_rungs 1)",
         "",
-        f"1-{args.asha_rounds} IMP rounds (the rungs), seeds {args.seed}..{args.seed + args.seeds - 1}. Hypervolume "
+        f"1-{args.asha_rounds} IMP rounds; rungs: {'; '.join(RUNGS_TEXT[r] for r in args.asha_rungs)}. "
+        f"Seeds {args.seed}..{args.seed + args.seeds - 1}. Hypervolume "
         f"of the validation front (val accuracy max, energy min) w.r.t. the reference point "
         f"({args.hv_min_accuracy}, {reference['energy_uj']:.4f} uJ): the front of tickets above "
         f"{100 * args.hv_min_accuracy:.0f} % validation accuracy (dense: {100 * dense_val:.1f} % on average), "
@@ -260,6 +268,23 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
         f"{args.trials} finished trials (the same parameters as a {args.trials}-trial search: the samplers are "
         "seeded and see only earlier trials), so it ends sooner and can at best find the same front.",
         "",
+    ]
+    medians = [_asha_table(args, runs, rungs, reference, whole, lines) for rungs in args.asha_rungs]
+    lines += [f"Machine load after each search: {'; '.join(loads)}.", ""]
+    _plot(args, {(sa, se, r): (truncated(res, seconds=runs[(sa, se, None)]["wall"]) if r else res)
+                 for (sa, se, r), res in runs.items()}, reference)
+    plot_name = args.out.with_suffix(".png").name
+    lines += [f"Plot: `{plot_name}` (hypervolume against wall time, every seed, without and with MO-ASHA under "
+              "each rung spacing, equal wall time).", ""]
+    return medians[0]
+
+
+def _asha_table(args: argparse.Namespace, runs: dict, rungs: str, reference: dict[str, float],
+                whole: dict[str, float], lines: list[str]) -> float:
+    """One rung spacing against the searches without early stopping: the table and its medians."""
+    lines += [
+        f"### Rungs: {RUNGS_TEXT[rungs]}",
+        "",
         "| sampler | seed | final HV without | final HV with | t95 without s | t95 with s | speed-up "
         "| trials with (pruned) | same budget: final HV with, speed-up, wall without / with s "
         "| speed-up (acc ref 0) |",
@@ -269,9 +294,9 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
     walls = []
     for sampler in args.samplers:
         for seed in range(args.seed, args.seed + args.seeds):
-            plain = truncated(runs[(sampler, seed, False)])
-            timed = truncated(runs[(sampler, seed, True)], seconds=plain["wall"])
-            same = truncated(runs[(sampler, seed, True)], trials=args.trials)
+            plain = truncated(runs[(sampler, seed, None)])
+            timed = truncated(runs[(sampler, seed, rungs)], seconds=plain["wall"])
+            same = truncated(runs[(sampler, seed, rungs)], trials=args.trials)
             roi, all_, sb = _t95(plain, timed, reference), _t95(plain, timed, whole), _t95(plain, same, reference)
             speedups.append(roi["speedup"])
             same_speedups.append(sb["speedup"])
@@ -308,14 +333,8 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
         f"Same trial budget: speed-up median {statistics.median(same_speedups):.2f}x (min..max "
         f"{min(same_speedups):.2f}..{max(same_speedups):.2f}; {never(same_speedups)}); whole-search wall time "
         f"without / with MO-ASHA: mean {statistics.mean(walls):.2f}x (min..max {min(walls):.2f}..{max(walls):.2f}).",
-        f"Machine load after each search: {'; '.join(loads)}.",
         "",
     ]
-    _plot(args, {(sa, se, a): (truncated(r, seconds=runs[(sa, se, False)]["wall"]) if a else r)
-                 for (sa, se, a), r in runs.items()}, reference)
-    plot_name = args.out.with_suffix(".png").name
-    lines += [f"Plot: `{plot_name}` (hypervolume against wall time, every seed, with and without MO-ASHA, "
-              "equal wall time).", ""]
     return median
 
 
@@ -327,12 +346,13 @@ def _plot(args: argparse.Namespace, runs: dict, reference: dict[str, float]) -> 
 
     fig, axes = plt.subplots(1, len(args.samplers), figsize=(5 * len(args.samplers), 3.5), squeeze=False)
     for ax, sampler in zip(axes[0], args.samplers, strict=True):
-        for (s, seed, asha), result in runs.items():
+        for (s, seed, rungs), result in runs.items():
             if s != sampler:
                 continue
             xs, ys = zip(*hv_curve(result, reference), strict=True)
-            ax.step(xs, ys, where="post", color="C1" if asha else "C0", alpha=0.8,
-                    label=("MO-ASHA" if asha else "no early stopping") if seed == args.seed else None)
+            color = "C0" if rungs is None else f"C{1 + args.asha_rungs.index(rungs)}"
+            label = "no early stopping" if rungs is None else f"MO-ASHA, rungs {rungs}"
+            ax.step(xs, ys, where="post", color=color, alpha=0.8, label=label if seed == args.seed else None)
         ax.set(title=f"{sampler}, seeds {args.seed}..{args.seed + args.seeds - 1}", xlabel="wall time (s)",
                ylabel="hypervolume (val acc x energy)")
         ax.legend()
@@ -391,6 +411,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--asha-trials", type=int, default=None, help="trials per search in part 2 (default --trials)")
     parser.add_argument("--asha-rounds", type=int, default=8, help="most IMP rounds (rungs) in part 2's space")
+    parser.add_argument("--asha-rungs", nargs="+", default=["geometric"], choices=list(RUNGS_TEXT),
+                        help="MO-ASHA rung spacings compared in part 2 (the first gives the Summary's figure)")
     parser.add_argument("--asha-budget", type=int, default=2,
                         help="the MO-ASHA search runs this many times part 2's trials, cut at the plain one's time")
     parser.add_argument("--hv-min-accuracy", type=float, default=0.9,
@@ -472,7 +494,7 @@ def main() -> None:
         "nothing to shorten; where the search with MO-ASHA never reaches it (0x) under the random sampler, whose "
         "parameters are the same with and without, the missing ticket can only come from a late round of a trial "
         "MO-ASHA stopped at an early rung (an early rung predicted the last one badly). The whole-search wall "
-        "ratio shows what the rule saves on a fixed trial budget. Rounds are the rungs, so the saving grows with "
+        "ratio shows what the rule saves on a fixed trial budget. Rounds are the rungs' unit, so the saving grows with "
         f"the rounds a space allows (here 1-{args.asha_rounds} in part 2, 1-4 elsewhere).",
         "- Workers: the machine has 2 cores, shared with other jobs (load beside every timing): 2x is the "
         "ceiling and the other jobs' load lowers it; each timing includes starting a private Ray.",
