@@ -41,6 +41,7 @@ from sltsearch.results.store import load_tickets  # noqa: E402
 from sltsearch.search import optuna_backend  # noqa: E402
 from sltsearch.search.early_stop import RungStopper  # noqa: E402
 from sltsearch.search.execute import TrialRunner  # noqa: E402
+from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, rung_rounds, rung_rows  # noqa: E402
 from sltsearch.spec import Spec, parse_spec  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
 
@@ -60,8 +61,10 @@ def load() -> str:
     return f"load {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
 
 
-def base_spec(args: argparse.Namespace, max_rounds: int = 4, **search: Any) -> Spec:
-    """The default space on digits, shortened: ``--epochs`` per stage, T in {2, 4}, 1-``max_rounds`` IMP rounds."""
+def base_spec(args: argparse.Namespace, max_rounds: int = 4, *, fixed_rounds: bool = False, **search: Any) -> Spec:
+    """The default space on digits, shortened: ``--epochs`` per stage, T in {2, 4}, 1-``max_rounds`` IMP rounds
+    searched, or (``fixed_rounds``) every trial up to ``max_rounds`` rounds, the resource not searched."""
+    rounds = {"rounds": {"type": "int", "low": 1, "high": max_rounds}} if not fixed_rounds else {}
     return parse_spec(
         {
             "name": "bench",
@@ -70,11 +73,12 @@ def base_spec(args: argparse.Namespace, max_rounds: int = 4, **search: Any) -> S
                      **({"options": {"num_samples": args.samples}} if args.data == "mnist1d" else {})},
             "model": {"name": "spiking_cnn", "preset": "tiny", "time_steps": 4},
             "train": {"epochs": args.epochs},
+            **({"tickets": {"rounds": max_rounds}} if fixed_rounds else {}),
             "objective": {"metrics": OBJECTIVES, "energy": {"samples": 128}},
             "search": {"n_trials": args.trials, "population_size": 4, **search},
             "space": {
                 "prune_rate": {"type": "float", "low": 0.3, "high": 0.8, "step": 0.1},
-                "rounds": {"type": "int", "low": 1, "high": max_rounds},
+                **rounds,
                 "rewind_epoch": {"type": "int", "low": 0, "high": max(0, args.epochs - 1)},
                 "time_steps": {"type": "categorical", "choices": [2, 4]},
             },
@@ -212,6 +216,32 @@ def _t95(plain: dict[str, Any], asha: dict[str, Any], reference: dict[str, float
             "trials": (trials_to(c0, 0.95 * best), trials_to(c1, 0.95 * best))}
 
 
+def replay_rule(frame: pd.DataFrame, rule: MOASHA, min_accuracy: float) -> dict[str, Any]:
+    """MO-ASHA's decisions replayed on a search run without early stopping, trial by trial in order (each trial
+    ranked at its rungs among the earlier trials' tickets, as a sequential search would): which trials it
+    would stop at which rung, and how many of the trials holding a ticket of the final front (region of
+    interest: val accuracy >= ``min_accuracy``) it would have stopped before that ticket was measured.
+    A rule whose early rungs predict the last round well stops few front trials (its fidelity on the task)."""
+    front = pareto_front(frame, OBJECTIVES)
+    front = front[front["val_accuracy"] >= min_accuracy]
+    front_round = front.groupby("trial")["round"].max()  # the latest round of each trial that is on the front
+    stops: dict[int, int] = {}  # trial -> the rung it would stop at
+    for number in sorted(frame["trial"].unique()):
+        mine = frame[(frame["trial"] == number) & frame["kind"].isin(RUNG_KINDS)]
+        last = int(mine["round"].max()) if not mine.empty else 0
+        earlier = frame[frame["trial"] < number]
+        for rung in rung_rounds(rule.min_rungs, rule.eta, last - 1, rule.spacing):  # never after its last round
+            own = mine[mine["round"] == rung].iloc[0]
+            others = [{k: float(r[k]) for k in OBJECTIVES} for _, r in rung_rows(earlier, rung).iterrows()]
+            if rule.should_stop(rung, {k: float(own[k]) for k in OBJECTIVES}, others):
+                stops[int(number)] = rung
+                break
+    lost = {t: stops[t] for t, r in front_round.items() if t in stops and r > stops[t]}
+    rates = frame.drop_duplicates("trial").set_index("trial")["param_prune_rate"]
+    return {"trials": int(frame["trial"].nunique()), "stops": stops, "front_trials": len(front_round),
+            "lost": lost, "rates": rates}
+
+
 def truncated(result: dict[str, Any], *, seconds: float | None = None, trials: int | None = None) -> dict[str, Any]:
     """The search as if it had stopped at a wall-time budget or after its first ``trials`` finished trials."""
     finished = [(t, n) for t, n in result["curve"] if result["states"][n] in ("COMPLETE", "PRUNED")]
@@ -235,7 +265,7 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
                 extra = {"early_stopping": {"eta": 3, "min_rungs": 1, "rungs": rungs}} if rungs else {}
                 trials = budget if rungs else args.trials
                 spec = base_spec(argparse.Namespace(**{**vars(args), "seed": seed, "trials": trials}),
-                                 args.asha_rounds, sampler=sampler, **extra)
+                                 args.asha_rounds, fixed_rounds=args.asha_fixed_rounds, sampler=sampler, **extra)
                 done = runs[(sampler, seed, rungs)] = search(spec, tmp / f"asha_{sampler}_{seed}_{rungs}",
                                                              stopper=bool(rungs))
                 loads.append(load())
@@ -249,10 +279,15 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
     dense_val = statistics.mean(
         float(r["frame"].loc[r["frame"]["kind"] == "dense", "val_accuracy"].mean()) for r in runs.values()
     )
+    rounds_text = (
+        f"Every trial up to {args.asha_rounds} IMP rounds (the resource, fixed: ASHA's protocol, the baseline runs "
+        "every configuration to the full budget)" if args.asha_fixed_rounds
+        else f"1-{args.asha_rounds} IMP rounds searched (the `rounds` parameter)"
+    )
     lines += [
         "## 2. Early stopping (MO-ASHA, eta 3, min_rungs 1)",
         "",
-        f"1-{args.asha_rounds} IMP rounds; rungs: {'; '.join(RUNGS_TEXT[r] for r in args.asha_rungs)}. "
+        f"{rounds_text}; rungs: {'; '.join(RUNGS_TEXT[r] for r in args.asha_rungs)}. "
         f"Seeds {args.seed}..{args.seed + args.seeds - 1}. Hypervolume "
         f"of the validation front (val accuracy max, energy min) w.r.t. the reference point "
         f"({args.hv_min_accuracy}, {reference['energy_uj']:.4f} uJ): the front of tickets above "
@@ -286,12 +321,15 @@ def _asha_table(args: argparse.Namespace, runs: dict, rungs: str, reference: dic
         f"### Rungs: {RUNGS_TEXT[rungs]}",
         "",
         "| sampler | seed | final HV without | final HV with | t95 without s | t95 with s | speed-up "
-        "| trials with (pruned) | same budget: final HV with, speed-up, wall without / with s "
-        "| speed-up (acc ref 0) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| trials to t95 without / with | trials with (pruned) "
+        "| same budget: final HV with, speed-up, wall without / with s | speed-up (acc ref 0) "
+        "| replay: front trials stopped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rule = MOASHA(OBJECTIVES, eta=3, min_rungs=1, spacing=rungs)
+    replays = []
     speedups, same_speedups, speedups_whole, losses, finals = [], [], [], [], {False: [], True: []}
-    walls = []
+    walls, first = [], []
     for sampler in args.samplers:
         for seed in range(args.seed, args.seed + args.seeds):
             plain = truncated(runs[(sampler, seed, None)])
@@ -302,15 +340,18 @@ def _asha_table(args: argparse.Namespace, runs: dict, rungs: str, reference: dic
             same_speedups.append(sb["speedup"])
             speedups_whole.append(all_["speedup"])
             walls.append(plain["wall"] / same["wall"])
+            first.append(roi["trials"][0])
             losses.append(roi["hv"][0] - roi["hv"][1])
             finals[False].append(roi["hv"][0])
             finals[True].append(roi["hv"][1])
+            replay = replay_rule(plain["frame"], rule, args.hv_min_accuracy)
+            replays.append(replay)
             lines.append(
                 f"| {sampler} | {seed} | {roi['hv'][0]:.4f} | {roi['hv'][1]:.4f} | {roi['t'][0]:.1f} | "
-                f"{roi['t'][1]:.1f} | {roi['speedup']:.2f}x | {len(timed['curve'])} "
-                f"({timed['states'].count('PRUNED')}) "
+                f"{roi['t'][1]:.1f} | {roi['speedup']:.2f}x | {_count(roi['trials'][0], plain)} / "
+                f"{_count(roi['trials'][1], timed)} | {len(timed['curve'])} ({timed['states'].count('PRUNED')}) "
                 f"| {sb['hv'][1]:.4f}, {sb['speedup']:.2f}x, {plain['wall']:.1f} / {same['wall']:.1f} "
-                f"| {all_['speedup']:.2f}x |"
+                f"| {all_['speedup']:.2f}x | {len(replay['lost'])} of {replay['front_trials']} |"
             )
     median = statistics.median(speedups)
 
@@ -333,9 +374,38 @@ def _asha_table(args: argparse.Namespace, runs: dict, rungs: str, reference: dic
         f"Same trial budget: speed-up median {statistics.median(same_speedups):.2f}x (min..max "
         f"{min(same_speedups):.2f}..{max(same_speedups):.2f}; {never(same_speedups)}); whole-search wall time "
         f"without / with MO-ASHA: mean {statistics.mean(walls):.2f}x (min..max {min(walls):.2f}..{max(walls):.2f}).",
+        f"Trials to t95 without MO-ASHA: {sum(1 for t in first if t == 1)} of {len(first)} pairs reach it with their "
+        f"first trial, {sum(1 for t in first if t <= 3)} within 3 (no early-stopping rule shortens a search that "
+        "is done by then: MO-ASHA never stops a rung's first trial).",
+        *_replay_lines(replays),
         "",
     ]
     return median
+
+
+def _count(trials: int, result: dict[str, Any]) -> str:
+    """Trials to a level, or 'never' when the curve never reaches it (`trials_to` returns one past the end)."""
+    return str(trials) if trials <= len(result["curve"]) else "never"
+
+
+def _replay_lines(replays: list[dict[str, Any]]) -> list[str]:
+    """The replayed decisions over all pairs: how often the rule would cut a front trial, and the prune rates
+    of the trials it stops at the first rung against those it keeps there."""
+    front, lost = sum(r["front_trials"] for r in replays), sum(len(r["lost"]) for r in replays)
+    stopped_rates = [float(r["rates"][t]) for r in replays for t, rung in r["stops"].items() if rung == 1]
+    kept_rates = [float(r["rates"][t]) for r in replays for t in r["rates"].index if r["stops"].get(t) != 1]
+
+    def mean(values: list[float]) -> str:
+        return f"{statistics.mean(values):.2f}" if values else "n/a"
+
+    return [
+        "Replay (the rule's decisions replayed on each search without early stopping, trial by trial in order, "
+        "each trial ranked among the earlier trials' tickets at its rungs; last column): the rule would stop "
+        f"{lost} of the {front} trials that hold a ticket of the final front (region of interest) before that "
+        f"ticket was measured; it stops {len(stopped_rates)} of {sum(r['trials'] for r in replays)} trials at the "
+        f"first rung, whose mean prune rate is {mean(stopped_rates)} against {mean(kept_rates)} for the trials "
+        "it keeps there.",
+    ]
 
 
 def _plot(args: argparse.Namespace, runs: dict, reference: dict[str, float]) -> None:
@@ -366,17 +436,26 @@ def part_workers(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float
     epochs = args.worker_epochs or args.epochs
     spec = base_spec(argparse.Namespace(**{**vars(args), "trials": args.worker_trials, "epochs": epochs}),
                      sampler="random", backend="ray")
-    rates, loads, twice, overhead = {}, {}, {}, {}
+    rates, loads, twice, overhead, phases, stage_s = {}, {}, {}, {}, {}, {}
     for workers in (1, 2):
+        marks: list[tuple[str, float]] = []  # (event, when) of the run's trial events
         t0 = time.perf_counter()
-        result = sltsearch.run(spec, run_dir=tmp / f"workers_{workers}", workers=workers, cpus_per_trial=1, threads=1)
+        result = sltsearch.run(spec, run_dir=tmp / f"workers_{workers}", workers=workers, cpus_per_trial=1, threads=1,
+                               on_event=lambda event, m=marks: m.append((event.get("event"), time.perf_counter())))
         wall = time.perf_counter() - t0
+        starts = [when - t0 for event, when in marks if event == "trial_start"]
+        ends = [when - t0 for event, when in marks if event == "trial_end"]
         rates[workers] = 3600 * args.worker_trials / wall
         loads[workers] = load()
         twice[workers] = trainings(result.tickets)
         staged = float(result.tickets["wall_time_s"].sum())  # measured stage time (training + measuring)
         overhead[workers] = (workers * wall - staged) / staged
+        # start-up (checks, Ray start, first worker) / the trials / the end (front, Ray shutdown)
+        phases[workers] = (min(starts), max(ends) - min(starts), wall - max(ends))
+        computed = result.tickets[~result.tickets["cached"].astype(bool)]
+        stage_s[workers] = float(computed["wall_time_s"].sum())  # the stages this search trained and measured
     ratio = rates[2] / rates[1]
+    trials_ratio = phases[1][1] / phases[2][1]
     lines += [
         "## 3. Ray workers",
         "",
@@ -394,6 +473,16 @@ def part_workers(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float
         f"Trials per hour, 2 vs 1 workers: **{ratio:.2f}x**. Stage trainings / distinct stages / trained twice "
         f"(from the ticket rows): 1 worker {twice[1]}, 2 workers {twice[2]} (concurrent trials wait on the stage "
         "lock instead of training a shared dense run twice).",
+        "",
+        "Where the time goes (s): start-up until the first trial starts (pre-run checks, Ray start, the first "
+        "worker's imports) / the trials (first start to last end) / the end (front, Ray shutdown): "
+        f"1 worker {phases[1][0]:.1f} / {phases[1][1]:.1f} / {phases[1][2]:.1f}, 2 workers {phases[2][0]:.1f} / "
+        f"{phases[2][1]:.1f} / {phases[2][2]:.1f}. The trials alone run **{trials_ratio:.2f}x** faster with 2 "
+        f"workers. The stages computed (training + measuring) took {stage_s[1]:.1f} s in all with 1 worker and "
+        f"{stage_s[2]:.1f} s with 2 ({100 * (stage_s[2] / stage_s[1] - 1):+.0f} %: two trainings share the 2 "
+        "cores with Ray's own processes and the driver), so the trials phase can gain at most "
+        f"{2 * stage_s[1] / stage_s[2]:.2f}x; a trial that needs the dense run another worker is training waits "
+        "for it.",
         "",
     ]
     lines += [
@@ -413,6 +502,9 @@ def main() -> None:
     parser.add_argument("--asha-rounds", type=int, default=8, help="most IMP rounds (rungs) in part 2's space")
     parser.add_argument("--asha-rungs", nargs="+", default=["geometric"], choices=list(RUNGS_TEXT),
                         help="MO-ASHA rung spacings compared in part 2 (the first gives the Summary's figure)")
+    parser.add_argument("--asha-fixed-rounds", action="store_true",
+                        help="part 2: every trial runs up to --asha-rounds rounds (the resource, not searched), "
+                        "as ASHA's protocol gives every configuration of the baseline the full budget")
     parser.add_argument("--asha-budget", type=int, default=2,
                         help="the MO-ASHA search runs this many times part 2's trials, cut at the plain one's time")
     parser.add_argument("--hv-min-accuracy", type=float, default=0.9,
