@@ -582,12 +582,12 @@ def main() -> None:
         "with the stage (no evaluation), so what a cache hit saves is its training and its measurement; the "
         "wall-time ratio grows with the training recipe, the count of stage trainings against distinct stages "
         "does not depend on it.",
-        "- MO-ASHA: where both searches reach the 95 % level within their first few trials, early stopping has "
-        "nothing to shorten; where the search with MO-ASHA never reaches it (0x) under the random sampler, whose "
-        "parameters are the same with and without, the missing ticket can only come from a late round of a trial "
-        "MO-ASHA stopped at an early rung (an early rung predicted the last one badly). The whole-search wall "
-        "ratio shows what the rule saves on a fixed trial budget. Rounds are the rungs' unit, so the saving grows with "
-        f"the rounds a space allows (here 1-{args.asha_rounds} in part 2, 1-4 elsewhere).",
+        "- MO-ASHA: a search that reaches the 95 % level within its first few trials (column 'trials to t95') "
+        "leaves early stopping nothing to shorten. Where the search with MO-ASHA never reaches it (0x), a trial "
+        "holding a front ticket was stopped at an early rung before that ticket's round (under the random "
+        "sampler the parameters are the same with and without, so nothing else differs): the replay column counts "
+        "how often the rule's early rungs cut such a trial on this task, i.e. how well an early round predicts "
+        "the late ones. The whole-search wall ratio shows what the rule saves on a fixed trial budget.",
         "- Workers: the machine has 2 cores, shared with other jobs (load beside every timing): 2x is the "
         "ceiling and the other jobs' load lowers it; each timing includes starting a private Ray.",
         "",
