@@ -47,6 +47,7 @@ from sltsearch.trial import TrialContext, run_trial  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks"
 OBJECTIVES = {"val_accuracy": "maximize", "energy_uj": "minimize"}
+ASHA = {"eta": 3, "min_rungs": 1}  # part 2's MO-ASHA settings (the searches' and the replayed rule's)
 COMPARED = ["ticket_id", "sparsity", "val_accuracy", "test_accuracy", "energy_uj", "macs", "acs"]
 
 
@@ -262,7 +263,7 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
     for sampler in args.samplers:
         for seed in range(args.seed, args.seed + args.seeds):
             for rungs in variants:
-                extra = {"early_stopping": {"eta": 3, "min_rungs": 1, "rungs": rungs}} if rungs else {}
+                extra = {"early_stopping": {**ASHA, "rungs": rungs}} if rungs else {}
                 trials = budget if rungs else args.trials
                 spec = base_spec(argparse.Namespace(**{**vars(args), "seed": seed, "trials": trials}),
                                  args.asha_rounds, fixed_rounds=args.asha_fixed_rounds, sampler=sampler, **extra)
@@ -285,7 +286,7 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
         else f"1-{args.asha_rounds} IMP rounds searched (the `rounds` parameter)"
     )
     lines += [
-        "## 2. Early stopping (MO-ASHA, eta 3, min_rungs 1)",
+        f"## 2. Early stopping (MO-ASHA, eta {ASHA['eta']}, min_rungs {ASHA['min_rungs']})",
         "",
         f"{rounds_text}; rungs: {'; '.join(RUNGS_TEXT[r] for r in args.asha_rungs)}. "
         f"Seeds {args.seed}..{args.seed + args.seeds - 1}. Hypervolume "
@@ -326,7 +327,7 @@ def _asha_table(args: argparse.Namespace, runs: dict, rungs: str, reference: dic
         "| replay: front trials stopped |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    rule = MOASHA(OBJECTIVES, eta=3, min_rungs=1, spacing=rungs)
+    rule = MOASHA(OBJECTIVES, **ASHA, spacing=rungs)
     replays = []
     speedups, same_speedups, speedups_whole, losses, finals = [], [], [], [], {False: [], True: []}
     walls, first = [], []
