@@ -247,6 +247,15 @@ def _searcher_class() -> type:
         def restore(self, checkpoint_path: str) -> None:
             """See `save`."""
 
+        def __getstate__(self) -> dict[str, Any]:
+            """Pickles empty. Tune pickles its searcher into ``tuner.pkl`` for `Tuner.restore`, which sltsearch
+            never uses (a rerun resumes from the study); the live sampler (Optuna's NSGA-II sampler holds a
+            thread lock), study and heartbeats stay in this process."""
+            return {}
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.__dict__.update(state)
+
         def close(self) -> None:
             """End the heartbeats of trials Tune never completed (Ctrl-C): they become stale, then rerun."""
             for beat in self.beats.values():
