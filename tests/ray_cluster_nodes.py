@@ -13,6 +13,7 @@ that interface by Ray). Session files go to the temporary folder named in argv[1
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import psutil
@@ -35,6 +36,10 @@ def listening_addresses(nodes: list) -> list[str]:
 
 def main() -> None:
     temp_dir = sys.argv[1]
+    # Ray's Cluster records the head's address in <system temp>/ray/ray_current_cluster, and fails where that
+    # folder does not exist (a clean machine): point it into the private folder, so /tmp/ray stays untouched
+    os.environ["RAY_TMPDIR"] = temp_dir
+    os.makedirs(os.path.join(temp_dir, "ray"), exist_ok=True)
     common = {"num_cpus": 1, "temp_dir": temp_dir}
     cluster = Cluster(initialize_head=True, head_node_args={**common, "include_dashboard": False})
     worker = cluster.add_node(**common)
