@@ -253,9 +253,6 @@ def _searcher_class() -> type:
             thread lock), study and heartbeats stay in this process."""
             return {}
 
-        def __setstate__(self, state: dict[str, Any]) -> None:
-            self.__dict__.update(state)
-
         def close(self) -> None:
             """End the heartbeats of trials Tune never completed (Ctrl-C): they become stale, then rerun."""
             for beat in self.beats.values():
