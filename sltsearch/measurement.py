@@ -7,13 +7,14 @@ sparsity per level, storage bits, MultiSp and encoding-layer columns) depends on
 on how it is measured, so it is stored in the stage's folder under a *measurement key* (`measurement_key`)
 and read back on a hit.
 
-The measurement key holds everything the numbers depend on beyond the stage's weights (which the stage key
-already names): the objective's energy settings (constants, conventions, ``samples``), the evaluation batch
-size, the device kind (CUDA evaluates under FP16 autocast, so its numbers may differ from CPU's), the seed the
-measurement runs under (a rate encoder draws its spikes from it), the list of measured fields (a new ticket
-column re-measures old stages once) and `MEASURE_VERSION`. sltsearch's own code is not hashed into stage keys
-(only users' networks and data are, `sltsearch.provenance`), so, as for training, a change to how sltsearch
-measures is declared by bumping `MEASURE_VERSION`.
+The measurement key holds everything the numbers depend on beyond the stage's weights (which the stage key already
+names): the objective's energy settings (constants, conventions, ``samples``), the evaluation batch size, the device
+kind (CUDA measures in IEEE FP32 since the first GPU run, key ``cuda-fp32``; its kernels sum in another order than the
+CPU's, so a potential within rounding of the threshold may spike on one and not the other), the seed the measurement
+runs under (a rate encoder draws its spikes from it), the list of measured fields (a new ticket column re-measures old
+stages once) and `MEASURE_VERSION`. sltsearch's own code is not hashed into stage keys (only users' networks and data
+are, `sltsearch.provenance`), so, as for training, a change to how sltsearch measures is declared by bumping
+`MEASURE_VERSION`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def measurement_key(setup: TrialSetup) -> str:
             "fields": MEASURED_FIELDS,
             "energy": spec.objective.energy.model_dump(mode="json"),
             "eval_batch_size": spec.data.eval_batch_size,
-            "device": setup.device.type,
+            # "cuda-fp32": CUDA measurements under FP16 autocast (before the first GPU run) are not reused
+            "device": "cuda-fp32" if setup.device.type == "cuda" else setup.device.type,
             "seed": spec.seed,
         }
     )

@@ -21,7 +21,7 @@ import torch
 from sltsearch import measurement, provenance
 from sltsearch.cache import content_key
 from sltsearch.data import make_loader
-from sltsearch.device import seed_everything
+from sltsearch.device import full_precision, seed_everything
 from sltsearch.energy import measure_energy
 from sltsearch.energy.counter import EnergyReport
 from sltsearch.models import SpikingClassifier, build_model
@@ -232,16 +232,17 @@ def evaluate_ticket_model(
     The one evaluation behind a trial's tickets (`measured_values`) and an exported ticket's re-measurement
     (`sltsearch.ticket_io.rebuild.measure_ticket`), so both give the same numbers bit for bit. It runs under
     the torch RNG seeded with the spec's seed (a rate encoder's spikes) without using up the caller's RNG, so
-    a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone.
+    a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone. On CUDA it runs in
+    full FP32 (`sltsearch.device.full_precision`), so a GPU's numbers re-measure on the CPU.
     """
     cuda = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), full_precision(device):
         torch.manual_seed(spec.seed)
         stats = mask_stats(current_masks(model))
         constants = spec.objective.energy
         energy = measure_energy(model, val_loader, device, constants, constants.samples)
-        val_accuracy = evaluate(model, val_loader, device)
-        test_accuracy = evaluate(model, test_loader, device)
+        val_accuracy = evaluate(model, val_loader, device, amp=False)
+        test_accuracy = evaluate(model, test_loader, device, amp=False)
     return stats, energy, val_accuracy, test_accuracy
 
 
