@@ -237,12 +237,14 @@ def _ann(family_name: str, preset: str, shape: tuple[int, ...], classes: int) ->
 def time_models(device: str, sizes: Sizes) -> list[dict[str, Any]]:
     """Median step time, images/s and peak memory of every model as SNN and ANN, in this process."""
     import torch
+    from loguru import logger
 
     from sltsearch.models import build_model
     from sltsearch.spec import ModelSpec, TrainSpec
     from sltsearch.tickets import attach_masks, magnitude_prune
     from sltsearch.train import make_optimizer, make_scaler, train_one_epoch
 
+    logger.enable("spikingjelly")  # its CUDA implementation choice ("ops selection ...") goes to stderr
     dev = torch.device(device)
     train = TrainSpec(optimizer="adam", lr=1e-3)
     t, b = sizes.time_steps, sizes.batch

@@ -28,7 +28,8 @@ from sltsearch.energy import measure_energy
 from sltsearch.models import build_model
 from sltsearch.spec import Spec
 from sltsearch.stages import evaluate_ticket_model
-from sltsearch.tickets import attach_masks, current_masks, magnitude_prune, rewind
+from sltsearch.tickets import attach_masks, magnitude_prune, rewind
+from sltsearch.tickets.masks import MASK, prunable_layers
 from sltsearch.train import fit, make_optimizer, train_one_epoch
 from sltsearch.trial import TrialContext, run_trial
 
@@ -79,11 +80,11 @@ def test_imp_round_with_rewinding_keeps_pruned_weights_exactly_zero(device: torc
     masks = magnitude_prune(model, 0.7, "global")
     rewind(model, result.checkpoints[1], masks)  # the survivors back to their values at epoch 1
     fit(model, train, val, spec.train, device, start_epoch=1)  # retrain from the rewind point under AMP
-    for name, mask in current_masks(model).items():
-        weight = dict(model.named_parameters())[f"{name}.weight"].detach()
-        assert mask.device.type == device.type
-        assert torch.count_nonzero(weight[~mask.bool()]) == 0, f"{name}: a pruned weight moved"
-        assert torch.count_nonzero(weight[mask.bool()]) > 0
+    for name, layer in prunable_layers(model).items():
+        mask, weight = getattr(layer, MASK), layer.weight.detach()
+        assert mask.device.type == weight.device.type == device.type
+        assert torch.count_nonzero(weight[~mask]) == 0, f"{name}: a pruned weight moved"
+        assert torch.count_nonzero(weight[mask]) > 0
 
 
 def test_imp_trial_on_device(device: torch.device, tmp_path: Path) -> None:

@@ -124,3 +124,22 @@ def test_falls_back_where_not_fused() -> None:
     x = torch.randn(5, 4) * 2
     assert torch.equal(ref(x), fused(x))
     assert fused.v_seq is not None and fused.v_seq.shape == (5, 4)
+
+
+@pytest.mark.parametrize("kind", ["lif", "if", "plif"])
+def test_the_cuda_deferral_gives_the_fused_paths_spikes_and_gradients(kind: str) -> None:
+    """On CUDA the nodes hand spikingjelly's fused kernels an FP32 potential (`_kernel`); the same call on the
+    CPU (spikingjelly's CPU implementation) must give the fused path's spikes, state and input gradients."""
+    spec = NeuronSpec(type=kind, v_threshold=0.7, detach_reset=True)
+    node = neuron_factory(spec)()
+    x = (torch.randn(4, 3, 5) * 1.5).requires_grad_()
+    spikes = node(x)
+    (spikes.sum() + node.v.sum()).backward()
+    grad_fused, v_fused = x.grad.clone(), node.v.detach().clone()
+    functional.reset_net(node)
+    x.grad = None
+    spikes_kernel, v_kernel = node._kernel(x, torch.zeros(3, 5))
+    (spikes_kernel.sum() + v_kernel.sum()).backward()
+    assert torch.equal(spikes, spikes_kernel)
+    assert torch.allclose(v_fused, v_kernel.detach(), atol=1e-6)
+    assert torch.allclose(grad_fused, x.grad, atol=1e-5)

@@ -19,7 +19,9 @@ backward. PLIF (`ParametricLIFNode`, learned 1/tau = sigmoid(w)) takes the same 
 rebuilds v[t-1] from h and the spikes in one vectorised pass. The nodes subclass spikingjelly's, so
 ``functional.reset_net``, monitors and op counters treat them as the usual nodes. On CUDA, for other
 dtypes, with ``store_v_seq`` or with a surrogate spikingjelly has no id for, they defer to spikingjelly's
-own implementation (its CUDA kernels are already fused).
+own implementation (its CUDA kernels are already fused), given the potential in FP32: its fused CUDA kernels
+take FP16 inputs under autocast but only an FP32 potential, and its node would cast the potential to the input's
+dtype and fall back to a per-step torch loop.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 import torch
 from spikingjelly._ops.surrogate import _surrogate_gradient, _surrogate_spec
+from spikingjelly.activation_based import functional as sj_functional
 from spikingjelly.activation_based import neuron
 
 
@@ -196,11 +199,24 @@ def _fusable(node: neuron.BaseNode, x_seq: torch.Tensor) -> tuple[int, float] | 
     return _surrogate_spec(node.surrogate_function)
 
 
+def _float32_state(node: Any, x_seq: torch.Tensor) -> torch.Tensor:
+    """The node's membrane potential as an FP32 tensor of one time step's shape (its reset value at start)."""
+    v = node.v
+    if isinstance(v, torch.Tensor) and v.shape == x_seq.shape[1:]:
+        return v.float()
+    start = float(v) if not isinstance(v, torch.Tensor) else (node.v_reset if node.v_reset is not None else 0.0)
+    return torch.full(x_seq.shape[1:], start, dtype=torch.float32, device=x_seq.device)
+
+
 class _FusedMultiStepNode:
     """The fused multi-step forward shared by the nodes below; each names its dynamics in `_dynamics`."""
 
     def _dynamics(self) -> dict[str, Any]:
         """``tau`` (None for IF), ``decay_input`` and, for PLIF, ``w``: the node-specific arguments."""
+        raise NotImplementedError
+
+    def _kernel(self, x_seq: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """spikingjelly's own multi-step function for this neuron: (spikes, last potential)."""
         raise NotImplementedError
 
     def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
@@ -209,6 +225,13 @@ class _FusedMultiStepNode:
         surrogate = _fusable(node, x_seq) if not args else None
         w = dynamics.get("w")
         if surrogate is None or (w is not None and w.dtype != x_seq.dtype):
+            if x_seq.is_cuda and not args and not node.store_v_seq and node._neuron_precision is None:
+                # spikingjelly's fused CUDA kernels (Triton) take FP16 / BF16 inputs but only an FP32 potential;
+                # its node casts the potential to the input's dtype, so under autocast every step fell back to its
+                # per-step torch reference. The state is kept in FP32 here (more exact, too).
+                spikes, v = self._kernel(x_seq, _float32_state(node, x_seq))
+                node._memories["v"] = v
+                return spikes
             return super().multi_step_forward(x_seq, *args, **kwargs)  # type: ignore[misc]
         spikes, v = fused_multi_step(
             x_seq,
@@ -229,6 +252,13 @@ class FusedLIFNode(_FusedMultiStepNode, neuron.LIFNode):
     def _dynamics(self) -> dict[str, Any]:
         return {"tau": self.tau, "decay_input": self.decay_input}
 
+    def _kernel(self, x_seq: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        spikes, v, _ = sj_functional.lif_multi_step(
+            x_seq, v, self.tau, self.decay_input, self.v_threshold, self.v_reset, self.surrogate_function,
+            self.detach_reset,
+        )
+        return spikes, v
+
 
 class FusedIFNode(_FusedMultiStepNode, neuron.IFNode):
     """spikingjelly's `IFNode` with the fused CPU multi-step path (see the module docstring)."""
@@ -236,9 +266,22 @@ class FusedIFNode(_FusedMultiStepNode, neuron.IFNode):
     def _dynamics(self) -> dict[str, Any]:
         return {"tau": None, "decay_input": True}
 
+    def _kernel(self, x_seq: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        spikes, v, _ = sj_functional.if_multi_step(
+            x_seq, v, self.v_threshold, self.v_reset, self.surrogate_function, self.detach_reset
+        )
+        return spikes, v
+
 
 class FusedParametricLIFNode(_FusedMultiStepNode, neuron.ParametricLIFNode):
     """spikingjelly's `ParametricLIFNode` (learned tau) with the fused CPU multi-step path."""
 
     def _dynamics(self) -> dict[str, Any]:
         return {"tau": None, "decay_input": self.decay_input, "w": self.w}
+
+    def _kernel(self, x_seq: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        spikes, v, _ = sj_functional.plif_multi_step(
+            x_seq, v, self.w, self.decay_input, self.v_threshold, self.v_reset, self.surrogate_function,
+            self.detach_reset,
+        )
+        return spikes, v
