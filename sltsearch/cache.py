@@ -33,12 +33,6 @@ MEASURED = "measured_sha256"  # meta.json key: measurement file name -> sha256 h
 DAMAGED_DIR = ".damaged"
 
 
-def content_key(parts: Any) -> str:
-    """A 16-hex-digit hash of any JSON-serialisable description of a stage."""
-    payload = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
 def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

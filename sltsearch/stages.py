@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from sltsearch import measurement, provenance
-from sltsearch.cache import content_key
+from sltsearch import keys, measurement, provenance
 from sltsearch.data import make_loader
 from sltsearch.device import seed_everything
 from sltsearch.energy import measure_energy
 from sltsearch.energy.counter import EnergyReport
+from sltsearch.keys import Stage, content_key
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
@@ -45,42 +45,48 @@ from sltsearch.trial_context import TrialContext, TrialSetup
 
 
 def dense_key(spec: Spec) -> str:
-    train = spec.train.model_dump(mode="json", exclude={"device"})
-    # new model fields enter the key only when set, so keys written before they existed stay valid
-    unset = {name for name in ("version", "encoder_channels") if getattr(spec.model, name) is None}
-    parts = {
-        "data": spec.data.model_dump(mode="json", exclude={"path"} if spec.data.path is None else None),
-        "model": spec.model.model_dump(mode="json", exclude=unset or None),
-        "model_options": resolved_options(spec.model),
-        "train": train,
-        "seed": spec.seed,
-    }
-    # users' networks and data: the hash of their code / content (sltsearch.provenance); absent otherwise,
-    # so keys of built-in families and datasets stay as they were
-    return content_key({**parts, **provenance.stage_inputs(spec)})
+    """The dense run's key: every field declared ``DENSE`` (`sltsearch.keys`), the sizes the model resolves to,
+    and users' code and data (their hashes, `sltsearch.provenance`; absent for built-ins, so those keys stay
+    as they were). Early-time tickets train the dense run at ``tickets.time_steps_search``: that is its T."""
+    t_search = spec.tickets.time_steps_search
+    steps = t_search if t_search is not None else spec.model.time_steps
+    parts = keys.stage_parts(spec, Stage.DENSE, {"time_steps": lambda: {"model.time_steps": steps}})
+    return content_key({**parts, "model_options": resolved_options(spec.model), **provenance.stage_inputs(spec)})
 
 
 def round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[str, ...] = ()) -> str:
+    """The key of the IMP round reached by pruning at ``rates`` (every round so far) from the dense run
+    ``dense_key``, with ``exclude`` the layers ``tickets.keep_dense`` resolved to: every field declared
+    ``ROUND``, each entry present only where it changes what the round computes."""
     t = spec.tickets
-    parts: dict[str, Any] = {
-        "dense": dense_key,
-        "rewind_epoch": t.rewind_epoch,
-        "scope": t.scope,
-        "rates": rates,
+    n_rounds = len(t.round_rates())  # encoding and MultiSp targets are scheduled over all rounds
+    derived = {
+        "rates": lambda: {"rates": rates},
+        "keep_dense": lambda: {"keep_dense": list(exclude)} if exclude else {},
+        "early_bird": lambda: {"early_bird": [t.eb_threshold, t.eb_window]} if t.strategy == "early_bird" else {},
+        "encoding_sparsity": lambda: (
+            {"encoding_sparsity": [t.encoding_sparsity, n_rounds]} if t.encoding_sparsity is not None else {}
+        ),
+        "multisp": lambda: (
+            {"multisp": spec.multisp.model_dump(mode="json"), "multisp_rounds": n_rounds} if spec.multisp.active else {}
+        ),
     }
-    # new fields only enter the hash when set, so keys of plain IMP runs stay as they were
-    if t.rewind_iteration is not None:
-        parts["rewind_iteration"] = t.rewind_iteration
-    if exclude:
-        parts["keep_dense"] = list(exclude)
-    if t.strategy == "early_bird":
-        parts["early_bird"] = [t.eb_threshold, t.eb_window]
-    if t.encoding_sparsity is not None:  # the encoding layer's own target, scheduled over all rounds
-        parts["encoding_sparsity"] = [t.encoding_sparsity, len(t.round_rates())]
-    if spec.multisp.active:  # MultiSp (sltsearch.tickets.multisp)
-        parts["multisp"] = spec.multisp.model_dump(mode="json")
-        parts["multisp_rounds"] = len(spec.tickets.round_rates())  # group targets are scheduled over all rounds
-    return content_key(parts)
+    return content_key({"dense": dense_key, **keys.stage_parts(spec, Stage.ROUND, derived)})
+
+
+def early_time_key(search_round_key: str, spec: Spec) -> str:
+    """The early-time ticket's stage: the last search round's mask, trained once at the full T."""
+    return content_key({"search_round": search_round_key, "time_steps": spec.model.time_steps})
+
+
+def rewind_key(dense_key: str, spec: Spec) -> str:
+    """The rewind point at optimizer step ``tickets.rewind_iteration`` of the dense run ``dense_key``."""
+    return content_key({"dense": dense_key, "rewind_iteration": spec.tickets.rewind_iteration})
+
+
+def control_key(round_key: str, control: str) -> str:
+    """A control ticket's stage: the round it controls and which control it is."""
+    return content_key({"round": round_key, "control": control})
 
 
 def new_model(setup: TrialSetup) -> SpikingClassifier:
@@ -155,7 +161,7 @@ def rewind_point(setup: TrialSetup, ctx: TrialContext) -> tuple[dict[str, torch.
         return dense_checkpoint(setup, ctx, k), k
     per_epoch = len(train_loader(setup, spec.seed))
     start_epoch = min(k_iter // per_epoch, spec.train.epochs - 1)
-    key = content_key({"dense": dense_key(spec), "rewind_iteration": k_iter})
+    key = rewind_key(dense_key(spec), spec)
     with ctx.cache.lock("rewind", key):
         if key in ctx.rewind_states:
             return ctx.rewind_states[key], start_epoch
@@ -406,7 +412,7 @@ def controls(
     spec = setup.spec
     for control in spec.tickets.controls:
         started = time.perf_counter()
-        key = content_key({"round": round_key, "control": control})
+        key = control_key(round_key, control)
         seed = spec.seed + 1_000 * round_ + 17
         if control == "random_prune":
             ctl_masks, ctl_state = random_masks(masks, seed), start_state
