@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -210,9 +209,3 @@ def _place(parts: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         raise KeyError(f"two spec fields enter one key under the same name '{'.'.join(path)}'")
     node[path[-1]] = value
 
-
-def annotation_of(item: Declared) -> Any:
-    """The field's type without its Optional (for tests that pick another value of every field)."""
-    annotation = item.field.annotation
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if typing.get_origin(annotation) in (typing.Union,) and len(args) == 1 else annotation

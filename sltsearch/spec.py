@@ -4,6 +4,10 @@ A spec names the data, model, training recipe, ticket strategy, objective and th
 Each searched parameter overrides one field of the spec (an alias such as ``prune_rate`` or a dotted
 path such as ``train.lr``); `Spec.with_params` applies a trial's values and re-validates, so every
 range check written on the fields below also guards the search space.
+
+Every field also declares, in its annotation, which cached stages its value decides (``DENSE``, ``ROUND``,
+``MEASURE``) or that it decides none (``RUN``: the search itself; ``NONE``: budget and storage): the cache keys
+and the run folder's identity are derived from these declarations (`sltsearch.keys`).
 """
 
 from __future__ import annotations
