@@ -14,10 +14,10 @@ sequence, and only the recurrence itself loops over T:
 
 The dynamics and the gradient are exactly spikingjelly's (``LIFNode`` / ``IFNode``, hard or soft reset,
 ``decay_input`` both ways, ``detach_reset`` both ways); the surrogate derivative is spikingjelly's own
-``_surrogate_gradient`` for its built-in surrogates. Only the charged potential ``h`` is saved for
-backward. PLIF (`ParametricLIFNode`, learned 1/tau = sigmoid(w)) takes the same path; the gradient of w
-rebuilds v[t-1] from h and the spikes in one vectorised pass. The nodes subclass spikingjelly's, so
-``functional.reset_net``, monitors and op counters treat them as the usual nodes. On CUDA, for other
+(its kernels' helper, through `sltsearch.compat.spikingjelly`) for its built-in surrogates. Only the charged
+potential ``h`` is saved for backward. PLIF (`ParametricLIFNode`, learned 1/tau = sigmoid(w)) takes the same
+path; the gradient of w rebuilds v[t-1] from h and the spikes in one vectorised pass. The nodes subclass
+spikingjelly's, so ``functional.reset_net``, monitors and op counters treat them as the usual nodes. On CUDA, for other
 dtypes, with ``store_v_seq`` or with a surrogate spikingjelly has no id for, they defer to spikingjelly's
 own implementation (its CUDA kernels are already fused).
 """
@@ -28,8 +28,9 @@ import math
 from typing import Any
 
 import torch
-from spikingjelly._ops.surrogate import _surrogate_gradient, _surrogate_spec
 from spikingjelly.activation_based import neuron
+
+from sltsearch.compat.spikingjelly import ATAN_ID, reduced_precision, surrogate_gradient, surrogate_spec
 
 
 class _FusedMultiStep(torch.autograd.Function):
@@ -85,11 +86,11 @@ class _FusedMultiStep(torch.autograd.Function):
         h_seq, v0, w = ctx.saved_tensors
         v0_const, decay_input, decay, in_scale, threshold, v_reset, detach_reset, (sid, alpha) = ctx.params
         # sg = scale * sg_unit; the recurrence is linear, so `scale` is applied once at the end
-        if sid == 1:  # ATan, the default: (alpha / 2) / (1 + (pi / 2 * alpha * (h - threshold))^2)
+        if sid == ATAN_ID:  # the default: (alpha / 2) / (1 + (pi / 2 * alpha * (h - threshold))^2)
             sg = torch.sub(h_seq, threshold).square_().mul_((math.pi / 2 * alpha) ** 2).add_(1.0).reciprocal_()
             scale = alpha / 2
         else:
-            sg, scale = _surrogate_gradient(h_seq - threshold, alpha, sid), 1.0
+            sg, scale = surrogate_gradient(h_seq - threshold, alpha, sid), 1.0
         # dv[t]/dh[t] through the reset: None means identically 1
         dv_dh: torch.Tensor | None
         if v_reset is not None:
@@ -188,12 +189,12 @@ def _fusable(node: neuron.BaseNode, x_seq: torch.Tensor) -> tuple[int, float] | 
     """The surrogate (id, alpha) when the fused CPU path applies to this call, else None."""
     if x_seq.device.type != "cpu" or x_seq.dtype not in (torch.float32, torch.float64):
         return None
-    if node.store_v_seq or getattr(node, "_neuron_precision", None) is not None:
+    if node.store_v_seq or reduced_precision(node):
         return None
     v = node.v
     if isinstance(v, torch.Tensor) and (v.shape != x_seq.shape[1:] or v.dtype != x_seq.dtype):
         return None
-    return _surrogate_spec(node.surrogate_function)
+    return surrogate_spec(node.surrogate_function)
 
 
 class _FusedMultiStepNode:
@@ -219,7 +220,7 @@ class _FusedMultiStepNode:
             surrogate=surrogate,
             **dynamics,
         )
-        node._memories["v"] = v
+        node.v = v  # spikingjelly's MemoryModule keeps it among the node's memories
         return spikes
 
 
