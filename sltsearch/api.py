@@ -306,13 +306,13 @@ def energy(
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Any:
-    """Per-layer energy report (`sltsearch.energy.report.EnergyRun`) of a run's ticket or a spec's model.
+    """Per-layer energy report (`sltsearch.energy_model.report.EnergyRun`) of a run's ticket or a spec's model.
 
     ``target`` is a run folder (then ``ticket`` = its ticket_id, e.g. ``t0003r02``) or a spec file /
     bundled space name (its dense model, untrained). ``overrides`` sets spec fields by dotted path, e.g.
     ``{"objective.energy.model": "memory"}``. ``.report`` holds the totals, ``.frame()`` the layers.
     """
-    from sltsearch.energy.report import energy_report
+    from sltsearch.energy_model.report import energy_report
 
     if ticket is not None and not Path(target).exists():
         raise RunDirError(f"{target}: no such run folder; pass the folder `sltsearch run` wrote")
@@ -321,9 +321,9 @@ def energy(
 
 
 def repair(run_dir: str | Path, *, storage: str | None = None, device: str | None = None) -> Any:
-    """Repair a damaged run folder (`sltsearch.repair.RepairReport`): damaged ticket files set aside and their
+    """Repair a damaged run folder (`sltsearch.run_repair.RepairReport`): damaged ticket files set aside and their
     finished trials re-measured from the stage cache; a lost study rebuilt from the ticket table."""
-    from sltsearch.repair import repair as repair_run
+    from sltsearch.run_repair import repair as repair_run
 
     report = repair_run(run_dir, storage=storage, device=device)
     if report.changed:

@@ -315,7 +315,7 @@ class EnergySpec(_Strict):
     @classmethod
     def _breakpoints(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
         if value is not None:
-            from sltsearch.energy.memory import cost_config
+            from sltsearch.energy_model.memory import cost_config
 
             cost_config(value)  # raises ValueError with spikingjelly's message
         return value

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -21,8 +23,8 @@ import torch
 from sltsearch import keys, measurement, provenance
 from sltsearch.data import make_loader
 from sltsearch.device import seed_everything
-from sltsearch.energy import measure_energy
-from sltsearch.energy.counter import EnergyReport
+from sltsearch.energy_model import measure_energy
+from sltsearch.energy_model.counter import EnergyReport
 from sltsearch.keys import Stage, content_key
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
@@ -31,6 +33,7 @@ from sltsearch.spec import Spec
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
+    load_masked_state,
     magnitude_prune,
     mask_distance,
     mask_stats,
@@ -230,6 +233,17 @@ def measure(
     )
 
 
+@contextmanager
+def measurement_rng(spec: Spec, device: torch.device | str) -> Iterator[None]:
+    """The torch RNG a measurement runs under: seeded with the spec's seed (a rate encoder draws its spikes from
+    it), forked so the caller's RNG is not used up. Every measurement of a ticket runs under it, so a ticket
+    measured again (`sltsearch energy`, an export's check) sees the spikes its trial saw."""
+    cuda = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(spec.seed)
+        yield
+
+
 def evaluate_ticket_model(
     model: SpikingClassifier, spec: Spec, val_loader: Any, test_loader: Any, device: torch.device
 ) -> tuple[MaskStats, EnergyReport, float, float]:
@@ -237,12 +251,9 @@ def evaluate_ticket_model(
 
     The one evaluation behind a trial's tickets (`measured_values`) and an exported ticket's re-measurement
     (`sltsearch.ticket_io.rebuild.measure_ticket`), so both give the same numbers bit for bit. It runs under
-    the torch RNG seeded with the spec's seed (a rate encoder's spikes) without using up the caller's RNG, so
-    a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone.
+    `measurement_rng`, so a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone.
     """
-    cuda = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(spec.seed)
+    with measurement_rng(spec, device):
         stats = mask_stats(current_masks(model))
         constants = spec.objective.energy
         energy = measure_energy(model, val_loader, device, constants, constants.samples)
@@ -296,12 +307,6 @@ def search_spec(tspec: Spec) -> Spec:
     return tspec.model_copy(update={"model": tspec.model.model_copy(update={"time_steps": ts})})
 
 
-def load_stage_state(model: SpikingClassifier, state: dict[str, torch.Tensor]) -> None:
-    """Install a cached stage's state, masks included."""
-    attach_masks(model, {n[: -len(".weight_mask")]: v for n, v in state.items() if n.endswith(".weight_mask")})
-    model.load_state_dict(state)
-
-
 def retrain_ticket(
     setup: TrialSetup,
     model: SpikingClassifier,
@@ -325,7 +330,7 @@ def retrain_ticket(
         found = ctx.cache.fetch(stage_kind, key)
         if found is not None:
             meta, tensors = found
-            load_stage_state(model, tensors["state"])
+            load_masked_state(model, tensors["state"])
             cached = True
         else:
             ctx.progress(stage=stage_kind, round=round_)

@@ -1,6 +1,6 @@
 """Forward hooks that count operations, spikes and storage per layer while a model runs on evaluation data.
 
-Counting rules (per inference sample, summed over the T time steps; see ``sltsearch.energy`` and
+Counting rules (per inference sample, summed over the T time steps; see ``sltsearch.energy_model`` and
 docs/energy.md for the full statement):
 
 * Conv / Linear, weight ``w`` and input ``x`` of kind
@@ -517,7 +517,7 @@ def _finish(
     opts: dict[str, Any],
     encoding: str | None = None,
 ) -> EnergyReport:
-    from sltsearch.energy.memory import memory_cost
+    from sltsearch.energy_model.memory import memory_cost
 
     n = max(samples, 1)
     e_mac, e_ac, e_neuron = opts["e_mac_pj"], opts["e_ac_pj"], opts["e_neuron_pj"]
