@@ -333,10 +333,45 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
 
 
 def catalog() -> dict[str, list[dict[str, str]]]:
-    """The model families and datasets a spec can name (built-in, registered, plugged in): `sltsearch models`."""
-    from sltsearch.plugins import catalog as _catalog
+    """The model families and datasets a spec can name (built-in, registered, plugged in but not loaded):
+    `sltsearch models`. Here, above both registries, so that `sltsearch.plugins` (which they load entry points
+    through) imports neither."""
+    from sltsearch.data.registry import DATASETS, PATHED, ROOTED
+    from sltsearch.models.registry import MODELS
+    from sltsearch.plugins import DATASET_GROUP, MODEL_GROUP, origin, plugged_in
 
-    return _catalog()
+    models = [
+        {"name": name, "presets": ", ".join(family.presets), "source": _source(family.build)}
+        for name, family in sorted(MODELS.items())
+    ]
+    models += [
+        {"name": name, "presets": "", "source": f"plugin: {origin(ep)} ({ep.value})"}
+        for name, ep in sorted(plugged_in(MODEL_GROUP).items())
+        if name not in MODELS
+    ]
+    models.append({"name": "pkg.module:make_net", "presets": "", "source": "your own builder (import path)"})
+    datasets = [
+        {
+            "name": name,
+            "reads": "data.root" if name in ROOTED else "data.path" if name in PATHED else _READS.get(name, "-"),
+            "source": _source(builder),
+        }
+        for name, builder in sorted(DATASETS.items())
+    ]
+    datasets += [
+        {"name": name, "reads": "?", "source": f"plugin: {origin(ep)} ({ep.value})"}
+        for name, ep in sorted(plugged_in(DATASET_GROUP).items())
+        if name not in DATASETS
+    ]
+    return {"models": models, "datasets": datasets}
+
+
+_READS = {"python": "sltsearch.run(data=...)"}
+
+
+def _source(obj: Any) -> str:
+    module = str(getattr(obj, "__module__", ""))
+    return "built-in" if module.startswith("sltsearch.") else f"registered: {module}"
 
 
 def export(

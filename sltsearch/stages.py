@@ -145,10 +145,6 @@ def dense_checkpoint(setup: TrialSetup, ctx: TrialContext, epoch: int) -> dict[s
     return tensors[f"epoch_{epoch:03d}"]
 
 
-def rewind_state(setup: TrialSetup, ctx: TrialContext) -> dict[str, torch.Tensor]:
-    return rewind_point(setup, ctx)[0]
-
-
 def rewind_point(setup: TrialSetup, ctx: TrialContext) -> tuple[dict[str, torch.Tensor], int]:
     """(state to rewind the survivors to, epoch the retraining starts at).
 

@@ -287,15 +287,6 @@ def _matmul_rule(ka: str, kb: str, nonbinary: str) -> tuple[str, str]:
     return "mac", "nz"
 
 
-def _matmul_ops(a: torch.Tensor, b: torch.Tensor, nonbinary: str) -> tuple[float, str, str]:
-    """(counted pairs, op type, operand kinds) of one ``a @ b``; see the module docstring for the rule."""
-    ka, kb = input_kind(a), input_kind(b)
-    optype, which = _matmul_rule(ka, kb, nonbinary)
-    nz, abs_a, abs_b = _matmul_pairs(a, b)
-    pairs = {"nz": nz, "abs_a": abs_a, "abs_b": abs_b}[which]
-    return pairs, optype, ka if ka == kb else f"{ka}x{kb}"
-
-
 # ----------------------------------------------------------------------------------------------- storage
 
 
