@@ -32,10 +32,20 @@ class RunDirError(UserError):
     """A run folder is missing, incomplete, or belongs to a different spec."""
 
 
-def one_line(err: BaseException, *, limit: int | None = None, bare: tuple[type[BaseException], ...] = ()) -> str:
-    """``Type: message`` on one line (whitespace runs collapsed, at most ``limit`` characters of message); just
-    the message for the exception types in ``bare`` (whose messages already say what went wrong)."""
-    text = " ".join(str(err).split())[:limit]
+def one_line(
+    err: BaseException,
+    *,
+    limit: int | None = None,
+    bare: tuple[type[BaseException], ...] = (),
+    first_line: bool = False,
+) -> str:
+    """``Type: message`` on one line (whitespace runs collapsed, at most ``limit`` characters of message, or
+    only its first line); just the message for the exception types in ``bare`` (whose messages already say
+    what went wrong)."""
+    message = str(err).strip()
+    if first_line:
+        message = message.splitlines()[0] if message else ""
+    text = " ".join(message.split())[:limit]
     if not text:
         return type(err).__name__
     return text if isinstance(err, bare) else f"{type(err).__name__}: {text}"

@@ -3,9 +3,11 @@
 Dense run (per-epoch checkpoints), rewind point (epoch or iteration), a pruning round's retraining, the
 random-pruning / random-re-init controls, early-bird masks, and the measurement that turns a trained
 model into a `Ticket` (validation and test accuracy, sparsity, energy), stored with the stage it measures
-(`sltsearch.measurement`) so a cached stage is not evaluated again. Keys cover data, model (with its
-resolved sizes and T), recipe, seed, rewind point, the pruning schedule so far, strategy and control, so
-a rerun, another trial or another process that shares the cache skips what exists.
+(`sltsearch.measurement`) so a cached stage is not evaluated again. Keys are derived from the stage every
+spec field declares it affects (`sltsearch.keys`): data, model (with its resolved sizes and T), recipe and
+seed for the dense run; rewind point, the pruning schedule so far and the strategy for a round; a control's
+or an early-time ticket's key adds what it is to its round's. So a rerun, another trial or another process
+that shares the cache skips what exists.
 `sltsearch.trial.run_trial` composes them.
 """
 
