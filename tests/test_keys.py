@@ -25,12 +25,15 @@ from sltsearch.keys import (
     content_key,
     declared_fields,
     run_identity,
+    stage_parts,
 )
 from sltsearch.measurement import measurement_key
 from sltsearch.spec import ModelSpec, NeuronSpec, Spec, TicketSpec, parse_spec
 
 CPU = torch.device("cpu")
 PINS = Path(__file__).parent / "data" / "stage_keys_3b09291.json"
+# the round key's derived entries, each a stand-in value
+ROUND_DERIVED = dict.fromkeys(["rates", "keep_dense", "early_bird", "encoding_sparsity", "multisp"], lambda: {})
 
 
 # ---------------------------------------------------------------- every field declares its stages
@@ -62,7 +65,7 @@ def test_a_field_without_a_declaration_fails_at_any_depth() -> None:
         declared_fields(Nested)
 
 
-def test_a_declaration_no_key_derives_fails_when_the_key_is_built() -> None:
+def test_a_via_no_key_derives_and_a_derived_entry_no_field_declares_both_fail() -> None:
     class Tickets(TicketSpec):
         warmup: Annotated[int, affects(Stage.ROUND, via="warmup")] = 0
 
@@ -71,6 +74,8 @@ def test_a_declaration_no_key_derives_fails_when_the_key_is_built() -> None:
 
     with pytest.raises(KeyError, match="tickets.warmup enters the round key through 'warmup'"):
         stages.round_key("d", WithWarmup(), [0.5])
+    with pytest.raises(KeyError, match="derives \\['warmup'\\], which no spec field declares"):
+        stage_parts(Spec(), Stage.ROUND, {**ROUND_DERIVED, "warmup": lambda: {}})
 
 
 # ---------------------------------------------------------------- each field changes exactly its keys
