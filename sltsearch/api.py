@@ -306,13 +306,13 @@ def energy(
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Any:
-    """Per-layer energy report (`sltsearch.energy.report.EnergyRun`) of a run's ticket or a spec's model.
+    """Per-layer energy report (`sltsearch.energy_model.report.EnergyRun`) of a run's ticket or a spec's model.
 
     ``target`` is a run folder (then ``ticket`` = its ticket_id, e.g. ``t0003r02``) or a spec file /
     bundled space name (its dense model, untrained). ``overrides`` sets spec fields by dotted path, e.g.
     ``{"objective.energy.model": "memory"}``. ``.report`` holds the totals, ``.frame()`` the layers.
     """
-    from sltsearch.energy.report import energy_report
+    from sltsearch.energy_model.report import energy_report
 
     if ticket is not None and not Path(target).exists():
         raise RunDirError(f"{target}: no such run folder; pass the folder `sltsearch run` wrote")
@@ -321,9 +321,9 @@ def energy(
 
 
 def repair(run_dir: str | Path, *, storage: str | None = None, device: str | None = None) -> Any:
-    """Repair a damaged run folder (`sltsearch.repair.RepairReport`): damaged ticket files set aside and their
+    """Repair a damaged run folder (`sltsearch.run_repair.RepairReport`): damaged ticket files set aside and their
     finished trials re-measured from the stage cache; a lost study rebuilt from the ticket table."""
-    from sltsearch.repair import repair as repair_run
+    from sltsearch.run_repair import repair as repair_run
 
     report = repair_run(run_dir, storage=storage, device=device)
     if report.changed:
@@ -333,10 +333,45 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
 
 
 def catalog() -> dict[str, list[dict[str, str]]]:
-    """The model families and datasets a spec can name (built-in, registered, plugged in): `sltsearch models`."""
-    from sltsearch.plugins import catalog as _catalog
+    """The model families and datasets a spec can name (built-in, registered, plugged in but not loaded):
+    `sltsearch models`. Here, above both registries, so that `sltsearch.plugins` (which they load entry points
+    through) imports neither."""
+    from sltsearch.data.registry import DATASETS, PATHED, ROOTED
+    from sltsearch.models.registry import MODELS
+    from sltsearch.plugins import DATASET_GROUP, MODEL_GROUP, origin, plugged_in
 
-    return _catalog()
+    models = [
+        {"name": name, "presets": ", ".join(family.presets), "source": _source(family.build)}
+        for name, family in sorted(MODELS.items())
+    ]
+    models += [
+        {"name": name, "presets": "", "source": f"plugin: {origin(ep)} ({ep.value})"}
+        for name, ep in sorted(plugged_in(MODEL_GROUP).items())
+        if name not in MODELS
+    ]
+    models.append({"name": "pkg.module:make_net", "presets": "", "source": "your own builder (import path)"})
+    datasets = [
+        {
+            "name": name,
+            "reads": "data.root" if name in ROOTED else "data.path" if name in PATHED else _READS.get(name, "-"),
+            "source": _source(builder),
+        }
+        for name, builder in sorted(DATASETS.items())
+    ]
+    datasets += [
+        {"name": name, "reads": "?", "source": f"plugin: {origin(ep)} ({ep.value})"}
+        for name, ep in sorted(plugged_in(DATASET_GROUP).items())
+        if name not in DATASETS
+    ]
+    return {"models": models, "datasets": datasets}
+
+
+_READS = {"python": "sltsearch.run(data=...)"}
+
+
+def _source(obj: Any) -> str:
+    module = str(getattr(obj, "__module__", ""))
+    return "built-in" if module.startswith("sltsearch.") else f"registered: {module}"
 
 
 def export(

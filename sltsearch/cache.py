@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,15 +27,11 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
+from sltsearch.errors import warn
+
 CHECKSUMS = "sha256"  # meta.json key: tensor file name -> sha256 hex digest
 MEASURED = "measured_sha256"  # meta.json key: measurement file name -> sha256 hex digest
 DAMAGED_DIR = ".damaged"
-
-
-def content_key(parts: Any) -> str:
-    """A 16-hex-digit hash of any JSON-serialisable description of a stage."""
-    payload = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _current_umask() -> int:
@@ -90,11 +85,6 @@ class DamagedArtefact(Exception):
         super().__init__(f"{path}: {why}")
         self.path = path
         self.why = why
-
-
-def warn(message: str) -> None:
-    """Tell the user about something sltsearch repaired on its own (one line on stderr)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _check_file(path: Path, expected_sha256: str) -> None:

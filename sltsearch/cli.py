@@ -392,7 +392,7 @@ def models() -> None:
         console.print(table)
 
 
-# energy table: column -> header; the CSV keeps every column of `sltsearch.energy.report.COLUMNS`
+# energy table: column -> header; the CSV keeps every column of `sltsearch.energy_model.report.COLUMNS`
 _ENERGY_TABLE = {
     "name": "layer",
     "type": "type",

@@ -7,14 +7,14 @@ sparsity per level, storage bits, MultiSp and encoding-layer columns) depends on
 on how it is measured, so it is stored in the stage's folder under a *measurement key* (`measurement_key`)
 and read back on a hit.
 
-The measurement key holds everything the numbers depend on beyond the stage's weights (which the stage key already
-names): the objective's energy settings (constants, conventions, ``samples``), the evaluation batch size, the device
-kind (CUDA measures in IEEE FP32 since the first GPU run, key ``cuda-fp32``; its kernels sum in another order than the
-CPU's, so a potential within rounding of the threshold may spike on one and not the other), the seed the measurement
-runs under (a rate encoder draws its spikes from it), the list of measured fields (a new ticket column re-measures old
-stages once) and `MEASURE_VERSION`. sltsearch's own code is not hashed into stage keys (only users' networks and data
-are, `sltsearch.provenance`), so, as for training, a change to how sltsearch measures is declared by bumping
-`MEASURE_VERSION`.
+The measurement key holds everything the numbers depend on beyond the stage's weights (which the stage key
+already names): the spec fields declared ``MEASURE`` (`sltsearch.keys`: the objective's energy settings,
+the evaluation batch size, the seed the measurement runs under, from which a rate encoder draws its spikes), the
+device kind (CUDA measures in IEEE FP32 since the first GPU run, key ``cuda-fp32``; its kernels sum in another
+order than the CPU's, so a potential within rounding of the threshold may spike on one and not the other), the
+list of measured fields (a new ticket column re-measures old stages once) and `MEASURE_VERSION`. sltsearch's own
+code is not hashed into stage keys (only users' networks and data are, `sltsearch.provenance`), so, as for
+training, a change to how sltsearch measures is declared by bumping `MEASURE_VERSION`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from sltsearch.cache import content_key
+import torch
+
+from sltsearch import keys
+from sltsearch.keys import Stage, content_key
 from sltsearch.results.record import Ticket
+from sltsearch.spec import Spec
 from sltsearch.trial_context import TrialContext, TrialSetup
 
 # bump when sltsearch's measurement changes its numbers (energy counting rules, accuracy evaluation, a field's
@@ -53,20 +57,13 @@ TRIAL_FIELDS = frozenset(
 MEASURED_FIELDS = tuple(sorted(f.name for f in fields(Ticket) if f.name not in TRIAL_FIELDS))
 
 
-def measurement_key(setup: TrialSetup) -> str:
-    """What a measurement depends on beyond the weights of the stage it measures (see the module docstring)."""
-    spec = setup.spec
-    return content_key(
-        {
-            "version": MEASURE_VERSION,
-            "fields": MEASURED_FIELDS,
-            "energy": spec.objective.energy.model_dump(mode="json"),
-            "eval_batch_size": spec.data.eval_batch_size,
-            # "cuda-fp32": CUDA measurements under FP16 autocast (before the first GPU run) are not reused
-            "device": "cuda-fp32" if setup.device.type == "cuda" else setup.device.type,
-            "seed": spec.seed,
-        }
-    )
+def measurement_key(spec: Spec, device: torch.device) -> str:
+    """What a measurement depends on beyond the weights of the stage it measures (see the module docstring):
+    the fields declared ``MEASURE`` (`sltsearch.keys`), the device kind, the measured fields, the version."""
+    parts = keys.stage_parts(spec, Stage.MEASURE)
+    # "cuda-fp32": CUDA measurements taken under FP16 autocast (before the first GPU run) are not reused
+    kind = "cuda-fp32" if device.type == "cuda" else device.type
+    return content_key({**parts, "version": MEASURE_VERSION, "fields": MEASURED_FIELDS, "device": kind})
 
 
 def plain(values: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +97,7 @@ def stage_measurement(
     (which evaluates the model holding the stage) and stored beside the stage for the next trial or run.
 
     Runs under the stage's lock, so concurrent trials sharing a cache measure a stage once per key."""
-    mkey = measurement_key(setup)
+    mkey = measurement_key(setup.spec, setup.device)
     with ctx.cache.lock(stage_kind, stage_key):
         stored = ctx.cache.fetch_measured(stage_kind, stage_key, mkey)
         if stored is not None and set(stored) <= set(MEASURED_FIELDS):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sltsearch.errors import DataError, SpecError, UserError
+from sltsearch.errors import DataError, SpecError, UserError, one_line
 from sltsearch.spec import DEVICE_PATTERN, Spec, resolve_param_path
 
 # searched parameters under these sections change the data or the model: their corners are built too
@@ -122,7 +122,8 @@ def _build_data(spec: Spec, memo: dict[str, Any], checked: Checked) -> Any:
         raise
     except Exception as err:  # a builder's own failure on this input: one line that names the dataset
         where = f" from data.root {spec.data.root}" if spec.data.root else ""
-        raise DataError(f"data: dataset '{name}' could not be built{where}: {_one_line(err)}") from None
+        failed = one_line(err, bare=(ValueError,))
+        raise DataError(f"data: dataset '{name}' could not be built{where}: {failed}") from None
     line = (
         f"data {name}: {len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test samples of shape "
         f"{tuple(data.input_shape)}, {data.num_classes} classes"
@@ -156,17 +157,12 @@ def _build_model(spec: Spec, data: Any, checked: Checked) -> None:
     except Exception as err:  # options of the wrong type or shape: one line that names the model
         raise SpecError(
             f"model: {model.name} (preset {model.preset}, options {dict(model.options)}) cannot be built for "
-            f"data {data.name} of shape {tuple(data.input_shape)}: {_one_line(err)}"
+            f"data {data.name} of shape {tuple(data.input_shape)}: {one_line(err, bare=(ValueError,))}"
         ) from None
     params = sum(p.numel() for p in net.parameters())
     steps = checked.models.setdefault(f"model {model.name}/{model.preset}: {params:,} parameters", [])
     if model.time_steps not in steps:
         steps.append(model.time_steps)
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return f"{type(err).__name__}: {text}" if not isinstance(err, ValueError) else text
 
 
 def with_python_inputs(spec: Spec, model: Callable[..., Any] | None, data: Sequence[Any] | None) -> Spec:

@@ -47,13 +47,14 @@ def data_content(data: Any) -> str | None:
 
 
 def _file_digest(path: Path) -> str:
-    """The file's sha256, remembered per (path, size, mtime) so a large file is read once per process."""
-    from sltsearch.data.arrays import file_digest
+    """The file's sha256 (16 hex digits, so stage keys change when its content does), remembered per (path,
+    size, mtime) so a large file is read once per process."""
+    from sltsearch.cache import sha256_file
 
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _FILE_DIGESTS:
-        _FILE_DIGESTS[key] = file_digest(path)
+        _FILE_DIGESTS[key] = sha256_file(path)[:16]
     return _FILE_DIGESTS[key]
 
 

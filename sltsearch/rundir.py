@@ -12,23 +12,15 @@ from typing import Any
 
 from sltsearch.cache import _atomic_write, save_json
 from sltsearch.errors import RunDirError
+from sltsearch.keys import run_identity
 from sltsearch.secrets import mask_url
 from sltsearch.spec import Spec, load_spec
 
 SPEC_FILE = "spec.yaml"
 RUN_FILE = "run.json"
-# fields that may change between invocations of the same run (budget and where the study lives)
-_RESUMABLE = {"n_trials", "timeout_s", "storage", "backend"}  # the backend changes where, not what
-
 
 def default_run_dir(spec: Spec, root: str | Path = "results") -> Path:
     return Path(root) / spec.name
-
-
-def _identity(spec: Spec) -> dict[str, Any]:
-    data = spec.model_dump(mode="json")
-    data["search"] = {k: v for k, v in data["search"].items() if k not in _RESUMABLE}
-    return data
 
 
 def check_writable(run_dir: Path) -> None:
@@ -61,7 +53,8 @@ def prepare_run_dir(spec: Spec, run_dir: Path, storage_url: str | None) -> None:
     frozen = run_dir / SPEC_FILE
     if frozen.exists():
         previous = load_spec(frozen)
-        if _identity(previous) != _identity(spec):
+        # fields declared NONE (budget, storage, backend: where, not what) may change between invocations
+        if run_identity(previous) != run_identity(spec):
             raise RunDirError(
                 f"{run_dir} already holds a run of a different spec; pass --run-dir to start a new run "
                 f"there, or run the spec frozen in {frozen} to resume it"

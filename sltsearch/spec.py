@@ -4,18 +4,21 @@ A spec names the data, model, training recipe, ticket strategy, objective and th
 Each searched parameter overrides one field of the spec (an alias such as ``prune_rate`` or a dotted
 path such as ``train.lr``); `Spec.with_params` applies a trial's values and re-validates, so every
 range check written on the fields below also guards the search space.
+
+Every field also declares, in its annotation, which cached stages its value decides (``DENSE``, ``ROUND``,
+``MEASURE``) or that it decides none (``RUN``: the search itself; ``NONE``: budget and storage): the cache keys
+and the run folder's identity are derived from these declarations (`sltsearch.keys`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +32,14 @@ from pydantic import (
 )
 
 from sltsearch.errors import SpecError
+from sltsearch.keys import DENSE, MEASURE, NONE, ROUND, RUN, Stage, affects
+from sltsearch.keys import content_hash as _content_hash
+
+# How each field enters the cache keys (`sltsearch.keys`); the shared declarations, named once:
+_RATES = affects(Stage.ROUND, via="rates")  # the round key holds the pruning rates these fields give
+_EARLY_BIRD = affects(Stage.ROUND, via="early_bird")  # the round key of an early_bird strategy only
+_TIME_STEPS = affects(Stage.DENSE, via="time_steps")  # the T the dense run trains at (T_search if set)
+_NEW_DENSE = affects(Stage.DENSE, when_set=True)  # added later: in the dense key only when set
 
 
 class _Strict(BaseModel):
@@ -81,46 +92,52 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 class DataSpec(_Strict):
     """Which dataset and how it is split; splits are fixed by ``split_seed``."""
 
-    name: str = "digits"
-    root: str | None = Field(None, description="local folder for on-disk datasets (never downloaded)")
-    val_fraction: float = Field(0.2, gt=0.0, lt=0.5)
-    test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
-    batch_size: int = Field(32, ge=1, le=65536)
-    eval_batch_size: int = Field(512, ge=1, le=65536)
-    split_seed: int = Field(0, ge=0)
-    options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options")
-    path: str | None = Field(None, description="file a dataset is read from (name: arrays, a .npz file)")
+    name: Annotated[str, DENSE] = "digits"
+    root: Annotated[str | None, DENSE] = Field(
+        None, description="local folder for on-disk datasets (never downloaded)"
+    )
+    val_fraction: Annotated[float, DENSE] = Field(0.2, gt=0.0, lt=0.5)
+    test_fraction: Annotated[float, DENSE] = Field(0.2, gt=0.0, lt=0.5)
+    batch_size: Annotated[int, DENSE] = Field(32, ge=1, le=65536)
+    eval_batch_size: Annotated[int, affects(Stage.DENSE, Stage.MEASURE)] = Field(512, ge=1, le=65536)
+    split_seed: Annotated[int, DENSE] = Field(0, ge=0)
+    options: Annotated[dict[str, Any], DENSE] = Field(default_factory=dict, description="dataset-specific options")
+    path: Annotated[str | None, _NEW_DENSE] = Field(
+        None, description="file a dataset is read from (name: arrays, a .npz file)"
+    )
 
 
 class NeuronSpec(_Strict):
     """Spiking neuron used throughout the model."""
 
-    type: Literal["lif", "plif", "if"] = "lif"
-    tau: float = Field(2.0, gt=1.0)
-    v_threshold: float = Field(1.0, gt=0.0)
-    v_reset: float | None = 0.0
-    surrogate: Literal["atan", "sigmoid", "fast_sigmoid", "piecewise_quadratic"] = "atan"
-    surrogate_alpha: float | None = Field(None, gt=0.0)
-    detach_reset: bool = True
+    type: Annotated[Literal["lif", "plif", "if"], DENSE] = "lif"
+    tau: Annotated[float, DENSE] = Field(2.0, gt=1.0)
+    v_threshold: Annotated[float, DENSE] = Field(1.0, gt=0.0)
+    v_reset: Annotated[float | None, DENSE] = 0.0
+    surrogate: Annotated[Literal["atan", "sigmoid", "fast_sigmoid", "piecewise_quadratic"], DENSE] = "atan"
+    surrogate_alpha: Annotated[float | None, DENSE] = Field(None, gt=0.0)
+    detach_reset: Annotated[bool, DENSE] = True
 
 
 class ModelSpec(_Strict):
     """A registered model family, a size preset, explicit size overrides and the time dimension."""
 
-    name: str = "spiking_cnn"
-    preset: str = "tiny"
-    options: dict[str, Any] = Field(default_factory=dict, description="explicit sizes, override the preset")
+    name: Annotated[str, DENSE] = "spiking_cnn"
+    preset: Annotated[str, DENSE] = "tiny"
+    options: Annotated[dict[str, Any], DENSE] = Field(
+        default_factory=dict, description="explicit sizes, override the preset"
+    )
     neuron: NeuronSpec = NeuronSpec()
-    encoder: Literal["direct", "rate", "learned"] = Field(
+    encoder: Annotated[Literal["direct", "rate", "learned"], DENSE] = Field(
         "direct",
         description="direct: real values every step; rate: Poisson spikes; learned: a spiking conv encoder "
         "that sees the real values once (docs/energy.md)",
     )
-    time_steps: int = Field(4, ge=1, le=1024)
-    version: str | None = Field(
+    time_steps: Annotated[int, _TIME_STEPS] = Field(4, ge=1, le=1024)
+    version: Annotated[str | None, _NEW_DENSE] = Field(
         None, description="your network's version: keys its cached stages instead of a hash of its source"
     )
-    encoder_channels: int | None = Field(
+    encoder_channels: Annotated[int | None, _NEW_DENSE] = Field(
         None, ge=1, le=4096, description="learned encoder: output channels (default 16)"
     )
 
@@ -128,16 +145,16 @@ class ModelSpec(_Strict):
 class TrainSpec(_Strict):
     """Surrogate-gradient BPTT recipe; the LR schedule is a function of the absolute epoch."""
 
-    epochs: int = Field(10, ge=1, le=10000)
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(1e-2, gt=0.0, le=10.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    schedule: Literal["cosine", "constant"] = "cosine"
-    select: Literal["best_val", "last"] = Field(
+    epochs: Annotated[int, DENSE] = Field(10, ge=1, le=10000)
+    optimizer: Annotated[Literal["adam", "adamw", "sgd"], DENSE] = "adam"
+    lr: Annotated[float, DENSE] = Field(1e-2, gt=0.0, le=10.0)
+    momentum: Annotated[float, DENSE] = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: Annotated[float, DENSE] = Field(0.0, ge=0.0)
+    schedule: Annotated[Literal["cosine", "constant"], DENSE] = "cosine"
+    select: Annotated[Literal["best_val", "last"], DENSE] = Field(
         "best_val", description="which epoch's weights a training run keeps; chosen on validation only"
     )
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    device: Annotated[str, RUN] = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
 
     @field_validator("device")
     @classmethod
@@ -157,42 +174,48 @@ class TicketSpec(_Strict):
     replayed from the rewind epoch (for an iteration, the epoch holding it) to the end of the recipe.
     """
 
-    strategy: Literal["imp", "one_shot", "early_bird"] = Field(
+    strategy: Annotated[
+        Literal["imp", "one_shot", "early_bird"], affects(Stage.ROUND, via=("rates", "early_bird"))
+    ] = Field(
         "imp",
         description="imp: iterative magnitude pruning; one_shot: one round straight to the target sparsity; "
         "early_bird: mask drawn during dense training once it stops changing",
     )
-    scope: Literal["global", "layerwise"] = "global"
-    prune_rate: float = Field(
+    scope: Annotated[Literal["global", "layerwise"], ROUND] = "global"
+    prune_rate: Annotated[float, _RATES] = Field(
         0.5, gt=0.0, lt=1.0, description="fraction of remaining weights pruned per round"
     )
-    rounds: int = Field(1, ge=1, le=100)
-    target_sparsity: float | None = Field(
+    rounds: Annotated[int, _RATES] = Field(1, ge=1, le=100)
+    target_sparsity: Annotated[float | None, _RATES] = Field(
         None, gt=0.0, lt=1.0, description="final sparsity; derives the IMP rounds, the one_shot/early_bird rate"
     )
-    prune_rates: list[float] | None = Field(
+    prune_rates: Annotated[list[float] | None, _RATES] = Field(
         None, min_length=1, max_length=100, description="explicit per-round pruning rates (override the rest)"
     )
-    keep_dense: list[str] = Field(
+    keep_dense: Annotated[list[str], affects(Stage.ROUND, via="keep_dense")] = Field(
         default_factory=list, description="layers never pruned: 'first', 'last' or layer names"
     )
-    rewind_epoch: int = Field(0, ge=0, description="0 = reset to init (original LTH); k > 0 = late rewinding")
-    rewind_iteration: int | None = Field(
+    rewind_epoch: Annotated[int, ROUND] = Field(
+        0, ge=0, description="0 = reset to init (original LTH); k > 0 = late rewinding"
+    )
+    rewind_iteration: Annotated[int | None, affects(Stage.ROUND, when_set=True)] = Field(
         None, ge=0, description="rewind to optimizer step k of the dense run instead of an epoch"
     )
-    controls: list[Literal["random_prune", "random_reinit"]] = Field(
+    controls: Annotated[list[Literal["random_prune", "random_reinit"]], RUN] = Field(
         default_factory=list,
         description="extra tickets per round on the same sparsities: random positions at the same per-layer "
         "density, or the same mask with fresh weights; stored, never the trial's value",
     )
-    time_steps_search: int | None = Field(
+    time_steps_search: Annotated[int | None, _TIME_STEPS] = Field(
         None, ge=1, le=1024, description="early-time tickets: search masks at this T, train the final one at T"
     )
-    eb_threshold: float = Field(
+    eb_threshold: Annotated[float, _EARLY_BIRD] = Field(
         0.1, gt=0.0, lt=1.0, description="early_bird: stop when the normalised mask distance falls below this"
     )
-    eb_window: int = Field(1, ge=1, le=20, description="early_bird: consecutive epoch pairs that must agree")
-    encoding_sparsity: float | None = Field(
+    eb_window: Annotated[int, _EARLY_BIRD] = Field(
+        1, ge=1, le=20, description="early_bird: consecutive epoch pairs that must agree"
+    )
+    encoding_sparsity: Annotated[float | None, affects(Stage.ROUND, via="encoding_sparsity")] = Field(
         None,
         ge=0.0,
         lt=1.0,
@@ -292,7 +315,7 @@ class EnergySpec(_Strict):
     @classmethod
     def _breakpoints(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
         if value is not None:
-            from sltsearch.energy.memory import cost_config
+            from sltsearch.energy_model.memory import cost_config
 
             cost_config(value)  # raises ValueError with spikingjelly's message
         return value
@@ -334,11 +357,11 @@ class ObjectiveSpec(_Strict):
     the front.
     """
 
-    metrics: dict[str, Direction] = Field(
+    metrics: Annotated[dict[str, Direction], RUN] = Field(
         default_factory=lambda: {"val_accuracy": "maximize", "energy_uj": "minimize"}
     )
-    energy: EnergySpec = EnergySpec()
-    constraints: dict[str, Bound] = Field(default_factory=dict)
+    energy: Annotated[EnergySpec, MEASURE] = EnergySpec()
+    constraints: Annotated[dict[str, Bound], RUN] = Field(default_factory=dict)
 
     @field_validator("constraints")
     @classmethod
@@ -380,18 +403,18 @@ class EarlyStoppingSpec(_Strict):
 class SearchSpec(_Strict):
     """The driver: backend, sampler, budget, storage and early stopping."""
 
-    backend: Literal["optuna", "ray"] = "optuna"
-    early_stopping: EarlyStoppingSpec | None = Field(
+    backend: Annotated[Literal["optuna", "ray"], NONE] = "optuna"
+    early_stopping: Annotated[EarlyStoppingSpec | None, RUN] = Field(
         None, description="stop trials early on their IMP rounds: {rule: mo_asha, eta: 3, min_rungs: 1}"
     )
-    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
-    n_trials: int = Field(8, ge=1, le=100000)
-    timeout_s: float | None = Field(None, gt=0.0)
-    population_size: int = Field(8, ge=2, description="NSGA-II population size")
-    storage: str | None = Field(
+    sampler: Annotated[Literal["nsga2", "tpe", "random"], RUN] = "nsga2"
+    n_trials: Annotated[int, NONE] = Field(8, ge=1, le=100000)
+    timeout_s: Annotated[float | None, NONE] = Field(None, gt=0.0)
+    population_size: Annotated[int, RUN] = Field(8, ge=2, description="NSGA-II population size")
+    storage: Annotated[str | None, NONE] = Field(
         None, description="RDB URL shared by many workers; default: journal file in run dir"
     )
-    study_name: str | None = None
+    study_name: Annotated[str | None, RUN] = None
 
 
 class ParamSpec(_Strict):
@@ -491,16 +514,16 @@ def resolve_param_path(key: str) -> str:
 class Spec(_Strict):
     """A whole search. ``space`` maps a parameter name (alias or dotted path) to its range."""
 
-    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = Field(0, ge=0)
+    name: Annotated[str, RUN] = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: Annotated[int, affects(Stage.DENSE, Stage.MEASURE)] = Field(0, ge=0)
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     tickets: TicketSpec = TicketSpec()
-    multisp: MultiSpSpec = MultiSpSpec()
+    multisp: Annotated[MultiSpSpec, affects(Stage.ROUND, via="multisp")] = MultiSpSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
     search: SearchSpec = SearchSpec()
-    space: dict[str, ParamSpec] = Field(default_factory=dict)
+    space: Annotated[dict[str, ParamSpec], RUN] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Spec:
@@ -566,11 +589,9 @@ class Spec(_Strict):
         return Spec.model_validate(data)
 
     def content_hash(self, *sections: str) -> str:
-        """A short stable hash of the named sections (all but ``search`` and ``name`` when none given)."""
-        data = self.model_dump(mode="json")
-        keys = sections or tuple(k for k in data if k not in {"search", "name"})
-        payload = json.dumps({k: data[k] for k in keys}, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        """A short stable hash of every field a cached stage depends on (`sltsearch.keys`), in the named
+        top-level sections (all when none given): two specs with one hash train and measure the same."""
+        return _content_hash(self, sections)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -3,9 +3,11 @@
 Dense run (per-epoch checkpoints), rewind point (epoch or iteration), a pruning round's retraining, the
 random-pruning / random-re-init controls, early-bird masks, and the measurement that turns a trained
 model into a `Ticket` (validation and test accuracy, sparsity, energy), stored with the stage it measures
-(`sltsearch.measurement`) so a cached stage is not evaluated again. Keys cover data, model (with its
-resolved sizes and T), recipe, seed, rewind point, the pruning schedule so far, strategy and control, so
-a rerun, another trial or another process that shares the cache skips what exists.
+(`sltsearch.measurement`) so a cached stage is not evaluated again. Keys are derived from the stage every
+spec field declares it affects (`sltsearch.keys`): data, model (with its resolved sizes and T), recipe and
+seed for the dense run; rewind point, the pruning schedule so far and the strategy for a round; a control's
+or an early-time ticket's key adds what it is to its round's. So a rerun, another trial or another process
+that shares the cache skips what exists.
 `sltsearch.trial.run_trial` composes them.
 """
 
@@ -13,17 +15,19 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import torch
 
-from sltsearch import measurement, provenance
-from sltsearch.cache import content_key
+from sltsearch import keys, measurement, provenance
 from sltsearch.data import make_loader
 from sltsearch.device import full_precision, seed_everything
-from sltsearch.energy import measure_energy
-from sltsearch.energy.counter import EnergyReport
+from sltsearch.energy_model import measure_energy
+from sltsearch.energy_model.counter import EnergyReport
+from sltsearch.keys import Stage, content_key
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
@@ -31,6 +35,7 @@ from sltsearch.spec import Spec
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
+    load_masked_state,
     magnitude_prune,
     mask_distance,
     mask_stats,
@@ -45,42 +50,48 @@ from sltsearch.trial_context import TrialContext, TrialSetup
 
 
 def dense_key(spec: Spec) -> str:
-    train = spec.train.model_dump(mode="json", exclude={"device"})
-    # new model fields enter the key only when set, so keys written before they existed stay valid
-    unset = {name for name in ("version", "encoder_channels") if getattr(spec.model, name) is None}
-    parts = {
-        "data": spec.data.model_dump(mode="json", exclude={"path"} if spec.data.path is None else None),
-        "model": spec.model.model_dump(mode="json", exclude=unset or None),
-        "model_options": resolved_options(spec.model),
-        "train": train,
-        "seed": spec.seed,
-    }
-    # users' networks and data: the hash of their code / content (sltsearch.provenance); absent otherwise,
-    # so keys of built-in families and datasets stay as they were
-    return content_key({**parts, **provenance.stage_inputs(spec)})
+    """The dense run's key: every field declared ``DENSE`` (`sltsearch.keys`), the sizes the model resolves to,
+    and users' code and data (their hashes, `sltsearch.provenance`; absent for built-ins, so those keys stay
+    as they were). Early-time tickets train the dense run at ``tickets.time_steps_search``: that is its T."""
+    t_search = spec.tickets.time_steps_search
+    steps = t_search if t_search is not None else spec.model.time_steps
+    parts = keys.stage_parts(spec, Stage.DENSE, {"time_steps": lambda: {"model.time_steps": steps}})
+    return content_key({**parts, "model_options": resolved_options(spec.model), **provenance.stage_inputs(spec)})
 
 
 def round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[str, ...] = ()) -> str:
+    """The key of the IMP round reached by pruning at ``rates`` (every round so far) from the dense run
+    ``dense_key``, with ``exclude`` the layers ``tickets.keep_dense`` resolved to: every field declared
+    ``ROUND``, each entry present only where it changes what the round computes."""
     t = spec.tickets
-    parts: dict[str, Any] = {
-        "dense": dense_key,
-        "rewind_epoch": t.rewind_epoch,
-        "scope": t.scope,
-        "rates": rates,
+    n_rounds = len(t.round_rates())  # encoding and MultiSp targets are scheduled over all rounds
+    derived = {
+        "rates": lambda: {"rates": rates},
+        "keep_dense": lambda: {"keep_dense": list(exclude)} if exclude else {},
+        "early_bird": lambda: {"early_bird": [t.eb_threshold, t.eb_window]} if t.strategy == "early_bird" else {},
+        "encoding_sparsity": lambda: (
+            {"encoding_sparsity": [t.encoding_sparsity, n_rounds]} if t.encoding_sparsity is not None else {}
+        ),
+        "multisp": lambda: (
+            {"multisp": spec.multisp.model_dump(mode="json"), "multisp_rounds": n_rounds} if spec.multisp.active else {}
+        ),
     }
-    # new fields only enter the hash when set, so keys of plain IMP runs stay as they were
-    if t.rewind_iteration is not None:
-        parts["rewind_iteration"] = t.rewind_iteration
-    if exclude:
-        parts["keep_dense"] = list(exclude)
-    if t.strategy == "early_bird":
-        parts["early_bird"] = [t.eb_threshold, t.eb_window]
-    if t.encoding_sparsity is not None:  # the encoding layer's own target, scheduled over all rounds
-        parts["encoding_sparsity"] = [t.encoding_sparsity, len(t.round_rates())]
-    if spec.multisp.active:  # MultiSp (sltsearch.tickets.multisp)
-        parts["multisp"] = spec.multisp.model_dump(mode="json")
-        parts["multisp_rounds"] = len(spec.tickets.round_rates())  # group targets are scheduled over all rounds
-    return content_key(parts)
+    return content_key({"dense": dense_key, **keys.stage_parts(spec, Stage.ROUND, derived)})
+
+
+def early_time_key(search_round_key: str, spec: Spec) -> str:
+    """The early-time ticket's stage: the last search round's mask, trained once at the full T."""
+    return content_key({"search_round": search_round_key, "time_steps": spec.model.time_steps})
+
+
+def rewind_key(dense_key: str, spec: Spec) -> str:
+    """The rewind point at optimizer step ``tickets.rewind_iteration`` of the dense run ``dense_key``."""
+    return content_key({"dense": dense_key, "rewind_iteration": spec.tickets.rewind_iteration})
+
+
+def control_key(round_key: str, control: str) -> str:
+    """A control ticket's stage: the round it controls and which control it is."""
+    return content_key({"round": round_key, "control": control})
 
 
 def new_model(setup: TrialSetup) -> SpikingClassifier:
@@ -136,10 +147,6 @@ def dense_checkpoint(setup: TrialSetup, ctx: TrialContext, epoch: int) -> dict[s
     return tensors[f"epoch_{epoch:03d}"]
 
 
-def rewind_state(setup: TrialSetup, ctx: TrialContext) -> dict[str, torch.Tensor]:
-    return rewind_point(setup, ctx)[0]
-
-
 def rewind_point(setup: TrialSetup, ctx: TrialContext) -> tuple[dict[str, torch.Tensor], int]:
     """(state to rewind the survivors to, epoch the retraining starts at).
 
@@ -155,7 +162,7 @@ def rewind_point(setup: TrialSetup, ctx: TrialContext) -> tuple[dict[str, torch.
         return dense_checkpoint(setup, ctx, k), k
     per_epoch = len(train_loader(setup, spec.seed))
     start_epoch = min(k_iter // per_epoch, spec.train.epochs - 1)
-    key = content_key({"dense": dense_key(spec), "rewind_iteration": k_iter})
+    key = rewind_key(dense_key(spec), spec)
     with ctx.cache.lock("rewind", key):
         if key in ctx.rewind_states:
             return ctx.rewind_states[key], start_epoch
@@ -224,6 +231,18 @@ def measure(
     )
 
 
+@contextmanager
+def measurement_rng(spec: Spec, device: torch.device | str) -> Iterator[None]:
+    """What a measurement runs under: the torch RNG seeded with the spec's seed (a rate encoder draws its spikes
+    from it), forked so the caller's RNG is not used up, and full FP32 on CUDA (`sltsearch.device.full_precision`,
+    so a GPU's numbers re-measure on the CPU). Every measurement of a ticket runs under it, so a ticket measured
+    again (`sltsearch energy`, an export's check) sees the spikes its trial saw."""
+    cuda = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), full_precision(device):
+        torch.manual_seed(spec.seed)
+        yield
+
+
 def evaluate_ticket_model(
     model: SpikingClassifier, spec: Spec, val_loader: Any, test_loader: Any, device: torch.device
 ) -> tuple[MaskStats, EnergyReport, float, float]:
@@ -231,13 +250,9 @@ def evaluate_ticket_model(
 
     The one evaluation behind a trial's tickets (`measured_values`) and an exported ticket's re-measurement
     (`sltsearch.ticket_io.rebuild.measure_ticket`), so both give the same numbers bit for bit. It runs under
-    the torch RNG seeded with the spec's seed (a rate encoder's spikes) without using up the caller's RNG, so
-    a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone. On CUDA it runs in
-    full FP32 (`sltsearch.device.full_precision`), so a GPU's numbers re-measure on the CPU.
+    `measurement_rng`, so a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone.
     """
-    cuda = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), full_precision(device):
-        torch.manual_seed(spec.seed)
+    with measurement_rng(spec, device):
         stats = mask_stats(current_masks(model))
         constants = spec.objective.energy
         energy = measure_energy(model, val_loader, device, constants, constants.samples)
@@ -291,12 +306,6 @@ def search_spec(tspec: Spec) -> Spec:
     return tspec.model_copy(update={"model": tspec.model.model_copy(update={"time_steps": ts})})
 
 
-def load_stage_state(model: SpikingClassifier, state: dict[str, torch.Tensor]) -> None:
-    """Install a cached stage's state, masks included."""
-    attach_masks(model, {n[: -len(".weight_mask")]: v for n, v in state.items() if n.endswith(".weight_mask")})
-    model.load_state_dict(state)
-
-
 def retrain_ticket(
     setup: TrialSetup,
     model: SpikingClassifier,
@@ -320,7 +329,7 @@ def retrain_ticket(
         found = ctx.cache.fetch(stage_kind, key)
         if found is not None:
             meta, tensors = found
-            load_stage_state(model, tensors["state"])
+            load_masked_state(model, tensors["state"])
             cached = True
         else:
             ctx.progress(stage=stage_kind, round=round_)
@@ -407,7 +416,7 @@ def controls(
     spec = setup.spec
     for control in spec.tickets.controls:
         started = time.perf_counter()
-        key = content_key({"round": round_key, "control": control})
+        key = control_key(round_key, control)
         seed = spec.seed + 1_000 * round_ + 17
         if control == "random_prune":
             ctl_masks, ctl_state = random_masks(masks, seed), start_state

@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import Any
 
 from sltsearch import stages
-from sltsearch.cache import content_key
 from sltsearch.data import make_loader
 from sltsearch.errors import SpecError
 from sltsearch.results.record import Ticket
@@ -161,7 +160,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
         masks = current_masks(model)
         fsetup = replace(setup, spec=tspec)
         model.time_steps = tspec.model.time_steps
-        fkey = content_key({"search_round": key, "time_steps": tspec.model.time_steps})
+        fkey = stages.early_time_key(key, tspec)
         final = stages.retrain_ticket(
             fsetup,
             model,

@@ -53,7 +53,6 @@ class TrialSetup:
     spec: Spec
     data: DataSplits
     device: torch.device
-    train_loader: Any
     val_loader: Any
     test_loader: Any
 
@@ -64,10 +63,5 @@ def prepare(spec: Spec, ctx: TrialContext) -> TrialSetup:
     device = resolve_device(ctx.device or spec.train.device)
     ebs = spec.data.eval_batch_size
     return TrialSetup(
-        spec,
-        data,
-        device,
-        None,
-        make_loader(data.val, ebs, shuffle=False),
-        make_loader(data.test, ebs, shuffle=False),
+        spec, data, device, make_loader(data.val, ebs, shuffle=False), make_loader(data.test, ebs, shuffle=False)
     )

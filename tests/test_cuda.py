@@ -24,7 +24,7 @@ from torch import nn
 import sltsearch
 from sltsearch.cache import StageCache
 from sltsearch.data import build_data, make_loader
-from sltsearch.energy import measure_energy
+from sltsearch.energy_model import measure_energy
 from sltsearch.models import build_model
 from sltsearch.spec import Spec
 from sltsearch.stages import evaluate_ticket_model

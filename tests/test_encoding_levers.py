@@ -9,9 +9,9 @@ from conftest import tiny_spec_dict
 from torch.utils.data import DataLoader, TensorDataset
 
 import sltsearch.stages as stages
-from sltsearch.cache import content_key
-from sltsearch.energy import measure_energy
+from sltsearch.energy_model import measure_energy
 from sltsearch.errors import SpecError
+from sltsearch.keys import content_key
 from sltsearch.models import build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.spec import EnergySpec, ModelSpec, parse_spec

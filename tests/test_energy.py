@@ -1,4 +1,4 @@
-"""Hand-checked tests of the energy / cost model (sltsearch.energy)."""
+"""Hand-checked tests of the energy / cost model (sltsearch.energy_model)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from spikingjelly.activation_based import layer, neuron
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from sltsearch.energy import layer_storage, measure_energy
+from sltsearch.energy_model import layer_storage, measure_energy
 from sltsearch.models.ops import SpikeMatmul
 from sltsearch.spec import EnergySpec, parse_spec
 
@@ -218,11 +218,12 @@ def test_spec_knows_storage_metric_and_rejects_bad_breakpoints() -> None:
 def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
     from sltsearch.cache import StageCache
     from sltsearch.data import build_data, make_loader
-    from sltsearch.energy.report import TicketNotFound, energy_report
+    from sltsearch.energy_model.report import energy_report
     from sltsearch.models import build_model
     from sltsearch.results import TicketStore
     from sltsearch.results.record import Ticket
     from sltsearch.rundir import prepare_run_dir
+    from sltsearch.ticket_io.source import TicketNotFound
     from sltsearch.tickets import attach_masks, magnitude_prune
     from sltsearch.train import state_copy
 
@@ -269,7 +270,7 @@ def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
 def test_fanout_count_equals_direct_convolution(kw) -> None:
     import torch.nn.functional as F
 
-    from sltsearch.energy.counter import _layer_ops
+    from sltsearch.energy_model.counter import _layer_ops
 
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 6, 3, bias=False, **kw)

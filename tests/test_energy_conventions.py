@@ -11,7 +11,7 @@ from spikingjelly.activation_based import layer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from sltsearch.energy import measure_energy
+from sltsearch.energy_model import measure_energy
 from sltsearch.models.encoders import DirectEncoder
 from sltsearch.spec import EnergySpec
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sltsearch.energy import measure_energy
+from sltsearch.energy_model import measure_energy
 from sltsearch.errors import SpecError
 from sltsearch.models import build_model
 from sltsearch.spec import EnergySpec, ModelSpec, MultiSpSpec, parse_spec

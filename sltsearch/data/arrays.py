@@ -17,7 +17,6 @@ inputs, non-integer or out-of-range labels, samples of different shapes across s
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +127,6 @@ def carve_missing(
         keep = keep[kept]
     out["train"] = keep
     return out
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (16 hex digits): stage-cache keys change when the file's content does."""
-    sha = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()[:16]
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -96,7 +96,7 @@ def build_data(spec: Any) -> DataSplits:
 
 def build_data_memo(spec: Any, memo: dict[str, DataSplits]) -> DataSplits:
     """`build_data`, once per distinct `DataSpec` in ``memo``: the pre-run checks and every trial share it."""
-    from sltsearch.cache import content_key
+    from sltsearch.keys import content_key
 
     key = content_key(spec.model_dump(mode="json"))
     if key not in memo:

@@ -14,14 +14,16 @@ sequence, and only the recurrence itself loops over T:
 
 The dynamics and the gradient are exactly spikingjelly's (``LIFNode`` / ``IFNode``, hard or soft reset,
 ``decay_input`` both ways, ``detach_reset`` both ways); the surrogate derivative is spikingjelly's own
-``_surrogate_gradient`` for its built-in surrogates. Only the charged potential ``h`` is saved for
-backward. PLIF (`ParametricLIFNode`, learned 1/tau = sigmoid(w)) takes the same path; the gradient of w
-rebuilds v[t-1] from h and the spikes in one vectorised pass. The nodes subclass spikingjelly's, so
-``functional.reset_net``, monitors and op counters treat them as the usual nodes. On CUDA, for other
-dtypes, with ``store_v_seq`` or with a surrogate spikingjelly has no id for, they defer to spikingjelly's
-own implementation (its CUDA kernels are already fused), given the potential in FP32: its fused CUDA kernels
-take FP16 inputs under autocast but only an FP32 potential, and its node would cast the potential to the input's
-dtype and fall back to a per-step torch loop.
+(its kernels' helper, through `sltsearch.compat.spikingjelly`) for its built-in surrogates. Only the charged
+potential ``h`` is saved for backward. PLIF (`ParametricLIFNode`, learned 1/tau = sigmoid(w)) takes the same
+path; the gradient of w rebuilds v[t-1] from h and the spikes in one vectorised pass. The nodes subclass
+spikingjelly's, so ``functional.reset_net``, monitors and op counters treat them as the usual nodes.
+
+Elsewhere (CUDA, other dtypes, ``store_v_seq``, a surrogate spikingjelly has no id for) they defer to
+spikingjelly's own implementation. On CUDA they call its fused kernels (Triton) with the potential in FP32:
+those kernels take FP16 inputs under autocast but only an FP32 potential, and spikingjelly's node casts the
+potential to the input's dtype, so under autocast every step fell back to its per-step torch loop (a VGG-16
+training step on an H200: 25.4 ms that way, 18.6 ms with the kernels; results/benchmarks/gpu.md).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import math
 from typing import Any
 
 import torch
-from spikingjelly._ops.surrogate import _surrogate_gradient, _surrogate_spec
 from spikingjelly.activation_based import functional as sj_functional
 from spikingjelly.activation_based import neuron
+
+from sltsearch.compat.spikingjelly import ATAN_ID, reduced_precision, surrogate_gradient, surrogate_spec
 
 
 class _FusedMultiStep(torch.autograd.Function):
@@ -88,11 +91,11 @@ class _FusedMultiStep(torch.autograd.Function):
         h_seq, v0, w = ctx.saved_tensors
         v0_const, decay_input, decay, in_scale, threshold, v_reset, detach_reset, (sid, alpha) = ctx.params
         # sg = scale * sg_unit; the recurrence is linear, so `scale` is applied once at the end
-        if sid == 1:  # ATan, the default: (alpha / 2) / (1 + (pi / 2 * alpha * (h - threshold))^2)
+        if sid == ATAN_ID:  # the default: (alpha / 2) / (1 + (pi / 2 * alpha * (h - threshold))^2)
             sg = torch.sub(h_seq, threshold).square_().mul_((math.pi / 2 * alpha) ** 2).add_(1.0).reciprocal_()
             scale = alpha / 2
         else:
-            sg, scale = _surrogate_gradient(h_seq - threshold, alpha, sid), 1.0
+            sg, scale = surrogate_gradient(h_seq - threshold, alpha, sid), 1.0
         # dv[t]/dh[t] through the reset: None means identically 1
         dv_dh: torch.Tensor | None
         if v_reset is not None:
@@ -191,12 +194,12 @@ def _fusable(node: neuron.BaseNode, x_seq: torch.Tensor) -> tuple[int, float] | 
     """The surrogate (id, alpha) when the fused CPU path applies to this call, else None."""
     if x_seq.device.type != "cpu" or x_seq.dtype not in (torch.float32, torch.float64):
         return None
-    if node.store_v_seq or getattr(node, "_neuron_precision", None) is not None:
+    if node.store_v_seq or reduced_precision(node):
         return None
     v = node.v
     if isinstance(v, torch.Tensor) and (v.shape != x_seq.shape[1:] or v.dtype != x_seq.dtype):
         return None
-    return _surrogate_spec(node.surrogate_function)
+    return surrogate_spec(node.surrogate_function)
 
 
 def _float32_state(node: Any, x_seq: torch.Tensor) -> torch.Tensor:
@@ -225,12 +228,11 @@ class _FusedMultiStepNode:
         surrogate = _fusable(node, x_seq) if not args else None
         w = dynamics.get("w")
         if surrogate is None or (w is not None and w.dtype != x_seq.dtype):
-            if x_seq.is_cuda and not args and not node.store_v_seq and node._neuron_precision is None:
+            if x_seq.is_cuda and not args and not node.store_v_seq and not reduced_precision(node):
                 # spikingjelly's fused CUDA kernels (Triton) take FP16 / BF16 inputs but only an FP32 potential;
                 # its node casts the potential to the input's dtype, so under autocast every step fell back to its
                 # per-step torch reference. The state is kept in FP32 here (more exact, too).
-                spikes, v = self._kernel(x_seq, _float32_state(node, x_seq))
-                node._memories["v"] = v
+                spikes, node.v = self._kernel(x_seq, _float32_state(node, x_seq))
                 return spikes
             return super().multi_step_forward(x_seq, *args, **kwargs)  # type: ignore[misc]
         spikes, v = fused_multi_step(
@@ -242,7 +244,7 @@ class _FusedMultiStepNode:
             surrogate=surrogate,
             **dynamics,
         )
-        node._memories["v"] = v
+        node.v = v  # spikingjelly's MemoryModule keeps it among the node's memories
         return spikes
 
 

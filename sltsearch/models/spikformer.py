@@ -42,6 +42,7 @@ import torch
 from spikingjelly.activation_based import base, layer
 from torch import nn
 
+from sltsearch.compat.torch import conv_forward
 from sltsearch.models.layers import spatial_layers
 from sltsearch.models.ops import SpikeMatmul
 
@@ -119,7 +120,7 @@ class _PEPConv:
         return binarize_weight(self.weight) if self.sltsearch_binary else self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), self.bias)  # type: ignore[attr-defined]
+        return conv_forward(self, x, self.effective_weight())  # type: ignore[arg-type]
 
 
 class PEPConv2d(_PEPConv, nn.Conv2d):

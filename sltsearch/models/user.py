@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sltsearch.errors import SpecError, UserError
+from sltsearch.errors import SpecError, UserError, one_line
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # callables handed to `sltsearch.run(model=...)` in this process, by the name written into the spec
@@ -73,7 +73,7 @@ def resolve(name: str) -> Callable[..., nn.Module]:
             ) from None
         raise SpecError(f"model.name: importing {module_name} failed: ModuleNotFoundError: {err}") from None
     except Exception as err:  # the user's module raised while importing
-        raise SpecError(f"model.name: importing {module_name} failed: {_one_line(err)}") from None
+        raise SpecError(f"model.name: importing {module_name} failed: {one_line(err, limit=300)}") from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -98,7 +98,7 @@ def build_body(fn: Callable[..., Any], spec: Any, input_shape: tuple[int, ...], 
     except Exception as err:
         raise SpecError(
             f"model {spec.name}: building the network for input {tuple(input_shape)}, {num_classes} classes "
-            f"and options {dict(spec.options)} failed: {_one_line(err)}"
+            f"and options {dict(spec.options)} failed: {one_line(err, limit=300)}"
         ) from None
     if not isinstance(body, nn.Module):
         raise SpecError(f"model {spec.name}: returned a {type(body).__name__}; it must return a torch.nn.Module")
@@ -110,11 +110,6 @@ def _takes(fn: Callable[..., Any], name: str) -> bool:
         return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:300]}"
 
 
 @torch.no_grad()
@@ -149,8 +144,9 @@ def check_network(model: nn.Module, sample: torch.Tensor, num_classes: int, name
     except UserError:
         raise
     except Exception as err:
+        failed = one_line(err, limit=300)
         raise SpecError(
-            f"model {name}: forward on a [T, B, ...] = {shape} input (multi-step mode) failed: {_one_line(err)};"
+            f"model {name}: forward on a [T, B, ...] = {shape} input (multi-step mode) failed: {failed};"
             f" the network must take [T, B, *input_shape] (spikingjelly layer.* modules or SeqToANNContainer)"
         ) from None
     finally:

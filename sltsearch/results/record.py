@@ -43,7 +43,7 @@ class Ticket:
     feasible: bool = True  # meets objective.constraints (set by the driver's runner); False: kept off the front
     node: str = ""  # where it ran: host name (Optuna backend) or host/Ray node id (Ray backend)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
-    # energy model extras (sltsearch.energy): per inference sample; storage of all parameters in bits
+    # energy model extras (sltsearch.energy_model): per inference sample; storage of all parameters in bits
     binary_ops: float = 0.0  # accumulate-only ops of binarized-weight layers
     total_params: int = 0  # every parameter (weights, biases, BatchNorm)
     total_nonzero_params: int = 0
@@ -60,7 +60,7 @@ class Ticket:
     pep_binary_activations: bool | None = None
     pep_first_sparsity: float | None = None  # the first ConvPEP conv (real-valued input): its own sparsity
     pep_first_binary: bool | None = None  # ... and whether it is binarized (False: exempt, pep_first_conv)
-    # the encoding layer (sltsearch.energy: the first weighted layer to run) and the assumptions behind its count
+    # the encoding layer (sltsearch.energy_model: the first weighted layer to run) and the assumptions behind its count
     encoder: str | None = None  # direct | rate | learned | frames
     encoding_sparsity: float | None = None  # its measured weight sparsity
     encoding_energy_uj: float = 0.0  # its share of energy_uj

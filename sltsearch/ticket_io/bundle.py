@@ -10,7 +10,6 @@ an export; the whole folder is written beside the target and renamed into place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,8 +22,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sltsearch.cache import sha256_file
 from sltsearch.errors import UserError
-from sltsearch.tickets.masks import MASK
+from sltsearch.tickets.masks import MASK, masks_in
 
 MANIFEST = "ticket.json"
 WEIGHTS = "weights.safetensors"
@@ -40,17 +40,9 @@ class TicketFileError(UserError):
     """An export folder's file is missing, truncated, altered or unreadable."""
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def split_state(state: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     """A model state -> the tensors of each file: weights (masks folded in), masks by layer, MultiSp."""
-    masks = {k.removesuffix("." + MASK): v.bool() for k, v in state.items() if k.endswith("." + MASK)}
+    masks = {layer: mask.bool() for layer, mask in masks_in(state).items()}
     weights: dict[str, torch.Tensor] = {}
     multisp: dict[str, torch.Tensor] = {}
     for key, value in state.items():

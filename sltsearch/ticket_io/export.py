@@ -23,7 +23,7 @@ from sltsearch.results.select import RULES, select
 from sltsearch.rundir import read_run
 from sltsearch.spec import Spec
 from sltsearch.ticket_io.bundle import FORMAT, NIR_FILE, read_manifest, split_state, write_folder
-from sltsearch.ticket_io.rebuild import build_ticket_model, compare, measure_ticket, model_io
+from sltsearch.ticket_io.rebuild import compare, measure_ticket, model_io
 from sltsearch.ticket_io.source import plain_row, ticket_source
 
 FORMATS = ("safetensors", "nir")
@@ -105,7 +105,7 @@ def export_ticket(
     data: DataSplits = build_data(with_data_root(spec, data_root).data)
     io = model_io(spec, data)
     dev = resolve_device(device or spec.train.device)
-    model = build_ticket_model(spec, io, source.state, dev)
+    model = source.model(io, dev)
     extra = {}
     if fmt == "nir":
         from sltsearch.ticket_io.nir_export import nir_writer

@@ -75,7 +75,7 @@ def load_ticket(folder: str | Path, device: str | torch.device = "cpu") -> tuple
     spec = _spec_of(folder, manifest)
     files = read_tensors(folder, manifest)
     _check_pruned_zero(folder, files)
-    model = build_ticket_model(spec, manifest["model_io"], join_state(files), torch.device(device))
+    model = build_ticket_model(spec, manifest["model_io"], join_state(files), torch.device(device), where=str(folder))
     return model, TicketInfo(path=folder, spec=spec, ticket=manifest["ticket"], manifest=manifest)
 
 

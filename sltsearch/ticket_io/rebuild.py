@@ -14,12 +14,12 @@ import torch
 
 from sltsearch.data import DataSplits, make_loader
 from sltsearch.device import seed_everything
-from sltsearch.energy.counter import EnergyReport
+from sltsearch.energy_model.counter import EnergyReport
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.spec import Spec
 from sltsearch.stages import evaluate_ticket_model
-from sltsearch.tickets import attach_masks
+from sltsearch.tickets import load_masked_state
 
 # metrics a re-measurement reproduces: table column -> where it comes from
 COMPARED = (
@@ -51,21 +51,24 @@ def model_io(spec: Spec, data: DataSplits) -> dict[str, Any]:
 
 
 def build_ticket_model(
-    spec: Spec, io: dict[str, Any], state: dict[str, torch.Tensor], device: torch.device | str = "cpu"
+    spec: Spec,
+    io: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    device: torch.device | str = "cpu",
+    *,
+    where: str = "the ticket",
 ) -> SpikingClassifier:
-    """The spec's model with the ticket's state (masks, MultiSp switches) installed, in eval mode."""
+    """The spec's model with the ticket's state (masks, MultiSp switches) installed, in eval mode; ``where``
+    names the ticket in the error when its state does not fit."""
     with torch.random.fork_rng(devices=[]):  # every parameter is then loaded; the caller's RNG stays as it was
         seed_everything(spec.seed)
         model = build_model(spec.model, tuple(io["input_shape"]), int(io["num_classes"]), frames=bool(io["frames"]))
     model = model.to(device)
-    masks = {n.removesuffix(".weight_mask"): v for n, v in state.items() if n.endswith(".weight_mask")}
     try:
-        attach_masks(model, masks)
-        model.load_state_dict(state)
+        load_masked_state(model, state)
     except (RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0]
-        raise UserError(f"the ticket's weights do not fit the model its spec builds: {first}") from None
-    attach_masks(model, masks)
+        raise UserError(f"{where}: its weights do not fit the model its spec builds: {first}") from None
     model.eval()
     return model
 

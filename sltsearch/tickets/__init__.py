@@ -30,7 +30,9 @@ from sltsearch.tickets.masks import (
     apply_masks,
     attach_masks,
     current_masks,
+    load_masked_state,
     mask_stats,
+    masks_in,
     prunable_layers,
 )
 from sltsearch.tickets.pruning import magnitude_prune, mask_distance, random_masks, resolve_layers
@@ -41,9 +43,11 @@ __all__ = [
     "attach_masks",
     "current_masks",
     "encoding",
+    "load_masked_state",
     "magnitude_prune",
     "mask_distance",
     "mask_stats",
+    "masks_in",
     "prunable_layers",
     "random_masks",
     "reinit_state",

@@ -68,6 +68,20 @@ def apply_masks(model: nn.Module) -> None:
             mod.weight.mul_(mask)
 
 
+def masks_in(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The masks a state dict holds (its ``<layer>.weight_mask`` entries), by layer name."""
+    suffix = "." + MASK
+    return {name.removesuffix(suffix): value for name, value in state.items() if name.endswith(suffix)}
+
+
+def load_masked_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Install a stage's or a ticket's state, masks included: the mask buffers first (so the state fits the
+    model), then the state, then the masks applied (so pruned weights are exactly zero whatever was loaded)."""
+    attach_masks(model, masks_in(state))
+    model.load_state_dict(state)
+    apply_masks(model)
+
+
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """Layer name -> a CPU copy of its boolean mask."""
     return {

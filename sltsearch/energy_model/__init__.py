@@ -11,9 +11,11 @@ the spike-driven pairs of `SpikeMatmul` (attention) products. Integer, non-binar
 ``nonbinary`` (mac | ac_weighted). The ``memory`` model adds SRAM traffic with spikingjelly's Lemaire
 (2022) costs; the default ``mac_ac`` model ignores memory traffic. Storage: dense fp32, CSR-like sparse,
 1-bit binarized; see `layer_storage`. Input kinds are decided once per measurement, so per-sample counts
-do not depend on the batch size. The rules are stated in `sltsearch.energy.counter` and docs/energy.md.
+do not depend on the batch size. The rules are stated in `sltsearch.energy_model.counter` and docs/energy.md.
+
+Named ``energy_model`` (not ``energy``) so that the package never shadows the function ``sltsearch.energy``.
 """
 
-from sltsearch.energy.counter import EnergyReport, LayerCount, input_kind, layer_storage, measure_energy
+from sltsearch.energy_model.counter import EnergyReport, LayerCount, input_kind, layer_storage, measure_energy
 
 __all__ = ["EnergyReport", "LayerCount", "input_kind", "layer_storage", "measure_energy"]

@@ -1,6 +1,6 @@
 """Forward hooks that count operations, spikes and storage per layer while a model runs on evaluation data.
 
-Counting rules (per inference sample, summed over the T time steps; see ``sltsearch.energy`` and
+Counting rules (per inference sample, summed over the T time steps; see ``sltsearch.energy_model`` and
 docs/energy.md for the full statement):
 
 * Conv / Linear, weight ``w`` and input ``x`` of kind
@@ -287,15 +287,6 @@ def _matmul_rule(ka: str, kb: str, nonbinary: str) -> tuple[str, str]:
     return "mac", "nz"
 
 
-def _matmul_ops(a: torch.Tensor, b: torch.Tensor, nonbinary: str) -> tuple[float, str, str]:
-    """(counted pairs, op type, operand kinds) of one ``a @ b``; see the module docstring for the rule."""
-    ka, kb = input_kind(a), input_kind(b)
-    optype, which = _matmul_rule(ka, kb, nonbinary)
-    nz, abs_a, abs_b = _matmul_pairs(a, b)
-    pairs = {"nz": nz, "abs_a": abs_a, "abs_b": abs_b}[which]
-    return pairs, optype, ka if ka == kb else f"{ka}x{kb}"
-
-
 # ----------------------------------------------------------------------------------------------- storage
 
 
@@ -517,7 +508,7 @@ def _finish(
     opts: dict[str, Any],
     encoding: str | None = None,
 ) -> EnergyReport:
-    from sltsearch.energy.memory import memory_cost
+    from sltsearch.energy_model.memory import memory_cost
 
     n = max(samples, 1)
     e_mac, e_ac, e_neuron = opts["e_mac_pj"], opts["e_ac_pj"], opts["e_neuron_pj"]

@@ -4,6 +4,8 @@ The study and the stage cache between them hold every finished ticket: a damaged
 aside and its trial's tickets are measured again from the cached stages (no training, unless a stage is
 damaged too); a study that was lost (``study.journal`` deleted) is rebuilt from the ticket table, trial by
 trial with the same numbers, so ticket ids are never reused. Nothing intact is rewritten.
+
+Named ``run_repair`` (not ``repair``) so that the module never shadows the function ``sltsearch.repair``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,26 @@
+"""What sltsearch relies on in torch's private API (`sltsearch.compat.torch`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sltsearch.compat.torch import conv_forward
+
+
+@pytest.mark.parametrize(
+    ("conv", "shape", "op"),
+    [
+        (nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), (2, 4, 9, 9), F.conv2d),
+        (nn.Conv1d(4, 6, 3, padding=2, dilation=2, bias=False), (2, 4, 11), F.conv1d),
+    ],
+)
+def test_conv_forward_is_the_convolution_with_another_weight(conv: nn.Module, shape: tuple[int, ...], op) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    torch.testing.assert_close(conv_forward(conv, x, conv.weight), conv(x))
+    other = torch.randn_like(conv.weight).sign()
+    expected = op(x, other, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    torch.testing.assert_close(conv_forward(conv, x, other), expected)
