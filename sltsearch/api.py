@@ -356,7 +356,8 @@ def export(
     metrics within ``min_accuracy`` / ``max_energy``) to ``out`` (default ``run_dir/exports/<ticket_id>``).
 
     Returns a `sltsearch.ticket_io.ExportResult` (``.path``, ``.ticket_id``, ``.manifest``). ``format="nir"``
-    adds ``ticket.nir`` (spiking CNN / VGG / ResNet). ``force`` replaces an existing export folder.
+    adds ``ticket.nir`` (spiking CNN / VGG / ResNet). ``force`` replaces an earlier export in ``out`` (never a
+    run folder or any other folder or file).
     """
     from sltsearch.ticket_io import export_ticket
 
@@ -374,26 +375,37 @@ def export(
     )
 
 
-def load_ticket(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
+def load_ticket(path: str | Path, device: str = "cpu", *, trust_code: bool = False) -> tuple[torch.nn.Module, Any]:
     """An exported ticket as ``(model, info)``: a torch module in eval mode (``model(x)`` -> logits; call
     ``model.reset_state()`` between batches) and a `sltsearch.ticket_io.TicketInfo` (spec, row, manifest).
-    Every file's checksum is verified first."""
+    Every file's checksum is verified first. A ticket of your own network (``model.name`` an import path)
+    is refused unless ``trust_code=True``: building it imports and runs that module."""
     from sltsearch.ticket_io import load_ticket as load_exported
 
-    return load_exported(path, device)
+    return load_exported(path, device, trust_code=trust_code)
 
 
-def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: str | None = None) -> Any:
+def evaluate(
+    path: str | Path, *, data_root: str | Path | None = None, device: str | None = None, trust_code: bool = False
+) -> Any:
     """Re-measure an exported ticket from its folder alone (test + validation accuracy, energy) and compare
-    with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``)."""
+    with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``). ``trust_code``
+    as for `load_ticket`."""
     from sltsearch.ticket_io import evaluate_ticket
 
-    return evaluate_ticket(path, data_root=data_root, device=device)
+    return evaluate_ticket(path, data_root=data_root, device=device, trust_code=trust_code)
 
 
-def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None) -> None:
+def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None, allow_writes: bool = False) -> None:
     """Serve the run's Optuna study in optuna-dashboard on 127.0.0.1 (``port`` 0: a free one) until
-    interrupted; needs the ``dashboard`` extra. ``storage``: the RDB URL when the run used one."""
+    interrupted; needs the ``dashboard`` extra. ``storage``: the RDB URL when the run used one. Read-only
+    unless ``allow_writes``; requests whose Host is not the loopback address are refused."""
     from sltsearch.results.dashboard import serve
 
-    serve(run_dir, port=port, storage=storage, on_ready=lambda url, study: print(f"{study}: {url}", flush=True))
+    serve(
+        run_dir,
+        port=port,
+        storage=storage,
+        on_ready=lambda url, study: print(f"{study}: {url}", flush=True),
+        allow_writes=allow_writes,
+    )

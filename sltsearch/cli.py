@@ -506,7 +506,9 @@ def export_cmd(
         Path | None, typer.Option(help="override data.root (where an on-disk dataset lives now)")
     ] = None,
     device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
-    force: Annotated[bool, typer.Option("--force", help="replace an existing export folder")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an earlier export in --out (never a run folder or other files)")
+    ] = False,
 ) -> None:
     """Export one ticket: weights (masks folded in), masks, MultiSp switches and ticket.json with checksums."""
     from sltsearch import api as python_api
@@ -559,11 +561,17 @@ def evaluate_cmd(
     ] = None,
     device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit with code 1 when any metric differs")] = False,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code", help="build a ticket of a user's network (model.name an import path): runs that module"
+        ),
+    ] = False,
 ) -> None:
     """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy."""
     from sltsearch import api as python_api
 
-    result = python_api.evaluate(folder, data_root=data_root, device=device)
+    result = python_api.evaluate(folder, data_root=data_root, device=device, trust_code=trust_code)
     table = Table(
         title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
         caption="checksums verified; model rebuilt from ticket.json",
@@ -593,16 +601,21 @@ def dashboard(
     storage: Annotated[
         str | None, typer.Option(help="the study's RDB URL, when the run used one (run.json masks its password)")
     ] = None,
+    allow_writes: Annotated[
+        bool,
+        typer.Option("--allow-writes", help="let the dashboard change the study (notes, delete, rename, tell)"),
+    ] = False,
 ) -> None:
-    """Open the run's Optuna study in optuna-dashboard, served on 127.0.0.1 only (Ctrl-C stops it)."""
+    """Open the run's Optuna study in optuna-dashboard on 127.0.0.1 only, read-only unless --allow-writes."""
     from sltsearch.results.dashboard import serve
 
     def ready(url: str, study: str) -> None:
-        console.print(f"optuna-dashboard for study '{study}': {url}  (Ctrl-C stops it)", soft_wrap=True)
+        mode = "read-write" if allow_writes else "read-only"
+        console.print(f"optuna-dashboard for study '{study}' ({mode}): {url}  (Ctrl-C stops it)", soft_wrap=True)
         sys.stdout.flush()
 
     try:
-        serve(run_dir, port=port, storage=storage, on_ready=ready)
+        serve(run_dir, port=port, storage=storage, on_ready=ready, allow_writes=allow_writes)
     except KeyboardInterrupt:
         console.print("dashboard stopped")
 
