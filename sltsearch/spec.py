@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from sltsearch.errors import SpecError
+from sltsearch.yaml_bounds import MAX_BYTES, YamlTooLarge, check_bounds
 
 
 class _Strict(BaseModel):
@@ -730,6 +731,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: Path) -> Any:
     """The YAML document in ``path``; every way a file can be unreadable is one `SpecError` line."""
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError(f"{path}: {size} bytes, more than a spec file may hold ({MAX_BYTES}); pass the spec file")
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise SpecError(
@@ -738,7 +742,15 @@ def read_yaml(path: Path) -> Any:
     except OSError as err:
         raise SpecError(f"{path}: cannot be read ({err.strerror or err})") from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _UniqueKeyLoader(text)  # a SafeLoader subclass
+        try:
+            node = loader.get_single_node()
+            check_bounds(node)  # before constructing: an alias bomb never becomes Python objects
+            return loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except YamlTooLarge as err:
+        raise SpecError(f"{path}: refused: the YAML document {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
