@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from sltsearch.errors import SpecError
+from sltsearch.errors import SpecError, UserError
+from sltsearch.secrets import check_url
 from sltsearch.yaml_bounds import MAX_BYTES, YamlTooLarge, check_bounds
 
 
@@ -393,6 +394,16 @@ class SearchSpec(_Strict):
         None, description="RDB URL shared by many workers; default: journal file in run dir"
     )
     study_name: str | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _unambiguous_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_url(value)
+            except UserError as err:
+                raise ValueError(str(err).removeprefix("search.storage: ")) from None
+        return value
 
 
 class ParamSpec(_Strict):
