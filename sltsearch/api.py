@@ -27,7 +27,7 @@ from sltsearch.results import (
 )
 from sltsearch.results import hypervolume as results_hypervolume
 from sltsearch.results.plots import plot_front
-from sltsearch.results.store import INTERRUPTED, TicketTableDamaged, check_tickets, table_files
+from sltsearch.results.store import INTERRUPTED, TicketTableDamaged, check_tickets, highest_trial
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
 from sltsearch.search.execute import TrialRunner
@@ -137,6 +137,7 @@ def run(
     runner = TrialRunner(spec, run_dir, device=device, emit=emit, data_memo=data_memo)
     study = optuna_backend.open_study(spec, run_dir, storage)
     check_study_matches_table(run_dir, study)
+    finish_interrupted_records(spec, run_dir, study, device, data_memo)
     emit(
         {
             "event": "start",
@@ -196,14 +197,38 @@ def check_tickets_readable(run_dir: Path) -> None:
 
 
 def check_study_matches_table(run_dir: Path, study: Any) -> None:
-    """Refuse to start a new study beside the tickets of an old one (it would reuse their ticket ids)."""
-    files = table_files(run_dir)
-    if files and not study.get_trials(deepcopy=False):
+    """Refuse to start a study that lacks trials the ticket table has tickets of: its next trials would reuse
+    their ticket ids (an empty study beside an old table, or a rebuild by `sltsearch repair` cut short)."""
+    highest = highest_trial(run_dir)
+    if highest is None:
+        return
+    held = len(study.get_trials(deepcopy=False))
+    if not held:
         raise RunDirError(
             f"{run_dir}: holds tickets but its study is empty (was {optuna_backend.JOURNAL_FILE} deleted, or "
             f"--storage changed?); restore the study, run `sltsearch repair {run_dir}` to rebuild it from the "
             "ticket table, or pass a new --run-dir"
         )
+    if held <= highest:
+        raise RunDirError(
+            f"{run_dir}: its study holds {held} trials but the ticket table has tickets of trial {highest} (a "
+            f"repair was interrupted while rebuilding the study?); run `sltsearch repair {run_dir}` to finish it"
+        )
+
+
+def finish_interrupted_records(
+    spec: Spec, run_dir: Path, study: Any, device: str | None, data_memo: dict[str, Any]
+) -> None:
+    """Finished trials whose ticket rows are missing or not ``ok`` (a repair killed while re-measuring) are
+    measured again from the stage cache before the first new trial, so the front never silently lacks them."""
+    from sltsearch.cache import warn
+    from sltsearch.repair import finish_records
+
+    redone = finish_records(spec, run_dir, study, load_tickets(run_dir), device=device, data_memo=data_memo)
+    if redone:
+        trials = ", ".join(map(str, redone))
+        warn(f"re-measured the tickets of finished trials {trials} from the stage cache (their recording was cut"
+             " short)")
 
 
 def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
