@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sltsearch import preflight, provenance
+from sltsearch.cache import _atomic_write
+from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import (
     accuracy_floor,
@@ -152,6 +154,7 @@ def run(
     def on_error(number: int, text: str) -> None:
         emit({"event": "trial_error", "number": number, "log": runner.log_error(number, text)})
 
+    disk_full = False
     stopper = None
     if spec.search.early_stopping is not None:
         from sltsearch.search.early_stop import RungStopper
@@ -182,9 +185,18 @@ def run(
                 on_error=on_error,
                 on_stale=lambda number: runner.store.set_status(number, INTERRUPTED),
             )
+    except (OSError, KeyboardInterrupt) as err:
+        disk_full = is_disk_full(err)
+        if disk_full and not isinstance(err, DiskFull):  # Optuna's journal: one line naming this run's disk
+            raise DiskFull(run_dir) from err
+        raise
     finally:
         frame = load_tickets(run_dir)
-        front = write_front(run_dir, spec, frame)
+        try:
+            front = write_front(run_dir, spec, frame)
+        except DiskFull:
+            if not disk_full:
+                raise  # else no room for the front either: the line of the first failure stands
     return RunResult(run_dir=run_dir, spec=spec, tickets=frame, front=front)
 
 
@@ -237,7 +249,7 @@ def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     objectives = spec.objective.metrics
     front = pareto_front(frame, objectives)
-    front.to_csv(run_dir / "pareto.csv", index=False)
+    _atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
     plot_front(frame, front, objectives, run_dir / "pareto.png", front_title(spec, frame))
     return front
 

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sltsearch.diskfull import DiskFull, describe
 from sltsearch.errors import UserError
 
 if TYPE_CHECKING:  # torch, pandas, Optuna and the API are imported inside the commands that need them
@@ -41,6 +42,15 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             # a name holding rich markup is shown, not obeyed (UserError already escapes line breaks)
             message = escape(str(err))
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except DiskFull as err:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as err:  # a write sltsearch does not make itself (Optuna's journal) on a full disk
+            text = describe(err)
+            if text is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print(
@@ -329,7 +339,10 @@ def pareto(
         console.print(reference)
     if plot is not None:
         shown = accuracy_floor(frame, min_accuracy)
-        plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
+        try:
+            plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
+        except OSError as err:
+            raise UserError(f"--plot {plot}: cannot write there ({err.strerror or err}); choose another path") from None
         console.print(f"plot: {plot}")
 
 
@@ -622,9 +635,10 @@ def dashboard(
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a table to CSV, creating its folder; a path that cannot be written is one line, not a traceback."""
+    from sltsearch.cache import _atomic_write
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(path, index=False)
+        _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     except OSError as err:
         raise UserError(f"--csv {path}: cannot write there ({err.strerror or err}); choose another path") from None
 

@@ -25,8 +25,11 @@ from optuna.trial import TrialState, create_trial
 
 from sltsearch.results.record import MAIN_KINDS, Ticket, row_params
 from sltsearch.results.store import (
+    INTERRUPTED,
     OK,
+    RUNNING,
     TICKETS_DIR,
+    TicketStore,
     TicketTableDamaged,
     check_tickets,
     load_tickets,
@@ -125,6 +128,18 @@ def unrecorded_trials(study: optuna.Study, frame: pd.DataFrame) -> list[optuna.t
     return out
 
 
+def settle_ended(run_dir: Path, study: optuna.Study, frame: pd.DataFrame) -> list[int]:
+    """Mark ``interrupted`` the ``running`` rows of trials the study holds as failed; their numbers."""
+    if frame.empty:
+        return []
+    running = set(frame.loc[frame["status"] == RUNNING, "trial"].astype(int))
+    ended = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
+    store = TicketStore(run_dir)
+    for number in ended:
+        store.set_status(number, INTERRUPTED)
+    return ended
+
+
 def finish_records(
     spec: Spec,
     run_dir: Path,
@@ -135,7 +150,11 @@ def finish_records(
     old_nodes: dict[int, str] | None = None,
     data_memo: dict | None = None,
 ) -> list[int]:
-    """Measure the tickets of every `unrecorded_trials` trial again from the stage cache; their numbers."""
+    """Measure the tickets of every `unrecorded_trials` trial again from the stage cache; their numbers.
+
+    First, rows still ``running`` of trials the study has ended unfinished are marked ``interrupted`` (their
+    process could not mark them: killed, or no room left on the disk)."""
+    settle_ended(run_dir, study, frame)
     trials = unrecorded_trials(study, frame)
     if not trials:
         return []

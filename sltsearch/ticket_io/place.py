@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import UserError
 from sltsearch.rundir import check_writable
 
@@ -115,14 +116,30 @@ def remove_abandoned(parent: Path) -> list[Path]:
     return removed
 
 
+@contextlib.contextmanager
+def _disk_full_names(out: Path) -> Iterator[None]:
+    """A full disk while the folder is written: `DiskFull` naming ``out`` (the work folder is removed after)."""
+    try:
+        yield
+    except BaseException as err:
+        if is_disk_full(err) and not isinstance(err, DiskFull):
+            raise DiskFull(out) from None
+        raise
+
+
 def place_folder(out: Path, fill: Callable[[Path], None]) -> Path:
     """Write a new folder with ``fill(folder)`` beside ``out``, then rename it to ``out`` (an existing ``out``
     already checked by `check_target` is moved aside first and removed once the new folder is in place)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(out.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name[:100]}{WORK_TAG}", dir=out.parent))
     try:
-        with _locked(work):
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name[:100]}{WORK_TAG}", dir=out.parent))
+    except OSError as err:
+        if is_disk_full(err):
+            raise DiskFull(out) from None
+        raise
+    try:
+        with _locked(work), _disk_full_names(out):
             staging = work / NEW
             staging.mkdir()  # mkdir honours the umask (mkdtemp's 0700 would make the export private)
             fill(staging)
