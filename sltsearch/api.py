@@ -353,6 +353,8 @@ def energy(
 
     if ticket is not None and not Path(target).exists():
         raise RunDirError(f"{target}: no such run folder; pass the folder `sltsearch run` wrote")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise SpecError(f"--samples: {samples} is not a number of validation samples (a whole number of at least 1)")
 
     return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
 

@@ -503,7 +503,8 @@ def resolve_param_path(key: str) -> str:
 class Spec(_Strict):
     """A whole search. ``space`` maps a parameter name (alias or dotted path) to its range."""
 
-    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # the name becomes a folder name (results/<name>) and the study's name: short enough for any file system
+    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     seed: int = Field(0, ge=0)
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
