@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sltsearch import preflight, provenance
+from sltsearch.cache import _atomic_write
+from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import (
     accuracy_floor,
@@ -27,7 +29,7 @@ from sltsearch.results import (
 )
 from sltsearch.results import hypervolume as results_hypervolume
 from sltsearch.results.plots import plot_front
-from sltsearch.results.store import INTERRUPTED, TicketTableDamaged, check_tickets, table_files
+from sltsearch.results.store import INTERRUPTED, TicketTableDamaged, check_tickets, highest_trial
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
 from sltsearch.search import optuna_backend
 from sltsearch.search.execute import TrialRunner
@@ -137,6 +139,7 @@ def run(
     runner = TrialRunner(spec, run_dir, device=device, emit=emit, data_memo=data_memo)
     study = optuna_backend.open_study(spec, run_dir, storage)
     check_study_matches_table(run_dir, study)
+    finish_interrupted_records(spec, run_dir, study, device, data_memo)
     emit(
         {
             "event": "start",
@@ -151,6 +154,7 @@ def run(
     def on_error(number: int, text: str) -> None:
         emit({"event": "trial_error", "number": number, "log": runner.log_error(number, text)})
 
+    disk_full = False
     stopper = None
     if spec.search.early_stopping is not None:
         from sltsearch.search.early_stop import RungStopper
@@ -181,9 +185,18 @@ def run(
                 on_error=on_error,
                 on_stale=lambda number: runner.store.set_status(number, INTERRUPTED),
             )
+    except (OSError, KeyboardInterrupt) as err:
+        disk_full = is_disk_full(err)
+        if disk_full and not isinstance(err, DiskFull):  # Optuna's journal: one line naming this run's disk
+            raise DiskFull(run_dir) from err
+        raise
     finally:
         frame = load_tickets(run_dir)
-        front = write_front(run_dir, spec, frame)
+        try:
+            front = write_front(run_dir, spec, frame)
+        except DiskFull:
+            if not disk_full:
+                raise  # else no room for the front either: the line of the first failure stands
     return RunResult(run_dir=run_dir, spec=spec, tickets=frame, front=front)
 
 
@@ -196,14 +209,38 @@ def check_tickets_readable(run_dir: Path) -> None:
 
 
 def check_study_matches_table(run_dir: Path, study: Any) -> None:
-    """Refuse to start a new study beside the tickets of an old one (it would reuse their ticket ids)."""
-    files = table_files(run_dir)
-    if files and not study.get_trials(deepcopy=False):
+    """Refuse to start a study that lacks trials the ticket table has tickets of: its next trials would reuse
+    their ticket ids (an empty study beside an old table, or a rebuild by `sltsearch repair` cut short)."""
+    highest = highest_trial(run_dir)
+    if highest is None:
+        return
+    held = len(study.get_trials(deepcopy=False))
+    if not held:
         raise RunDirError(
             f"{run_dir}: holds tickets but its study is empty (was {optuna_backend.JOURNAL_FILE} deleted, or "
             f"--storage changed?); restore the study, run `sltsearch repair {run_dir}` to rebuild it from the "
             "ticket table, or pass a new --run-dir"
         )
+    if held <= highest:
+        raise RunDirError(
+            f"{run_dir}: its study holds {held} trials but the ticket table has tickets of trial {highest} (a "
+            f"repair was interrupted while rebuilding the study?); run `sltsearch repair {run_dir}` to finish it"
+        )
+
+
+def finish_interrupted_records(
+    spec: Spec, run_dir: Path, study: Any, device: str | None, data_memo: dict[str, Any]
+) -> None:
+    """Finished trials whose ticket rows are missing or not ``ok`` (a repair killed while re-measuring) are
+    measured again from the stage cache before the first new trial, so the front never silently lacks them."""
+    from sltsearch.errors import warn
+    from sltsearch.run_repair import finish_records
+
+    redone = finish_records(spec, run_dir, study, load_tickets(run_dir), device=device, data_memo=data_memo)
+    if redone:
+        trials = ", ".join(map(str, redone))
+        warn(f"re-measured the tickets of finished trials {trials} from the stage cache (their recording was cut"
+             " short)")
 
 
 def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
@@ -212,7 +249,7 @@ def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     objectives = spec.objective.metrics
     front = pareto_front(frame, objectives)
-    front.to_csv(run_dir / "pareto.csv", index=False)
+    _atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
     plot_front(frame, front, objectives, run_dir / "pareto.png", front_title(spec, frame))
     return front
 
@@ -316,6 +353,8 @@ def energy(
 
     if ticket is not None and not Path(target).exists():
         raise RunDirError(f"{target}: no such run folder; pass the folder `sltsearch run` wrote")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise SpecError(f"--samples: {samples} is not a number of validation samples (a whole number of at least 1)")
 
     return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
 
@@ -391,7 +430,8 @@ def export(
     metrics within ``min_accuracy`` / ``max_energy``) to ``out`` (default ``run_dir/exports/<ticket_id>``).
 
     Returns a `sltsearch.ticket_io.ExportResult` (``.path``, ``.ticket_id``, ``.manifest``). ``format="nir"``
-    adds ``ticket.nir`` (spiking CNN / VGG / ResNet). ``force`` replaces an existing export folder.
+    adds ``ticket.nir`` (spiking CNN / VGG / ResNet). ``force`` replaces an earlier export in ``out`` (never a
+    run folder or any other folder or file).
     """
     from sltsearch.ticket_io import export_ticket
 
@@ -409,26 +449,37 @@ def export(
     )
 
 
-def load_ticket(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
+def load_ticket(path: str | Path, device: str = "cpu", *, trust_code: bool = False) -> tuple[torch.nn.Module, Any]:
     """An exported ticket as ``(model, info)``: a torch module in eval mode (``model(x)`` -> logits; call
     ``model.reset_state()`` between batches) and a `sltsearch.ticket_io.TicketInfo` (spec, row, manifest).
-    Every file's checksum is verified first."""
+    Every file's checksum is verified first. A ticket of your own network (``model.name`` an import path)
+    is refused unless ``trust_code=True``: building it imports and runs that module."""
     from sltsearch.ticket_io import load_ticket as load_exported
 
-    return load_exported(path, device)
+    return load_exported(path, device, trust_code=trust_code)
 
 
-def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: str | None = None) -> Any:
+def evaluate(
+    path: str | Path, *, data_root: str | Path | None = None, device: str | None = None, trust_code: bool = False
+) -> Any:
     """Re-measure an exported ticket from its folder alone (test + validation accuracy, energy) and compare
-    with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``)."""
+    with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``). ``trust_code``
+    as for `load_ticket`."""
     from sltsearch.ticket_io import evaluate_ticket
 
-    return evaluate_ticket(path, data_root=data_root, device=device)
+    return evaluate_ticket(path, data_root=data_root, device=device, trust_code=trust_code)
 
 
-def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None) -> None:
+def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None, allow_writes: bool = False) -> None:
     """Serve the run's Optuna study in optuna-dashboard on 127.0.0.1 (``port`` 0: a free one) until
-    interrupted; needs the ``dashboard`` extra. ``storage``: the RDB URL when the run used one."""
+    interrupted; needs the ``dashboard`` extra. ``storage``: the RDB URL when the run used one. Read-only
+    unless ``allow_writes``; requests whose Host is not the loopback address are refused."""
     from sltsearch.results.dashboard import serve
 
-    serve(run_dir, port=port, storage=storage, on_ready=lambda url, study: print(f"{study}: {url}", flush=True))
+    serve(
+        run_dir,
+        port=port,
+        storage=storage,
+        on_ready=lambda url, study: print(f"{study}: {url}", flush=True),
+        allow_writes=allow_writes,
+    )

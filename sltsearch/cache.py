@@ -27,6 +27,7 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
+from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import warn
 
 CHECKSUMS = "sha256"  # meta.json key: tensor file name -> sha256 hex digest
@@ -47,17 +48,24 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write ``path`` through a temp file in the same folder and rename it into place.
 
     The file gets the mode any other new file gets (0666 less the umask), not mkstemp's private 0600, so a
-    run folder shared by a group stays readable by it.
+    run folder shared by a group stays readable by it. A full disk raises `DiskFull` (the old file intact).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as err:
+        if is_disk_full(err):
+            raise DiskFull(path) from None
+        raise
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)  # frees what the failed write took, so marking the trial can succeed
+        if is_disk_full(err) and not isinstance(err, DiskFull):
+            raise DiskFull(path) from None
         raise
 
 

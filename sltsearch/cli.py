@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sltsearch.diskfull import DiskFull, describe
 from sltsearch.errors import UserError
 
 if TYPE_CHECKING:  # torch, pandas, Optuna and the API are imported inside the commands that need them
@@ -41,6 +42,15 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             # a name holding rich markup is shown, not obeyed (UserError already escapes line breaks)
             message = escape(str(err))
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except DiskFull as err:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as err:  # a write sltsearch does not make itself (Optuna's journal) on a full disk
+            text = describe(err)
+            if text is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print(
@@ -329,7 +339,10 @@ def pareto(
         console.print(reference)
     if plot is not None:
         shown = accuracy_floor(frame, min_accuracy)
-        plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
+        try:
+            plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
+        except OSError as err:
+            raise UserError(f"--plot {plot}: cannot write there ({err.strerror or err}); choose another path") from None
         console.print(f"plot: {plot}")
 
 
@@ -506,7 +519,9 @@ def export_cmd(
         Path | None, typer.Option(help="override data.root (where an on-disk dataset lives now)")
     ] = None,
     device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
-    force: Annotated[bool, typer.Option("--force", help="replace an existing export folder")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an earlier export in --out (never a run folder or other files)")
+    ] = False,
 ) -> None:
     """Export one ticket: weights (masks folded in), masks, MultiSp switches and ticket.json with checksums."""
     from sltsearch import api as python_api
@@ -559,11 +574,17 @@ def evaluate_cmd(
     ] = None,
     device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit with code 1 when any metric differs")] = False,
+    trust_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-code", help="build a ticket of a user's network (model.name an import path): runs that module"
+        ),
+    ] = False,
 ) -> None:
     """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy."""
     from sltsearch import api as python_api
 
-    result = python_api.evaluate(folder, data_root=data_root, device=device)
+    result = python_api.evaluate(folder, data_root=data_root, device=device, trust_code=trust_code)
     table = Table(
         title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
         caption="checksums verified; model rebuilt from ticket.json",
@@ -593,25 +614,31 @@ def dashboard(
     storage: Annotated[
         str | None, typer.Option(help="the study's RDB URL, when the run used one (run.json masks its password)")
     ] = None,
+    allow_writes: Annotated[
+        bool,
+        typer.Option("--allow-writes", help="let the dashboard change the study (notes, delete, rename, tell)"),
+    ] = False,
 ) -> None:
-    """Open the run's Optuna study in optuna-dashboard, served on 127.0.0.1 only (Ctrl-C stops it)."""
+    """Open the run's Optuna study in optuna-dashboard on 127.0.0.1 only, read-only unless --allow-writes."""
     from sltsearch.results.dashboard import serve
 
     def ready(url: str, study: str) -> None:
-        console.print(f"optuna-dashboard for study '{study}': {url}  (Ctrl-C stops it)", soft_wrap=True)
+        mode = "read-write" if allow_writes else "read-only"
+        console.print(f"optuna-dashboard for study '{study}' ({mode}): {url}  (Ctrl-C stops it)", soft_wrap=True)
         sys.stdout.flush()
 
     try:
-        serve(run_dir, port=port, storage=storage, on_ready=ready)
+        serve(run_dir, port=port, storage=storage, on_ready=ready, allow_writes=allow_writes)
     except KeyboardInterrupt:
         console.print("dashboard stopped")
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a table to CSV, creating its folder; a path that cannot be written is one line, not a traceback."""
+    from sltsearch.cache import _atomic_write
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(path, index=False)
+        _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     except OSError as err:
         raise UserError(f"--csv {path}: cannot write there ({err.strerror or err}); choose another path") from None
 

@@ -5,6 +5,11 @@ aside and its trial's tickets are measured again from the cached stages (no trai
 damaged too); a study that was lost (``study.journal`` deleted) is rebuilt from the ticket table, trial by
 trial with the same numbers, so ticket ids are never reused. Nothing intact is rewritten.
 
+Both steps are resumable, so a repair killed half-way is finished by the next one: a study that holds fewer
+trials than the table has tickets of (a rebuild cut short) is rebuilt on from where it stopped, and a
+finished trial whose rows are not all ``ok`` (a re-measurement cut short leaves them ``running``) is
+measured again. `finish_records` does the second for `sltsearch run` too, before its first trial.
+
 Named ``run_repair`` (not ``repair``) so that the module never shadows the function ``sltsearch.repair``.
 """
 
@@ -22,8 +27,11 @@ from optuna.trial import TrialState, create_trial
 
 from sltsearch.results.record import MAIN_KINDS, Ticket, row_params
 from sltsearch.results.store import (
+    INTERRUPTED,
     OK,
+    RUNNING,
     TICKETS_DIR,
+    TicketStore,
     TicketTableDamaged,
     check_tickets,
     load_tickets,
@@ -57,11 +65,13 @@ def _set_aside(path: Path, run_dir: Path) -> Path:
 
 
 def rebuild_study(spec: Spec, study: optuna.Study, frame: pd.DataFrame) -> int:
-    """Re-create a lost study's trials from the ticket table, numbered as before (0..max trial)."""
+    """Re-create a lost study's trials from the ticket table, numbered as before (0..max trial); a study that
+    already holds the first trials (a rebuild that was cut short) gets the rest. Returns how many it added."""
     distributions = to_distributions(spec.space)
     metrics = list(spec.objective.metrics)
     last = int(frame["trial"].max())
-    for number in range(last + 1):
+    first = len(study.get_trials(deepcopy=False))
+    for number in range(first, last + 1):
         rows = frame[frame["trial"] == number]
         if rows.empty:  # a trial that failed before its first ticket: a placeholder keeps the numbering
             study.add_trial(create_trial(state=TrialState.FAIL, params={}, distributions={}))
@@ -84,7 +94,7 @@ def rebuild_study(spec: Spec, study: optuna.Study, frame: pd.DataFrame) -> int:
                 user_attrs={"rebuilt": True},
             )
         study.add_trial(trial)
-    return last + 1
+    return max(0, last + 1 - first)
 
 
 def repair(run_dir: str | Path, *, storage: str | None = None, device: str | None = None) -> RepairReport:
@@ -97,17 +107,64 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
         report.set_aside.append(_set_aside(path, run_dir))
     frame = load_tickets(run_dir)
     study = optuna_backend.open_study(spec, run_dir, storage)
-    if not study.get_trials(deepcopy=False) and not frame.empty:
+    if not frame.empty and len(study.get_trials(deepcopy=False)) <= int(frame["trial"].max()):
         report.study_rebuilt = rebuild_study(spec, study, frame)
-    have = set(frame.loc[frame["status"] == OK, "trial"].astype(int)) if not frame.empty else set()
-    runner = TrialRunner(spec, run_dir, device=device)
-    for trial in study.get_trials(deepcopy=False, states=optuna_backend.FINISHED):
-        if trial.number in have or not trial.params:
-            continue
-        runner.node = trial_node(trial, old_nodes, spec.search.backend)
-        _replay(runner, trial)
-        report.trials_remeasured.append(trial.number)
+    report.trials_remeasured = finish_records(spec, run_dir, study, frame, device=device, old_nodes=old_nodes)
     return report
+
+
+def unrecorded_trials(study: optuna.Study, frame: pd.DataFrame) -> list[optuna.trial.FrozenTrial]:
+    """Finished trials whose tickets are missing from the table or not all ``ok`` (their recording was cut
+    short: a damaged file set aside, or a re-measurement killed half-way, which leaves rows ``running``)."""
+    recorded: set[int] = set()
+    if not frame.empty:
+        status_ok = (frame["status"] == OK).groupby(frame["trial"].astype(int)).all()
+        recorded = {int(n) for n, ok in status_ok.items() if ok}
+    out = []
+    for trial in study.get_trials(deepcopy=False, states=optuna_backend.FINISHED):
+        if trial.number in recorded or not trial.params:
+            continue
+        if trial.state == TrialState.PRUNED and trial.user_attrs.get("tickets") == 0:
+            continue  # stopped before its first ticket: nothing to record
+        out.append(trial)
+    return out
+
+
+def settle_ended(run_dir: Path, study: optuna.Study, frame: pd.DataFrame) -> list[int]:
+    """Mark ``interrupted`` the ``running`` rows of trials the study holds as failed; their numbers."""
+    if frame.empty:
+        return []
+    running = set(frame.loc[frame["status"] == RUNNING, "trial"].astype(int))
+    ended = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
+    store = TicketStore(run_dir)
+    for number in ended:
+        store.set_status(number, INTERRUPTED)
+    return ended
+
+
+def finish_records(
+    spec: Spec,
+    run_dir: Path,
+    study: optuna.Study,
+    frame: pd.DataFrame,
+    *,
+    device: str | None = None,
+    old_nodes: dict[int, str] | None = None,
+    data_memo: dict | None = None,
+) -> list[int]:
+    """Measure the tickets of every `unrecorded_trials` trial again from the stage cache; their numbers.
+
+    First, rows still ``running`` of trials the study has ended unfinished are marked ``interrupted`` (their
+    process could not mark them: killed, or no room left on the disk)."""
+    settle_ended(run_dir, study, frame)
+    trials = unrecorded_trials(study, frame)
+    if not trials:
+        return []
+    runner = TrialRunner(spec, run_dir, device=device, data_memo=data_memo if data_memo is not None else {})
+    for trial in trials:
+        runner.node = trial_node(trial, old_nodes or {}, spec.search.backend)
+        _replay(runner, trial)
+    return [t.number for t in trials]
 
 
 def readable_nodes(path: Path) -> dict[int, str]:

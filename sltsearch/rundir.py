@@ -23,10 +23,11 @@ def default_run_dir(spec: Spec, root: str | Path = "results") -> Path:
     return Path(root) / spec.name
 
 
-def check_writable(run_dir: Path) -> None:
-    """A one-line error, before anything is written, when ``run_dir`` cannot be a run folder."""
+def check_writable(run_dir: Path, option: str = "--run-dir") -> None:
+    """A one-line error, before anything is written, when ``run_dir`` cannot be a folder we write (a run folder,
+    or an export folder: ``option`` names the command-line option the path came from)."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: is a file, not a folder; pass --run-dir a folder path")
+        raise RunDirError(f"{run_dir}: is a file, not a folder; pass {option} a folder path")
     existing = run_dir
     while not existing.exists():
         if existing.parent == existing:
@@ -34,14 +35,14 @@ def check_writable(run_dir: Path) -> None:
         existing = existing.parent
     if existing != run_dir and not existing.is_dir():
         raise RunDirError(
-            f"{run_dir}: {existing} is a file, so no folder can be made inside it; pass another --run-dir"
+            f"{run_dir}: {existing} is a file, so no folder can be made inside it; pass another {option}"
         )
     try:  # a real write, not os.access: root ignores mode bits, but not a read-only filesystem
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
         raise RunDirError(
-            f"{run_dir}: cannot write in {existing} ({err.strerror or err}); pass a writable --run-dir"
+            f"{run_dir}: cannot write in {existing} ({err.strerror or err}); pass a writable {option}"
         ) from None
 
 

@@ -31,9 +31,11 @@ from pydantic import (
     model_validator,
 )
 
-from sltsearch.errors import SpecError
+from sltsearch.errors import SpecError, UserError
 from sltsearch.keys import DENSE, MEASURE, NONE, ROUND, RUN, Stage, affects
 from sltsearch.keys import content_hash as _content_hash
+from sltsearch.secrets import check_url
+from sltsearch.yaml_bounds import MAX_BYTES, YamlTooLarge, check_bounds
 
 # How each field enters the cache keys (`sltsearch.keys`); the shared declarations, named once:
 _RATES = affects(Stage.ROUND, via="rates")  # the round key holds the pruning rates these fields give
@@ -416,6 +418,16 @@ class SearchSpec(_Strict):
     )
     study_name: Annotated[str | None, RUN] = None
 
+    @field_validator("storage")
+    @classmethod
+    def _unambiguous_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_url(value)
+            except UserError as err:
+                raise ValueError(str(err).removeprefix("search.storage: ")) from None
+        return value
+
 
 class ParamSpec(_Strict):
     """One searched parameter: a float/int range or a list of choices."""
@@ -514,7 +526,8 @@ def resolve_param_path(key: str) -> str:
 class Spec(_Strict):
     """A whole search. ``space`` maps a parameter name (alias or dotted path) to its range."""
 
-    name: Annotated[str, RUN] = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # the name becomes a folder name (results/<name>) and the study's name: short enough for any file system
+    name: Annotated[str, RUN] = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     seed: Annotated[int, affects(Stage.DENSE, Stage.MEASURE)] = Field(0, ge=0)
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
@@ -751,6 +764,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: Path) -> Any:
     """The YAML document in ``path``; every way a file can be unreadable is one `SpecError` line."""
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError(f"{path}: {size} bytes, more than a spec file may hold ({MAX_BYTES}); pass the spec file")
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise SpecError(
@@ -759,7 +775,15 @@ def read_yaml(path: Path) -> Any:
     except OSError as err:
         raise SpecError(f"{path}: cannot be read ({err.strerror or err})") from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _UniqueKeyLoader(text)  # a SafeLoader subclass
+        try:
+            node = loader.get_single_node()
+            check_bounds(node)  # before constructing: an alias bomb never becomes Python objects
+            return loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except YamlTooLarge as err:
+        raise SpecError(f"{path}: refused: the YAML document {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

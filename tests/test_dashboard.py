@@ -89,3 +89,73 @@ def test_dashboard_without_a_study_is_a_one_line_error(tmp_path: Path) -> None:
     assert "no study.journal" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = CliRunner().invoke(app, ["dashboard", str(run), "--port", "70000"])
     assert result.exit_code == 2
+
+
+def _start(run: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    port = _free_loopback_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sltsearch", "dashboard", str(run), "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            _get(f"http://127.0.0.1:{port}/api/studies")
+            return proc, port
+        except OSError:
+            assert time.monotonic() < deadline, "the dashboard did not answer within 120 s"
+            time.sleep(0.5)
+
+
+def _request(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    """A real HTTP request with the headers given (http.client sends Host as we set it)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=True)
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def _study_names(run: Path) -> list[str]:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.study.get_all_study_names(JournalStorage(JournalFileBackend(str(run / "study.journal"))))
+
+
+@pytest.mark.parametrize("writes", [False, True])
+def test_dashboard_refuses_foreign_hosts_and_is_read_only_by_default(tmp_path: Path, writes: bool) -> None:
+    run = _run_with_study(tmp_path)
+    proc, port = _start(run, *(["--allow-writes"] if writes else []))
+    loopback = {"Host": f"127.0.0.1:{port}"}
+    try:
+        # a DNS-rebinding page (or any process) naming another host: refused, the study stays
+        status, text = _request(port, "DELETE", "/api/studies/0", {"Host": "rebind.evil.example"})
+        assert status == 403 and "127.0.0.1" in text
+        status, _ = _request(port, "GET", "/api/studies", {"Host": f"rebind.evil.example:{port}"})
+        assert status == 403
+        # a cross-site form post to the loopback address carries the page's Origin: refused
+        status, _ = _request(port, "PUT", "/api/studies/0/note", {**loopback, "Origin": "http://evil.example"})
+        assert status == 403
+        assert _study_names(run) == ["dash"]
+        assert _request(port, "GET", "/api/studies", {"Host": f"localhost:{port}"})[0] == 200
+        status, text = _request(port, "DELETE", "/api/studies/0", loopback)
+        if writes:
+            assert status == 204 and _study_names(run) == []  # the flag lets the user's own browser change it
+        else:
+            assert status == 405 and "--allow-writes" in text and _study_names(run) == ["dash"]
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert ("read-write" if writes else "read-only") in proc.stdout.read()

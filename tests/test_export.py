@@ -178,8 +178,8 @@ def test_export_input_errors(cnn_run: Path, tmp_path: Path) -> None:
         sltsearch.export(cnn_run, ticket="t0000r01", select="knee", out=tmp_path / "x")
     with pytest.raises(UserError, match="no ticket 't9999r09'"):
         sltsearch.export(cnn_run, ticket="t9999r09", out=tmp_path / "x")
-    with pytest.raises(UserError, match="no ticket meets val_accuracy >= 1.5"):
-        sltsearch.export(cnn_run, select="knee", min_accuracy=1.5, out=tmp_path / "x")
+    with pytest.raises(UserError, match="no ticket meets val_accuracy >= 0.999"):
+        sltsearch.export(cnn_run, select="knee", min_accuracy=0.999, out=tmp_path / "x")
     with pytest.raises(UserError, match="unknown rule 'best'"):
         sltsearch.export(cnn_run, select="best", out=tmp_path / "x")
     with pytest.raises(UserError, match="--format: 'onnx'"):

@@ -1,6 +1,6 @@
 """Fuzzing the spec loader and the CLI with hypothesis: bad input is one line and exit code 2, never a traceback.
 
-Three properties, EXAMPLES generated inputs in all per run (each test asserts how many it ran):
+Five properties, EXAMPLES generated inputs in all per run (each test asserts how many it ran):
 
 1. `load_spec` on mutated specs, random YAML text, tricky YAML and random bytes either returns a `Spec` or
    raises `SpecError` with one line that starts with the file name.
@@ -9,6 +9,12 @@ Three properties, EXAMPLES generated inputs in all per run (each test asserts ho
 3. The CLI (`run`, `validate`, `pareto`, `energy`, `spaces`, in-process) on random arguments, options and
    files exits 0 or 2, prints no traceback, and a `run` that passes every check reaches the trials (which
    are replaced here by a marker, so nothing trains).
+4. `pareto`, `export`, `energy` and `evaluate` on a real (tiny) run and its export, with random options and
+   paths, exit 0 or 2 (evaluate --strict: 1 when a number differs) with no traceback, and never change the
+   run folder (``--force`` included) or write outside the paths they were given.
+5. `evaluate` and `load_ticket` on export folders whose ``ticket.json`` has random fields set, deleted or
+   renamed (spec, model_io, files, recorded values, whole-file garbage) either work or refuse with one
+   line, and never run code the folder names without ``--trust-code``.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ SCALE = max(1, int(os.environ.get("SLTSEARCH_FUZZ_SCALE", "1")))
 SPEC_EXAMPLES = 700 * SCALE
 PROMISE_EXAMPLES = 150 * SCALE
 CLI_EXAMPLES = 300 * SCALE
-EXAMPLES = SPEC_EXAMPLES + PROMISE_EXAMPLES + CLI_EXAMPLES
+RESULTS_CLI_EXAMPLES = 200 * SCALE
+TICKET_EXAMPLES = 150 * SCALE
+EXAMPLES = SPEC_EXAMPLES + PROMISE_EXAMPLES + CLI_EXAMPLES + RESULTS_CLI_EXAMPLES + TICKET_EXAMPLES
 
 def fuzz(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -262,7 +270,7 @@ class ReachedTheTrials(Exception):
     """Raised instead of running trials: every pre-run check passed."""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def no_trials() -> Any:
     from sltsearch.search import optuna_backend
 
@@ -359,3 +367,224 @@ def test_cli_exits_0_or_2_without_a_traceback(no_trials: Any) -> None:
     invoke_one()
     print(f"fuzz: cli {len(seen)} command lines: {dict(Counter(seen))}")
     assert len(seen) >= CLI_EXAMPLES
+
+
+# ---------------------------------------------------------------- 4. pareto, export, energy, evaluate options
+
+RUN_OPTIONS = {
+    "pareto": ["--objectives", "--min-accuracy", "--csv", "--plot"],
+    "export": ["--ticket", "--select", "--min-accuracy", "--max-energy", "--out", "--format", "--force",
+               "--device", "--data-root"],  # fmt: skip
+    "energy": ["--ticket", "--samples", "--model", "--nonbinary", "--real-inputs", "--first-layer", "--device",
+               "--csv"],  # fmt: skip
+    "evaluate": ["--device", "--data-root", "--strict", "--trust-code"],
+}
+RUN_FLAGS = {"--force", "--strict", "--trust-code"}
+COLUMNS = ["val_accuracy", "energy_uj", "storage_bits", "sparsity", "test_accuracy", "ticket_id", "status",
+           "pep_sparsity", "trial", "nope", ""]  # fmt: skip
+NUMBERS_TEXT = st.one_of(
+    st.sampled_from(["0", "1", "0.5", "2", "-1", "nan", "inf", "-inf", "1e9", "1e-9", "x", ""]),
+    st.floats(allow_nan=True).map(str),
+    st.integers(-5, 10**12).map(str),
+)
+OBJECTIVES = st.one_of(
+    st.lists(st.tuples(st.sampled_from(COLUMNS), st.sampled_from(["max", "min", "maximize", "up", ""])),
+             min_size=1, max_size=4).map(lambda parts: ",".join(f"{c}:{d}" if d else c for c, d in parts)),  # fmt: skip
+    st.text(max_size=12),
+)
+
+
+@st.composite
+def results_command_lines(draw: st.DrawFn, run: Path, export: Path, scratch: Path) -> list[str]:
+    """A `pareto` / `export` / `energy` / `evaluate` command line on the real run and its export."""
+    command = draw(st.sampled_from(sorted(RUN_OPTIONS)))
+    target = export if command == "evaluate" else run
+    argv = [command, draw(st.one_of(st.just(str(target)), st.sampled_from(
+        [str(scratch / "nope"), str(run), str(export), str(scratch / "afile.txt"), "default"])))]  # fmt: skip
+    outputs = [str(scratch / "new" / "out"), ".", "..", str(export), str(run), str(run / "exports" / "x"),
+               str(scratch / "afile.txt"), str(scratch / "afile.txt" / "sub"), str(scratch / "notes")]  # fmt: skip
+    if command in {"export", "energy"} and draw(st.booleans()):  # half of them name a real ticket, so many succeed
+        argv += ["--ticket", draw(st.sampled_from(["t0000r00", "t0000r01"]))]
+    for option in draw(st.lists(st.sampled_from(RUN_OPTIONS[command]), max_size=4)):
+        argv.append(option)
+        if option in RUN_FLAGS:
+            continue
+        values = {
+            "--objectives": OBJECTIVES,
+            "--min-accuracy": NUMBERS_TEXT,
+            "--max-energy": NUMBERS_TEXT,
+            "--samples": NUMBERS_TEXT,
+            "--ticket": st.sampled_from(["t0000r00", "t0000r01", "t9999r09", "../t0000r01", "", "t0000r01-x"]),
+            "--select": st.sampled_from(["knee", "max-accuracy", "min-energy", "best", ""]),
+            # --format nir is left out until NIR export works with nir 1.0 (issue 22 rewrites it)
+            "--format": st.sampled_from(["safetensors", "onnx", ""]),
+            "--out": st.sampled_from(outputs),
+            "--csv": st.sampled_from([str(scratch / "t.csv"), str(scratch / "afile.txt" / "t.csv"), str(run)]),
+            "--plot": st.sampled_from([str(scratch / "p.png"), str(scratch / "p.html"), str(scratch / "p.pdf"),
+                                       str(scratch / "afile.txt" / "p.png")]),  # fmt: skip
+            "--model": st.sampled_from(["mac_ac", "memory", "x"]),
+            "--nonbinary": st.sampled_from(["mac", "ac_weighted", "x"]),
+            "--real-inputs": st.sampled_from(["all", "nonzero", "x"]),
+            "--first-layer": st.sampled_from(["per_step", "once", "x"]),
+            "--device": st.sampled_from(["cpu", "auto", "cuda", "tpu", ""]),
+            "--data-root": st.sampled_from([str(scratch / "nope"), str(scratch), ""]),
+        }[option]
+        argv.append(draw(values))
+    return argv
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file of a folder but its exports (which export may add), by size and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() and "exports" not in p.relative_to(folder).parts and not p.name.endswith(".lock")
+    }
+
+
+@pytest.fixture(scope="module")
+def real_run() -> tuple[Path, Path]:
+    """One trial of the tiny spec (one epoch) and an export of its pruned ticket."""
+    import sltsearch
+
+    root = WORK / "real"
+    spec = root / "spec.yaml"
+    root.mkdir(exist_ok=True)
+    spec.write_text(yaml.safe_dump(tiny_spec_dict(train={"epochs": 1}, search={"n_trials": 1})))
+    run = sltsearch.run(spec, run_dir=root / "run", threads=1).run_dir
+    export = sltsearch.export(run, ticket="t0000r01", out=root / "export").path
+    return run, export
+
+
+def test_results_commands_exit_0_or_2_and_never_touch_the_run(real_run: tuple[Path, Path], monkeypatch: Any) -> None:
+    run, export = real_run
+    scratch = WORK / "scratch"
+    (scratch / "notes").mkdir(parents=True, exist_ok=True)
+    (scratch / "notes" / "todo.txt").write_text("keep me")
+    (scratch / "afile.txt").write_text("keep me")
+    monkeypatch.chdir(scratch / "notes")  # `--out .` and `..` land in the fuzz folder, never in the repository
+    before = _snapshot(run)
+    seen = []
+
+    @fuzz(RESULTS_CLI_EXAMPLES)
+    @given(argv=results_command_lines(run, export, scratch))
+    def invoke_one(argv: list[str]) -> None:
+        result = CliRunner().invoke(app, argv)
+        seen.append(f"{argv[0]} {result.exit_code}")
+        allowed = (0, 1, 2) if argv[0] == "evaluate" and "--strict" in argv else (0, 2)
+        assert result.exit_code in allowed, f"{argv}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+        if result.exit_code == 1:
+            assert "some metrics differ" in result.output, argv
+        assert result.exception is None or isinstance(result.exception, SystemExit), f"{argv}: {result.exception!r}"
+        assert "Traceback" not in result.output, argv
+        if result.exit_code == 2 and "Usage:" not in result.output:
+            errors = [line for line in result.stderr.splitlines() if line.strip()]
+            assert len(errors) == 1 and errors[0].startswith("error: "), f"{argv}: {result.stderr!r}"
+        assert _snapshot(run) == before, f"{argv} changed the run folder"
+        assert (scratch / "notes" / "todo.txt").read_text() == "keep me", argv
+        assert (scratch / "afile.txt").read_text() == "keep me", argv
+
+    invoke_one()
+    print(f"fuzz: results commands {len(seen)} command lines: {dict(Counter(seen))}")
+    assert len(seen) >= RESULTS_CLI_EXAMPLES
+    assert sum(line.endswith(" 0") for line in seen) > RESULTS_CLI_EXAMPLES // 20, "too few commands succeeded"
+
+
+# ---------------------------------------------------------------- 5. ticket.json fields
+
+EVIL = "fuzz_evil_module"
+
+
+def _leaf_paths(data: Any, prefix: tuple = (), depth: int = 0) -> list[tuple]:
+    """Every key path of a JSON document's mappings (lists are leaves), up to 4 levels."""
+    paths = []
+    if isinstance(data, dict) and depth < 4:
+        for key, value in data.items():
+            paths.append((*prefix, key))
+            paths += _leaf_paths(value, (*prefix, key), depth + 1)
+    return paths
+
+
+TICKET_VALUES = st.one_of(
+    VALUES,
+    st.sampled_from([f"{EVIL}:make", "../weights.safetensors", "/etc/hostname", "weights.safetensors", 10**12,
+                     -1, [1, 100000, 100000], [1, "a", 8], [1, 8, 8], [8, 8], "ten", 0, 1, 2, 11]),  # fmt: skip
+)
+
+
+@st.composite
+def manifest_mutations(draw: st.DrawFn, manifest: dict[str, Any]) -> bytes:
+    """``ticket.json`` text with a few fields set, deleted or renamed, or replaced by garbage."""
+    import copy
+    import json
+
+    if draw(st.integers(0, 19)) == 0:
+        return draw(st.one_of(st.binary(max_size=200), TRICKY_YAML.map(str.encode)))
+    data = copy.deepcopy(manifest)
+    paths = _leaf_paths(data)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(paths))
+        node: Any = data
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        action = draw(st.sampled_from(["set", "set", "set", "delete", "rename"]))
+        if action == "set":
+            node[path[-1]] = draw(TICKET_VALUES)
+        elif action == "delete":
+            node.pop(path[-1], None)
+        elif path[-1] in node:
+            node[draw(st.sampled_from(["../x.safetensors", "/etc/hostname", "a/b", "", ".", "ticket.json"]))] = (
+                node.pop(path[-1])
+            )
+    return json.dumps(data, default=str).encode()
+
+
+def test_ticket_json_fields_are_checked_and_never_run_code(real_run: tuple[Path, Path]) -> None:
+    import json
+    import shutil
+    import sys
+
+    import sltsearch
+    from sltsearch.errors import UserError
+
+    _, export = real_run
+    manifest = json.loads((export / "ticket.json").read_text())
+    folder = WORK / "mutated"
+    marker = WORK / "evil-ran"
+    seen = []
+
+    @fuzz(TICKET_EXAMPLES)
+    @given(content=manifest_mutations(manifest), via_cli=st.booleans())
+    def evaluate_one(content: bytes, via_cli: bool) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(export, folder)
+        (folder / "ticket.json").write_bytes(content)
+        (folder / f"{EVIL}.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\ndef make(*a, **k): pass\n")
+        sys.path.insert(0, str(folder))  # the module is importable: only the trust check can stop it
+        try:
+            if via_cli:
+                result = CliRunner().invoke(app, ["evaluate", str(folder)])
+                seen.append(f"cli {result.exit_code}")
+                assert result.exit_code in (0, 2), f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+                assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+                assert "Traceback" not in result.output
+                if result.exit_code == 2:
+                    errors = [line for line in result.stderr.splitlines() if line.strip()]
+                    assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
+            else:
+                try:
+                    sltsearch.load_ticket(folder)
+                    seen.append("load ok")
+                except UserError as err:
+                    assert "\n" not in str(err)
+                    seen.append("load refused")
+        finally:
+            sys.path.remove(str(folder))
+        assert not marker.exists(), "a module named by ticket.json ran without --trust-code"
+        assert EVIL not in sys.modules
+
+    evaluate_one()
+    print(f"fuzz: ticket.json {len(seen)} mutated exports: {dict(Counter(seen))}")
+    assert len(seen) >= TICKET_EXAMPLES

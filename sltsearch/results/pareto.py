@@ -35,6 +35,13 @@ def parse_objectives(objectives: str | Mapping[str, str]) -> dict[str, str]:
     for name, direction in pairs:
         if direction not in _DIRECTIONS:
             raise UserError(f"objective {name}: direction '{direction}' is not one of max, min")
+        if name in out:
+            raise UserError(f"objectives: {name} is named twice; name each column once")
+        if str(name).startswith("test"):
+            raise UserError(
+                f"objective {name}: a test metric; fronts are chosen on validation metrics (test accuracy is "
+                "reported, never used to choose): use val_accuracy"
+            )
         out[name] = _DIRECTIONS[direction]
     if not out:
         raise UserError("objectives: name at least one column, e.g. val_accuracy:max,energy_uj:min")
@@ -42,12 +49,26 @@ def parse_objectives(objectives: str | Mapping[str, str]) -> dict[str, str]:
 
 
 def _check_columns(frame: pd.DataFrame, objectives: Mapping[str, str]) -> None:
+    """Every objective is a column of numbers that some ticket has a value in (not an id, a status or text)."""
+    if frame.empty:
+        return
+    numeric = [
+        c for c in frame.columns
+        if pd.api.types.is_numeric_dtype(frame[c]) and c != "trial" and not str(c).startswith("test")
+    ]
     missing = [n for n in objectives if n not in frame.columns]
-    if missing and not frame.empty:
-        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    if missing:
         raise UserError(
             f"objective column(s) {', '.join(missing)} not in the ticket table; numeric columns: {', '.join(numeric)}"
         )
+    for name in objectives:
+        values = frame[name]
+        if not pd.api.types.is_numeric_dtype(values) and values.notna().any():
+            converted = pd.to_numeric(values, errors="coerce")
+            if converted.isna().sum() > values.isna().sum():  # text such as a ticket id or a status
+                raise UserError(f"objective {name}: not a numeric column; numeric columns: {', '.join(numeric)}")
+        if not np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)).any():
+            raise UserError(f"objective {name}: no ticket has a value in this column; pick a column the tickets fill")
 
 
 def _losses(frame: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarray:

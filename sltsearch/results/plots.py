@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sltsearch.cache import _atomic_write
 from sltsearch.errors import UserError
 from sltsearch.results.tickets import ok_rows, unique_tickets
 
@@ -186,8 +187,10 @@ def _plot_png(fig: _Figure) -> Path:
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -249,5 +252,6 @@ def _plot_html(fig: _Figure) -> Path:
     if low is not None:
         top = max(float(tickets[y].max()), float(dense[y].max()) if not dense.empty else 0.0)
         fig.update_yaxes(range=[low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9])
-    fig.write_html(str(path), include_plotlyjs=True, full_html=True)  # self-contained: works offline
+    # self-contained (works offline), written atomically like every file of a run folder
+    _atomic_write(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs=True, full_html=True))
     return path

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sltsearch.errors import UserError
 from sltsearch.results.pareto import pareto_front
-from sltsearch.results.tickets import ok_rows, unique_tickets
+from sltsearch.results.tickets import check_max_energy, check_min_accuracy, ok_rows, unique_tickets
 
 RULES = ("knee", "max-accuracy", "min-energy")
 ACCURACY, ENERGY = "val_accuracy", "energy_uj"
@@ -30,6 +30,8 @@ def candidates(
     frame: pd.DataFrame, min_accuracy: float | None = None, max_energy: float | None = None
 ) -> pd.DataFrame:
     """Finished tickets (one row each) with finite validation accuracy and energy inside the budget."""
+    check_min_accuracy(min_accuracy)
+    check_max_energy(max_energy)
     missing = [c for c in (ACCURACY, ENERGY) if c not in frame.columns]
     if missing:
         raise UserError(f"select: the table has no {', '.join(missing)} column; pass a ticket table")

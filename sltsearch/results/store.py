@@ -124,6 +124,19 @@ def table_files(run_dir: str | Path) -> list[Path]:
     return ([legacy] if legacy.is_file() else []) + parts
 
 
+def highest_trial(run_dir: str | Path) -> int | None:
+    """The highest trial number the table holds tickets of (part names, and the legacy file's ``trial`` column);
+    None for an empty table. A study must hold at least this many trials + 1, or a new trial would reuse a
+    ticket id."""
+    numbers = []
+    for path in table_files(run_dir):
+        if path.name == LEGACY_FILE:
+            numbers += [int(t) for t in read_columns(path, ["trial"]).get("trial", []) if t is not None]
+        elif path.stem.removeprefix("trial-").isdigit():
+            numbers.append(int(path.stem.removeprefix("trial-")))
+    return max(numbers, default=None)
+
+
 def check_tickets(run_dir: str | Path) -> list[tuple[Path, str]]:
     """(file, problem) for every part of the ticket table that cannot be read; empty when all are fine."""
     problems = []

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sltsearch.errors import UserError
 from sltsearch.spec import resolve_param_path
 
 # spec sections whose values never change the dense network (they act from the first pruning round on)
@@ -74,8 +75,21 @@ def unique_tickets(frame: pd.DataFrame) -> pd.DataFrame:
     return kept
 
 
+def check_min_accuracy(value: float | None) -> None:
+    """``--min-accuracy`` is a fraction: 0 to 1, never NaN (a floor of 2 or NaN would silently hide everything)."""
+    if value is not None and not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+        raise UserError(f"--min-accuracy: {value} is not an accuracy between 0 and 1 (e.g. 0.9 for 90 %)")
+
+
+def check_max_energy(value: float | None) -> None:
+    """``--max-energy`` is an energy in uJ: a finite number of at least 0."""
+    if value is not None and not (isinstance(value, int | float) and 0.0 <= value < float("inf")):
+        raise UserError(f"--max-energy: {value} is not an energy in uJ (a finite number of at least 0)")
+
+
 def accuracy_floor(frame: pd.DataFrame, min_accuracy: float | None, column: str = "val_accuracy") -> pd.DataFrame:
     """Rows at or above a validation-accuracy floor (hides near-chance tickets); all rows for None."""
+    check_min_accuracy(min_accuracy)
     if min_accuracy is None or frame.empty:
         return frame
     return frame[pd.to_numeric(frame[column], errors="coerce") >= min_accuracy]

@@ -34,7 +34,7 @@ from sltsearch.results.record import Ticket
 from sltsearch.search import liveness
 from sltsearch.search.constraints import set_trial_constraints
 from sltsearch.search.space import to_distributions
-from sltsearch.secrets import mask_url
+from sltsearch.secrets import check_url, mask_url
 from sltsearch.spec import Spec
 from sltsearch.trial_context import TrialAborted
 
@@ -89,6 +89,7 @@ def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStor
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    check_url(url)  # a password with a raw '@' or space: refused before a driver prints a fragment of it
     try:
         for attempt in range(5):
             try:

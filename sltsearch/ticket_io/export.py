@@ -22,7 +22,8 @@ from sltsearch.results import load_tickets
 from sltsearch.results.select import RULES, select
 from sltsearch.rundir import read_run
 from sltsearch.spec import Spec
-from sltsearch.ticket_io.bundle import FORMAT, NIR_FILE, read_manifest, split_state, write_folder
+from sltsearch.ticket_io import place
+from sltsearch.ticket_io.bundle import FORMAT, MANIFEST, NIR_FILE, read_manifest, split_state, write_folder
 from sltsearch.ticket_io.rebuild import compare, measure_ticket, model_io
 from sltsearch.ticket_io.source import plain_row, ticket_source
 
@@ -100,7 +101,9 @@ def export_ticket(
     run_dir, _ = read_run(run_dir)
     frame = load_tickets(run_dir)
     ticket_id, selected_by = _choose(run_dir, frame, ticket, select_rule, min_accuracy, max_energy)
-    source = ticket_source(run_dir, ticket_id, frame)
+    source = ticket_source(run_dir, ticket_id, frame)  # a ticket_id of the table from here on
+    target = place.absolute(out) if out is not None else run_dir.absolute() / EXPORTS_DIR / ticket_id
+    place.check_target(target, overwrite, MANIFEST, FORMAT)  # before the work, so a refusal costs nothing
     spec = source.spec
     data: DataSplits = build_data(with_data_root(spec, data_root).data)
     io = model_io(spec, data)
@@ -136,6 +139,5 @@ def export_ticket(
         "versions": package_versions(),
         "formats": ["safetensors", *(["nir"] if fmt == "nir" else [])],
     }
-    target = Path(out) if out is not None else run_dir / EXPORTS_DIR / ticket_id
     path = write_folder(target, split_state(model.state_dict()), manifest, extra, overwrite=overwrite)
     return ExportResult(path=path, ticket_id=ticket_id, manifest=read_manifest(path))

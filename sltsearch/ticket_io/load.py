@@ -3,6 +3,12 @@
 Both read nothing but the folder: ``ticket.json`` holds the spec and the model's input/output shape, the
 safetensors files the weights, masks and MultiSp switches. Every file is checked against its recorded
 sha256 and size first; a damaged one is refused with a one-line error naming it.
+
+An export folder is data, and data never runs code by itself: a ticket whose model is a user's network
+(``model.name: "pkg.module:make_net"``) is built only when the caller says the code is trusted
+(``trust_code=True``, ``--trust-code``), as Hugging Face's ``trust_remote_code``. Built-in families and
+installed plugins need no flag. The model ``ticket.json`` describes is first built on the meta device (no
+memory) and its shapes compared with the weights file, so a hostile ``model_io`` costs nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import torch
 from pydantic import ValidationError
 
 from sltsearch.data import build_data
-from sltsearch.device import resolve_device
-from sltsearch.models import SpikingClassifier
+from sltsearch.device import resolve_device, seed_everything
+from sltsearch.errors import UserError
+from sltsearch.models import SpikingClassifier, build_model
+from sltsearch.models.user import is_import_path
 from sltsearch.spec import Spec, format_validation_error
 from sltsearch.ticket_io.bundle import (
     MANIFEST,
@@ -64,19 +72,71 @@ def _check_pruned_zero(folder: Path, files: dict[str, dict[str, torch.Tensor]]) 
             raise TicketFileError(f"{folder / WEIGHTS}: {layer} has non-zero pruned weights; the file is not an export")
 
 
-def load_ticket(folder: str | Path, device: str | torch.device = "cpu") -> tuple[SpikingClassifier, TicketInfo]:
+class UntrustedCode(TicketFileError):
+    """An export names a user's network: building it would import and run that code."""
+
+
+def check_trusted(folder: Path, spec: Spec, trust_code: bool) -> None:
+    """Refuse a ticket whose model is code named by import path unless the caller trusts it."""
+    name = spec.model.name
+    if trust_code or not is_import_path(name):
+        return
+    module = name.partition(":")[0]
+    raise UntrustedCode(
+        f"{folder / MANIFEST}: the ticket's model is code from Python module '{module}' ({name}); building it "
+        "runs that code: pass --trust-code (Python: trust_code=True) only if you trust this folder and that module"
+    )
+
+
+def _check_shapes(folder: Path, spec: Spec, io: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
+    """The model ``ticket.json`` describes, built on the meta device (no memory, no RNG), has the shapes of the
+    weights file: a ``model_io`` that does not match is refused before a real model is allocated."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            seed_everything(spec.seed)
+            model = build_model(spec.model, tuple(io["input_shape"]), int(io["num_classes"]), frames=bool(io["frames"]))
+    except UserError:
+        if is_import_path(spec.model.name):
+            return  # a (trusted) user's builder that cannot run on the meta device: the real build checks shapes
+        raise
+    for key, value in model.state_dict().items():
+        held = state.get(key)
+        if held is None:
+            raise TicketFileError(
+                f"{folder / MANIFEST}: its spec and model_io build a model with '{key}', which the files lack: "
+                "ticket.json does not describe these weights; re-export the ticket"
+            )
+        if tuple(held.shape) != tuple(value.shape):
+            raise TicketFileError(
+                f"{folder / MANIFEST}: its spec and model_io build '{key}' of shape {tuple(value.shape)}, the files "
+                f"hold {tuple(held.shape)}: ticket.json does not describe these weights; re-export the ticket"
+            )
+
+
+def load_ticket(
+    folder: str | Path, device: str | torch.device = "cpu", *, trust_code: bool = False
+) -> tuple[SpikingClassifier, TicketInfo]:
     """The exported ticket as a plain torch module in eval mode, and what the folder says about it.
 
     ``model(x)`` takes a float batch ``[B, *input_shape]`` and returns logits ``[B, classes]`` (the mean
-    over time steps); call ``model.reset_state()`` between independent batches.
+    over time steps); call ``model.reset_state()`` between independent batches. A ticket of a user's network
+    (an import path) needs ``trust_code=True``: building it imports and runs that code.
     """
-    folder = Path(folder)
+    info, state = _read(Path(folder), trust_code)
+    model = build_ticket_model(info.spec, info.manifest["model_io"], state, torch.device(device), where=str(folder))
+    return model, info
+
+
+def _read(folder: Path, trust_code: bool) -> tuple[TicketInfo, dict[str, torch.Tensor]]:
+    """What an export folder says and its verified state, every check passed (nothing built, no code run)."""
     manifest = read_manifest(folder)
     spec = _spec_of(folder, manifest)
+    check_trusted(folder, spec, trust_code)
     files = read_tensors(folder, manifest)
     _check_pruned_zero(folder, files)
-    model = build_ticket_model(spec, manifest["model_io"], join_state(files), torch.device(device), where=str(folder))
-    return model, TicketInfo(path=folder, spec=spec, ticket=manifest["ticket"], manifest=manifest)
+    state = join_state(files)
+    _check_shapes(folder, spec, manifest["model_io"], state)
+    return TicketInfo(path=folder, spec=spec, ticket=manifest["ticket"], manifest=manifest), state
 
 
 @dataclass
@@ -94,14 +154,13 @@ class Evaluation:
 
 
 def evaluate_ticket(
-    folder: str | Path, data_root: str | Path | None = None, device: str | None = None
+    folder: str | Path, data_root: str | Path | None = None, device: str | None = None, *, trust_code: bool = False
 ) -> Evaluation:
     """Rebuild the ticket from its folder alone, re-run validation + test and the energy count, compare."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    spec = _spec_of(folder, manifest)
+    info, state = _read(folder, trust_code)
+    spec, manifest = info.spec, info.manifest
     dev = resolve_device(device or spec.train.device)
-    model, info = load_ticket(folder, dev)
     data = build_data(with_data_root(spec, data_root).data)
     io = manifest["model_io"]
     if list(data.input_shape) != list(io["input_shape"]) or int(data.num_classes) != int(io["num_classes"]):
@@ -109,6 +168,7 @@ def evaluate_ticket(
             f"{folder / MANIFEST}: the data now gives inputs {tuple(data.input_shape)} with {data.num_classes} "
             f"classes, the ticket was exported for {tuple(io['input_shape'])} with {io['num_classes']}"
         )
+    model = build_ticket_model(spec, io, state, dev, where=str(folder))
     measured = measure_ticket(model, spec, data, dev)
     notes = []
     if spec.model.encoder == "rate" and not io.get("frames"):
