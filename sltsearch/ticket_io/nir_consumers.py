@@ -60,9 +60,9 @@ def _sinabs(graph: Any, steps: int) -> Runner:
 
 
 def _rockpool(graph: Any, steps: int) -> Runner:
-    from rockpool.nn.modules import from_nir
+    from sltsearch.compat.rockpool import rockpool_from_nir
 
-    net = from_nir(graph)
+    net = rockpool_from_nir()(graph)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         seq = x.unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:]).contiguous()

@@ -151,7 +151,7 @@ class _Writer:
     def batch_norm(self, name: str, bn: nn.Module) -> None:
         last = self.last()
         if last is None or last[1].kind not in ("conv", "affine"):
-            raise _refuse(self.target, f"BatchNorm {name} does not follow a conv or linear layer, so it cannot be folded")
+            raise _refuse(self.target, f"BatchNorm {name} follows no conv or linear layer it could be folded into")
         scale = (bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)).cpu().numpy()
         shift = bn.bias.detach().double().cpu().numpy() - bn.running_mean.double().cpu().numpy() * scale
         params = last[1].params
