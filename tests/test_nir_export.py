@@ -300,3 +300,20 @@ def test_a_one_d_ticket_exports_and_runs_in_snntorch(tmp_path: Path) -> None:
     assert check.agreement_min == 1.0
     graph = nir.read(str(result.path / "ticket.nir"))
     assert graph.metadata["target"] == "snntorch" and len(graph.nodes["input"].input_type["input"]) == 3
+
+
+@pytest.mark.parametrize(("space", "target"), [("deployable", "snntorch"), ("deployable_sinabs", "sinabs")])
+def test_the_bundled_deployable_spaces_train_models_their_target_expresses(space: str, target: str) -> None:
+    from sltsearch.api import bundled_spaces
+    from sltsearch.spec import load_spec
+    from sltsearch.ticket_io.nir_targets import DEPLOYABLE_SPACE
+
+    spec = load_spec(bundled_spaces()[space])
+    assert DEPLOYABLE_SPACE[target] == space and spec.model.preset == "deployable"
+    for steps in spec.space["time_steps"].choices:
+        model = build_model(spec.model.model_copy(update={"time_steps": steps}), (1, 8, 8), 10).eval()
+        graph, _ = ticket_graph(model, _io((1, 8, 8), steps=steps), target)
+        assert graph.metadata["target"] == target
+    vgg = build_model(ModelSpec(name="spiking_vgg", preset="deployable", neuron=spec.model.neuron.model_dump()),
+                      (1, 8, 8), 10).eval()
+    assert ticket_graph(vgg, _io((1, 8, 8), "spiking_vgg"), target)[0].metadata["target"] == target

@@ -6,7 +6,8 @@ The conventions of each target are in `sltsearch.ticket_io.nir_targets`. What ev
   channel, ``b' = s * b + shift`` with ``s = gamma / sqrt(var + eps)``. A scale keeps every pruned weight an
   exact zero, so the graph's weights have the ticket's sparsity.
 * A LIF / PLIF neuron's input gain (1/tau when spikingjelly decays the input) is folded into the weights of
-  the layer that drives it, so the consumer's neuron reads its input as it is and keeps the ticket's threshold.
+  the layer that drives it (snnTorch: its neuron reads the input as it is and keeps the ticket's threshold),
+  or the neuron's threshold is divided by it (Sinabs: the same spikes from a membrane scaled by tau).
 * Average pooling is AvgPool2d (snnTorch) or SumPool2d with the next layer's weights divided by the window
   size (Sinabs; exact for windows of 2x2). Max pooling of spikes has no node in any consumer and is refused.
 * 1-D models are written as 2-D ones over a [C, 1, L] map (no consumer reads Conv1d and 1-D pooling); their

@@ -11,7 +11,8 @@ not guessed. Where they disagree a graph is written per target; `sltsearch.ticke
   parameters per neuron, as the NIR reference types them. Its nir.IF import is a leaky neuron (beta 0.9).
 * Sinabs: nodes Conv2d, SumPool2d, Flatten, Affine, LIF (no AvgPool2d). Its LIF is
   ``v = exp(-1 / tau) * v + input`` with tau counted in time steps, reset by subtraction, several spikes
-  per step when v reaches a multiple of the threshold (MultiSpike); parameters must be one value per
+  per step when v reaches a multiple of the threshold (MultiSpike). The graph keeps the weights and writes
+  the threshold times tau (the membrane scaled by tau, so the input needs no gain); parameters must be one value per
   channel (shape [C, 1, 1]): it tests them with Python's ``any()``, which fails on per-neuron arrays.
 * Rockpool: Linear / Affine and neurons only. Its nir.LIF import reads ``tau_mem``, a field nir.LIF does
   not have, and its CubaLIF import is a current-based neuron with multi-spike subtractive reset, so no
