@@ -16,7 +16,7 @@ The conventions of each target are in `sltsearch.ticket_io.nir_targets`. What ev
   over the ticket's T steps is sltsearch's prediction.
 
 Refused, each in one line that says what would export: max pooling, spike-spike attention (Spikformer), ResNet
-shortcuts (nirtorch sums no inputs), a reset the target does not compute, IF neurons (snnTorch reads nir.IF
+shortcuts (`Target.no_branch_reason`), a reset the target does not compute, IF neurons (snnTorch reads nir.IF
 as a leaky neuron, Sinabs clips it), rate or learned encoders and event frames.
 """
 
@@ -252,9 +252,7 @@ def _write(model: nn.Module, target: Target, spatial: int, shapes: dict[int, Any
             writer.flatten(name, mod, _sample_shape(shapes, mod, merged, 0))
         elif type(mod).__name__ == "BasicBlock":
             raise _refuse(
-                target,
-                f"ResNet block {name} adds its shortcut to its main branch, and nirtorch 2.0 (through which "
-                f"{target.consumer} imports) passes a node's two inputs as two arguments instead of summing them",
+                target, f"ResNet block {name} adds its shortcut to its main branch, and {target.no_branch_reason}"
             )
         else:
             raise _refuse(target, f"layer {name} ({type(mod).__name__}) has no NIR node")

@@ -17,8 +17,10 @@ not guessed. Where they disagree a graph is written per target; `sltsearch.ticke
 * Rockpool: Linear / Affine and neurons only. Its nir.LIF import reads ``tau_mem``, a field nir.LIF does
   not have, and its CubaLIF import is a current-based neuron with multi-spike subtractive reset, so no
   spiking neuron sltsearch trains imports; only networks without spiking neurons do.
-* All three import through nirtorch 2.0.2, which passes a node's several inputs as several arguments
-  instead of summing them: ResNet shortcuts cannot be written for any of them.
+* ResNet shortcuts run in none of them: snnTorch imports through nirtorch 2.0.2's ``nir_to_torch``, which
+  passes a node's several inputs as several arguments instead of summing them; Sinabs and Rockpool import
+  through ``nirtorch.load``, which sums them but runs the nodes depth-first, so a block's neuron runs before
+  the conv on its shortcut (and reads that conv's output of the previous step).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Target:
     conv: bool  # reads Conv2d (1-D convolutions are written as Conv2d over a [C, 1, L] map)
     reset: str | None  # what its LIF does on a spike: "zero" or "subtract"; None: it reads no spiking neuron
     no_neuron_reason: str = ""
+    no_branch_reason: str = ""  # why a ResNet shortcut (two inputs into one neuron) does not run there
     exact: str = ""  # one line: where its simulation can differ from the ticket's
 
 
@@ -48,6 +51,8 @@ TARGETS: dict[str, Target] = {
         pool="avg",
         conv=True,
         reset="zero",
+        no_branch_reason="nirtorch 2.0's nir_to_torch, through which it imports, passes a node's two inputs as two "
+        "arguments instead of summing them",
         exact="same arithmetic up to float rounding (the BatchNorm and 1/tau folded into the weights)",
     ),
     "sinabs": Target(
@@ -56,6 +61,8 @@ TARGETS: dict[str, Target] = {
         pool="sum",
         conv=True,
         reset="subtract",
+        no_branch_reason="nirtorch.load, through which it imports, runs the nodes depth-first, so a block's neuron "
+        "runs before its shortcut's conv and reads that conv's output of the previous step",
         exact="same arithmetic up to float rounding, except that Sinabs fires several spikes in a step where "
         "the membrane reaches several thresholds (the ticket fires one and keeps the rest)",
     ),
@@ -65,6 +72,7 @@ TARGETS: dict[str, Target] = {
         pool=None,
         conv=False,
         reset=None,
+        no_branch_reason="it imports no convolution",
         no_neuron_reason="its nir.LIF import reads a field nir.LIF does not have (tau_mem) and its CubaLIF is a "
         "current-based neuron with multi-spike subtractive reset, so no sltsearch neuron imports",
         exact="exact up to float rounding (no spiking neurons)",
