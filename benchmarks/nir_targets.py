@@ -44,26 +44,30 @@ def _machine() -> str:
 
 
 def _row(space: str, run_dir: Path, target: str, work: Path) -> dict:
+    knee = sltsearch.select(run_dir, "knee")  # the ticket `export --select knee` takes
+    row = {
+        "space": space,
+        "target": target,
+        "ticket": knee["ticket_id"],
+        "recorded_acc": float(knee["val_accuracy"]),
+        "energy_uj": float(knee["energy_uj"]),
+        "sparsity": float(knee["sparsity"]),
+    }
     out = work / "exports" / f"{space}-{target}"
     try:
         result = sltsearch.export(run_dir, select="knee", format="nir", target=target, out=out, force=True)
     except UserError as err:
-        return {"space": space, "target": target, "imported": f"refused: {err}"}
+        return {**row, "imported": f"refused: {err}"}
+    assert result.ticket_id == row["ticket"], (result.ticket_id, row["ticket"])
     check = evaluate_in_consumer(result.path, target=target)
     val = next(s for s in check.splits if s.split == "val")
-    row = result.manifest["ticket"]
     return {
-        "space": space,
-        "target": target,
-        "ticket": result.ticket_id,
+        **row,
         "imported": "yes",
         "samples": val.samples,
         "agreement": val.argmax_agreement,
         "max_diff": val.max_readout_diff,
         "consumer_acc": val.consumer_accuracy,
-        "recorded_acc": row["val_accuracy"],
-        "energy_uj": row["energy_uj"],
-        "sparsity": row["sparsity"],
     }
 
 
@@ -74,13 +78,13 @@ def _table(rows: list[dict]) -> list[str]:
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        recorded = f"{100 * r['recorded_acc']:.2f}% | {r['energy_uj']:.4f} | {100 * r['sparsity']:.1f}%"
         if r["imported"] != "yes":
-            lines.append(f"| {r['space']} | {r['target']} | - | {r['imported']} | - | - | - | - | - | - |")
+            lines.append(f"| {r['space']} | {r['target']} | {r['ticket']} | {r['imported']} | - | - | - | {recorded} |")
             continue
         lines.append(
             f"| {r['space']} | {r['target']} | {r['ticket']} | yes | {100 * r['agreement']:.2f}% "
-            f"({r['samples']} samples) | {r['max_diff']:.3g} | {100 * r['consumer_acc']:.2f}% "
-            f"| {100 * r['recorded_acc']:.2f}% | {r['energy_uj']:.4f} | {100 * r['sparsity']:.1f}% |"
+            f"({r['samples']} samples) | {r['max_diff']:.3g} | {100 * r['consumer_acc']:.2f}% | {recorded} |"
         )
     return lines
 
