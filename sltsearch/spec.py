@@ -95,13 +95,21 @@ class DataSpec(_Strict):
 class NeuronSpec(_Strict):
     """Spiking neuron used throughout the model."""
 
-    type: Literal["lif", "plif", "if"] = "lif"
+    type: Literal["lif", "plif", "if", "lif_multi"] = Field(
+        "lif", description="lif_multi: a LIF that fires several spikes in a step, as Sinabs does (soft reset)"
+    )
     tau: float = Field(2.0, gt=1.0)
     v_threshold: float = Field(1.0, gt=0.0)
     v_reset: float | None = 0.0
     surrogate: Literal["atan", "sigmoid", "fast_sigmoid", "piecewise_quadratic"] = "atan"
     surrogate_alpha: float | None = Field(None, gt=0.0)
     detach_reset: bool = True
+
+    @model_validator(mode="after")
+    def _multi_spike_resets_by_subtraction(self) -> NeuronSpec:
+        if self.type == "lif_multi" and self.v_reset is not None:
+            raise ValueError("type lif_multi resets the membrane by subtraction: set v_reset: null")
+        return self
 
 
 class ModelSpec(_Strict):

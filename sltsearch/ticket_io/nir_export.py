@@ -16,8 +16,8 @@ The conventions of each target are in `sltsearch.ticket_io.nir_targets`. What ev
   over the ticket's T steps is sltsearch's prediction.
 
 Refused, each in one line that says what would export: max pooling, spike-spike attention (Spikformer), ResNet
-shortcuts (`Target.no_branch_reason`), a reset the target does not compute, IF neurons (snnTorch reads nir.IF
-as a leaky neuron, Sinabs clips it), rate or learned encoders and event frames.
+shortcuts (`Target.no_branch_reason`), a reset or a number of spikes per step the target does not compute, IF
+neurons (snnTorch reads nir.IF as a leaky neuron, Sinabs clips it), rate or learned encoders and event frames.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from spikingjelly.activation_based import layer, neuron
 from torch import nn
 
 from sltsearch.errors import UserError
+from sltsearch.models.multispike import MultiSpikeLIFNode
 from sltsearch.ticket_io.nir_targets import DEPLOYABLE_SPACE, DT_S, Target, target_rules
 
 _NEURONS = (neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode)
@@ -55,10 +56,10 @@ def _require_nir() -> Any:
 def what_exports(target: Target) -> str:
     """The half of a refusal that says what would export to ``target``."""
     if target.name in DEPLOYABLE_SPACE:
-        reset = "v_reset: 0.0" if target.reset == "zero" else "v_reset: null"
+        neurons = "neuron type lif_multi with v_reset: null" if target.multi_spike else "LIF or PLIF, v_reset: 0.0"
         return (
             f"tickets of the bundled space '{DEPLOYABLE_SPACE[target.name]}' export to {target.name} (model.preset "
-            f"deployable: average pooling; LIF or PLIF neurons with {reset})"
+            f"deployable: average pooling; {neurons})"
         )
     return "only networks of Linear layers without spiking neurons export to rockpool; use --target snntorch or sinabs"
 
@@ -174,6 +175,10 @@ class _Writer:
             does = "resets the membrane to zero" if target.reset == "zero" else "resets the membrane by subtraction"
             have = {"subtract": "soft reset (v_reset: null)", "zero": "reset to 0", "other": f"reset to {mod.v_reset}"}
             raise _refuse(target, f"neuron {name} has {have[reset]}, but {target.consumer} {does}")
+        multi = isinstance(mod, MultiSpikeLIFNode)
+        if multi != target.multi_spike:
+            have, want = ("several spikes", "at most one") if multi else ("at most one spike", "several")
+            raise _refuse(target, f"neuron {name} fires {have} in a step, but {target.consumer}'s LIF fires {want}")
         last = self.last()
         if last is None or last[1].kind not in ("conv", "affine"):
             raise _refuse(target, f"neuron {name} is not driven by a conv or linear layer")

@@ -11,7 +11,8 @@ not guessed. Where they disagree a graph is written per target; `sltsearch.ticke
   parameters per neuron, as the NIR reference types them. Its nir.IF import is a leaky neuron (beta 0.9).
 * Sinabs: nodes Conv2d, SumPool2d, Flatten, Affine, LIF (no AvgPool2d). Its LIF is
   ``v = exp(-1 / tau) * v + input`` with tau counted in time steps, reset by subtraction, several spikes
-  per step when v reaches a multiple of the threshold (MultiSpike). The graph keeps the weights and writes
+  per step when v reaches a multiple of the threshold (MultiSpike), which sltsearch's neuron type
+  ``lif_multi`` computes (`sltsearch.models.multispike`). The graph keeps the weights and writes
   the threshold times tau (the membrane scaled by tau, so the input needs no gain); parameters must be one value per
   channel (shape [C, 1, 1]): it tests them with Python's ``any()``, which fails on per-neuron arrays.
 * Rockpool: Linear / Affine and neurons only. Its nir.LIF import reads ``tau_mem``, a field nir.LIF does
@@ -39,6 +40,7 @@ class Target:
     pool: str | None  # the pooling node it reads: "avg" (AvgPool2d), "sum" (SumPool2d) or None
     conv: bool  # reads Conv2d (1-D convolutions are written as Conv2d over a [C, 1, L] map)
     reset: str | None  # what its LIF does on a spike: "zero" or "subtract"; None: it reads no spiking neuron
+    multi_spike: bool  # its LIF fires floor(v / threshold) spikes in a step, not at most one
     no_neuron_reason: str = ""
     no_branch_reason: str = ""  # why a ResNet shortcut (two inputs into one neuron) does not run there
     exact: str = ""  # one line: where its simulation can differ from the ticket's
@@ -51,6 +53,7 @@ TARGETS: dict[str, Target] = {
         pool="avg",
         conv=True,
         reset="zero",
+        multi_spike=False,
         no_branch_reason="nirtorch 2.0's nir_to_torch, through which it imports, passes a node's two inputs as two "
         "arguments instead of summing them",
         exact="same arithmetic up to float rounding (the BatchNorm and 1/tau folded into the weights)",
@@ -61,10 +64,10 @@ TARGETS: dict[str, Target] = {
         pool="sum",
         conv=True,
         reset="subtract",
+        multi_spike=True,
         no_branch_reason="nirtorch.load, through which it imports, runs the nodes depth-first, so a block's neuron "
         "runs before its shortcut's conv and reads that conv's output of the previous step",
-        exact="same arithmetic up to float rounding, except that Sinabs fires several spikes in a step where "
-        "the membrane reaches several thresholds (the ticket fires one and keeps the rest)",
+        exact="same arithmetic up to float rounding (exp(-1/tau) for 1 - 1/tau, the threshold times tau)",
     ),
     "rockpool": Target(
         "rockpool",
@@ -72,6 +75,7 @@ TARGETS: dict[str, Target] = {
         pool=None,
         conv=False,
         reset=None,
+        multi_spike=False,
         no_branch_reason="it imports no convolution",
         no_neuron_reason="its nir.LIF import reads a field nir.LIF does not have (tau_mem) and its CubaLIF is a "
         "current-based neuron with multi-spike subtractive reset, so no sltsearch neuron imports",
