@@ -425,13 +425,15 @@ def export(
     data_root: str | Path | None = None,
     device: str | None = None,
     force: bool = False,
+    target: str | None = None,
 ) -> Any:
     """Export one ticket (``ticket`` id, or ``select`` = knee | max-accuracy | min-energy on validation
     metrics within ``min_accuracy`` / ``max_energy``) to ``out`` (default ``run_dir/exports/<ticket_id>``).
 
     Returns a `sltsearch.ticket_io.ExportResult` (``.path``, ``.ticket_id``, ``.manifest``). ``format="nir"``
-    adds ``ticket.nir`` (spiking CNN / VGG / ResNet). ``force`` replaces an earlier export in ``out`` (never a
-    run folder or any other folder or file).
+    adds ``ticket.nir`` for the consumer ``target`` (snntorch by default, sinabs, rockpool); a model the
+    target cannot express raises a `UserError` saying what would export. ``force`` replaces an earlier export in
+    ``out`` (never a run folder or any other folder or file).
     """
     from sltsearch.ticket_io import export_ticket
 
@@ -446,6 +448,7 @@ def export(
         data_root=data_root,
         device=device,
         overwrite=force,
+        target=target,
     )
 
 
@@ -460,11 +463,24 @@ def load_ticket(path: str | Path, device: str = "cpu", *, trust_code: bool = Fal
 
 
 def evaluate(
-    path: str | Path, *, data_root: str | Path | None = None, device: str | None = None, trust_code: bool = False
+    path: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    device: str | None = None,
+    trust_code: bool = False,
+    target: str | None = None,
 ) -> Any:
     """Re-measure an exported ticket from its folder alone (test + validation accuracy, energy) and compare
     with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``). ``trust_code``
-    as for `load_ticket`."""
+    as for `load_ticket`.
+
+    With ``target`` (snntorch | sinabs | rockpool), run the folder's ``ticket.nir`` in that consumer instead:
+    a `sltsearch.ticket_io.ConsumerEvaluation` (``.splits`` with recorded and consumer accuracy, argmax
+    agreement with sltsearch's model and the largest readout difference; ``.agreement_min``)."""
+    if target is not None:
+        from sltsearch.ticket_io import evaluate_in_consumer
+
+        return evaluate_in_consumer(path, target=target, data_root=data_root, trust_code=trust_code)
     from sltsearch.ticket_io import evaluate_ticket
 
     return evaluate_ticket(path, data_root=data_root, device=device, trust_code=trust_code)

@@ -513,8 +513,12 @@ def export_cmd(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="export folder (default: RUN_DIR/exports/<ticket_id>)")] = None,
     format: Annotated[  # noqa: A002 (the option is --format)
-        str, typer.Option("--format", help="safetensors, or nir (adds ticket.nir; spiking CNN/VGG/ResNet)")
+        str, typer.Option("--format", help="safetensors, or nir (adds ticket.nir for --target)")
     ] = "safetensors",
+    target: Annotated[
+        str | None,
+        typer.Option(help="with --format nir: the graph's consumer: snntorch (default) | sinabs | rockpool"),
+    ] = None,
     data_root: Annotated[
         Path | None, typer.Option(help="override data.root (where an on-disk dataset lives now)")
     ] = None,
@@ -537,6 +541,7 @@ def export_cmd(
         data_root=data_root,
         device=device,
         force=force,
+        target=target,
     )
     row = result.manifest["ticket"]
     how = result.manifest["source"]["selected_by"]
@@ -565,6 +570,29 @@ def _metric_cell(name: str, value: Any) -> str:
     return f"{value:,}"
 
 
+def _print_consumer_check(result: Any, folder: Path, strict: bool) -> None:
+    table = Table(
+        title=f"ticket {result.info.ticket_id} from {folder}: its ticket.nir run by {result.consumer}",
+        caption=f"{result.consumer}: {result.note}",
+    )
+    for col in ("split", "samples", "recorded acc", f"{result.target} acc", "sltsearch acc now", "same class",
+                "max readout diff"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for s in result.splits:
+        table.add_row(
+            s.split, str(s.samples), _metric_cell("val_accuracy", s.recorded_accuracy),
+            _metric_cell("val_accuracy", s.consumer_accuracy), _metric_cell("val_accuracy", s.sltsearch_accuracy),
+            f"{100 * s.argmax_agreement:.2f}%", f"{s.max_readout_diff:.3g}",
+        )
+    console.print(table)
+    if result.agreement_min == 1.0:
+        console.print(f"[green]{result.consumer} predicts the ticket's class on every sample[/]")
+    else:
+        console.print(f"[yellow]{result.consumer} predicts another class on some samples (see 'same class')[/]")
+        if strict:
+            raise typer.Exit(1)
+
+
 @app.command("evaluate")
 @_user_errors
 def evaluate_cmd(
@@ -580,10 +608,20 @@ def evaluate_cmd(
             "--trust-code", help="build a ticket of a user's network (model.name an import path): runs that module"
         ),
     ] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(help="re-run the folder's ticket.nir in this consumer instead: snntorch | sinabs | rockpool"),
+    ] = None,
 ) -> None:
-    """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy."""
+    """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy;
+    with --target, run its NIR graph in that consumer and compare its accuracy with the recorded one."""
     from sltsearch import api as python_api
 
+    if target is not None:
+        _print_consumer_check(
+            python_api.evaluate(folder, data_root=data_root, target=target, trust_code=trust_code), folder, strict
+        )
+        return
     result = python_api.evaluate(folder, data_root=data_root, device=device, trust_code=trust_code)
     table = Table(
         title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",

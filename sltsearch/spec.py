@@ -112,13 +112,21 @@ class DataSpec(_Strict):
 class NeuronSpec(_Strict):
     """Spiking neuron used throughout the model."""
 
-    type: Annotated[Literal["lif", "plif", "if"], DENSE] = "lif"
+    type: Annotated[Literal["lif", "plif", "if", "lif_multi"], DENSE] = Field(
+        "lif", description="lif_multi: a LIF that fires several spikes in a step, as Sinabs does (soft reset)"
+    )
     tau: Annotated[float, DENSE] = Field(2.0, gt=1.0)
     v_threshold: Annotated[float, DENSE] = Field(1.0, gt=0.0)
     v_reset: Annotated[float | None, DENSE] = 0.0
     surrogate: Annotated[Literal["atan", "sigmoid", "fast_sigmoid", "piecewise_quadratic"], DENSE] = "atan"
     surrogate_alpha: Annotated[float | None, DENSE] = Field(None, gt=0.0)
     detach_reset: Annotated[bool, DENSE] = True
+
+    @model_validator(mode="after")
+    def _multi_spike_resets_by_subtraction(self) -> NeuronSpec:
+        if self.type == "lif_multi" and self.v_reset is not None:
+            raise ValueError("type lif_multi resets the membrane by subtraction: set v_reset: null")
+        return self
 
 
 class ModelSpec(_Strict):

@@ -94,3 +94,18 @@ def test_digits_default_recipe_reaches_95(name: str) -> None:
     model = build_model(spec.model, data.input_shape, data.num_classes)
     fit(model, make_loader(data.train, 32, True, 0), make_loader(data.val, 512, False), spec.train, torch.device("cpu"))
     assert evaluate(model, make_loader(data.test, 512, False), torch.device("cpu")) >= 0.95
+
+
+@pytest.mark.parametrize("name", ["spiking_cnn", "spiking_vgg"])
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 40)])
+def test_deployable_presets_pool_by_average_and_the_pool_option_is_checked(name: str, shape: tuple[int, ...]) -> None:
+    from torch import nn
+
+    model = _model(name, "deployable", shape)
+    pools = [m for m in model.modules() if isinstance(m, nn.AvgPool1d | nn.AvgPool2d | nn.MaxPool1d | nn.MaxPool2d)]
+    assert len(pools) == 2 and all(isinstance(m, nn.AvgPool1d | nn.AvgPool2d) for m in pools)
+    assert model(torch.rand(2, *shape)).shape == (2, 10)
+    tiny = _model(name, "tiny", shape)
+    assert any(isinstance(m, nn.MaxPool1d | nn.MaxPool2d) for m in tiny.modules())  # max stays the default
+    with pytest.raises(SpecError, match="model.options.pool: 'min' not allowed; allowed: max, avg"):
+        _model(name, "tiny", shape, options={"pool": "min"})

@@ -1,4 +1,8 @@
-"""A small spiking CNN (conv-BN-LIF blocks, max pooling, linear readout) for 8x8 or 1-D inputs."""
+"""A small spiking CNN (conv-BN-LIF blocks, max pooling, linear readout) for 8x8 or 1-D inputs.
+
+The ``deployable`` preset is ``tiny`` with average pooling: the layers every NIR consumer imports
+(`sltsearch.ticket_io.nir_targets`); max pooling of spikes has no node in any of them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"channels": [32, 64], "hidden": 0},
     "small": {"channels": [64, 128], "hidden": 128},
     "base": {"channels": [64, 128, 256], "hidden": 256},
+    "deployable": {"channels": [32, 64], "hidden": 0, "pool": "avg"},
 }
 
 
@@ -23,13 +28,13 @@ def build_spiking_cnn(
     options: dict[str, Any],
 ) -> nn.Module:
     """Multi-step body: [T, B, C, *spatial] -> [T, B, num_classes]. Works for 2-D images and 1-D signals."""
-    unknown = set(options) - {"channels", "hidden"}
+    unknown = set(options) - {"channels", "hidden", "pool"}
     if unknown:
-        raise ValueError(f"model.options: unknown key(s) {sorted(unknown)}; allowed: channels, hidden")
+        raise ValueError(f"model.options: unknown key(s) {sorted(unknown)}; allowed: channels, hidden, pool")
     channels: list[int] = list(options["channels"])
     hidden: int = int(options.get("hidden", 0))
     kinds = spatial_layers(input_shape, "spiking_cnn")
-    conv, bn, pool = kinds.conv, kinds.bn, kinds.max_pool
+    conv, bn, pool = kinds.conv, kinds.bn, kinds.pool(options.get("pool", "max"))
 
     blocks: list[nn.Module] = []
     in_ch = input_shape[0]

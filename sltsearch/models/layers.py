@@ -18,11 +18,19 @@ class SpatialLayers:
     bn: type
     # max-pooling keeps spikes binary, so the next layer stays accumulate-only
     max_pool: type
+    # average pooling: what NIR consumers import (AvgPool2d, or SumPool2d with the next weights scaled)
+    avg_pool: type
+
+    def pool(self, kind: str) -> type:
+        """The pooling class of ``model.options.pool`` (max | avg)."""
+        if kind not in ("max", "avg"):
+            raise ValueError(f"model.options.pool: '{kind}' not allowed; allowed: max, avg")
+        return self.max_pool if kind == "max" else self.avg_pool
 
 
 _BY_NDIM = {
-    1: SpatialLayers(1, layer.Conv1d, layer.BatchNorm1d, layer.MaxPool1d),
-    2: SpatialLayers(2, layer.Conv2d, layer.BatchNorm2d, layer.MaxPool2d),
+    1: SpatialLayers(1, layer.Conv1d, layer.BatchNorm1d, layer.MaxPool1d, layer.AvgPool1d),
+    2: SpatialLayers(2, layer.Conv2d, layer.BatchNorm2d, layer.MaxPool2d, layer.AvgPool2d),
 }
 
 

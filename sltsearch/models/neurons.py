@@ -9,6 +9,7 @@ from spikingjelly.activation_based import surrogate
 from torch import nn
 
 from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode, FusedParametricLIFNode
+from sltsearch.models.multispike import MultiSpikeLIFNode
 
 _SURROGATES: dict[str, Callable[..., Any]] = {
     "atan": surrogate.ATan,
@@ -21,7 +22,8 @@ _SURROGATES: dict[str, Callable[..., Any]] = {
 def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
     """A zero-argument constructor of the neuron named by ``spec`` (a `NeuronSpec`), in multi-step mode.
 
-    LIF, PLIF and IF are spikingjelly's nodes with a fused multi-step path on CPU (`fused_neurons`).
+    LIF, PLIF and IF are spikingjelly's nodes with a fused multi-step path on CPU (`fused_neurons`);
+    ``lif_multi`` is a soft-reset LIF that fires several spikes per step (`multispike`).
     """
     sg_cls = _SURROGATES[spec.surrogate]
     common = {
@@ -35,6 +37,9 @@ def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
         sg = sg_cls(alpha=spec.surrogate_alpha) if spec.surrogate_alpha else sg_cls()
         if spec.type == "lif":
             return FusedLIFNode(tau=spec.tau, surrogate_function=sg, **common)
+        if spec.type == "lif_multi":
+            return MultiSpikeLIFNode(tau=spec.tau, surrogate_function=sg, v_threshold=spec.v_threshold,
+                                     detach_reset=spec.detach_reset)
         if spec.type == "plif":
             return FusedParametricLIFNode(init_tau=spec.tau, surrogate_function=sg, **common)
         return FusedIFNode(surrogate_function=sg, **common)

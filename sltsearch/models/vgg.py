@@ -27,9 +27,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"layout": "tiny", "width": 1.0, "hidden": 0},
     "vgg11": {"layout": "vgg11", "width": 1.0, "hidden": 0},
     "vgg16": {"layout": "vgg16", "width": 1.0, "hidden": 0},
+    # tiny with average pooling: what every NIR consumer imports (max pooling of spikes has no NIR node)
+    "deployable": {"layout": "tiny", "width": 1.0, "hidden": 0, "pool": "avg"},
 }
 
-_OPTIONS = {"layout", "width", "hidden"}
+_OPTIONS = {"layout", "width", "hidden", "pool"}
 
 
 def _layout(value: Any) -> list[int | str]:
@@ -54,7 +56,8 @@ def build_spiking_vgg(
 
     Options: ``layout`` (a name in `LAYOUTS` or a list of channel counts and ``"M"`` for max pool),
     ``width`` (channel multiplier), ``hidden`` (0 = linear readout right after the features, else one
-    spiking FC layer of that size first). A pool is skipped once the map is smaller than 2.
+    spiking FC layer of that size first), ``pool`` (``max``, or ``avg`` for NIR export). A pool is skipped
+    once the map is smaller than 2.
     """
     unknown = set(options) - _OPTIONS
     if unknown:
@@ -65,7 +68,7 @@ def build_spiking_vgg(
         raise ValueError(f"model.options.width must be > 0, got {width}")
     hidden = int(options.get("hidden", 0))
     kinds = spatial_layers(input_shape, "spiking_vgg")
-    conv, bn, pool = kinds.conv, kinds.bn, kinds.max_pool
+    conv, bn, pool = kinds.conv, kinds.bn, kinds.pool(options.get("pool", "max"))
 
     blocks: list[nn.Module] = []
     in_ch = input_shape[0]

@@ -29,7 +29,10 @@ from sltsearch.ticket_io.source import plain_row, ticket_source
 
 FORMATS = ("safetensors", "nir")
 EXPORTS_DIR = "exports"
-_PACKAGES = ("sltsearch", "torch", "spikingjelly", "safetensors", "numpy", "pydantic", "optuna", "nir", "nirtorch")
+_PACKAGES = (
+    "sltsearch", "torch", "spikingjelly", "safetensors", "numpy", "pydantic", "optuna", "nir", "nirtorch",
+    "snntorch", "sinabs", "rockpool",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -94,26 +97,34 @@ def export_ticket(
     data_root: str | Path | None = None,
     device: str | None = None,
     overwrite: bool = False,
+    target: str | None = None,
 ) -> ExportResult:
-    """Export one ticket of ``run_dir`` to ``out`` (default ``run_dir/exports/<ticket_id>``)."""
+    """Export one ticket of ``run_dir`` to ``out`` (default ``run_dir/exports/<ticket_id>``); with
+    ``fmt="nir"``, ``ticket.nir`` is written for the NIR consumer ``target`` (default snntorch)."""
     if fmt not in FORMATS:
         raise UserError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
+    if target is not None and fmt != "nir":
+        raise UserError("--target applies to --format nir only")
     run_dir, _ = read_run(run_dir)
     frame = load_tickets(run_dir)
     ticket_id, selected_by = _choose(run_dir, frame, ticket, select_rule, min_accuracy, max_energy)
     source = ticket_source(run_dir, ticket_id, frame)  # a ticket_id of the table from here on
-    target = place.absolute(out) if out is not None else run_dir.absolute() / EXPORTS_DIR / ticket_id
-    place.check_target(target, overwrite, MANIFEST, FORMAT)  # before the work, so a refusal costs nothing
+    folder = place.absolute(out) if out is not None else run_dir.absolute() / EXPORTS_DIR / ticket_id
+    place.check_target(folder, overwrite, MANIFEST, FORMAT)  # before the work, so a refusal costs nothing
     spec = source.spec
     data: DataSplits = build_data(with_data_root(spec, data_root).data)
     io = model_io(spec, data)
     dev = resolve_device(device or spec.train.device)
     model = source.model(io, dev)
     extra = {}
+    nir_info = None
     if fmt == "nir":
         from sltsearch.ticket_io.nir_export import nir_writer
+        from sltsearch.ticket_io.nir_targets import target_rules
 
-        extra[NIR_FILE] = nir_writer(model, io)  # checked before anything is written
+        rules = target_rules(target)
+        extra[NIR_FILE] = nir_writer(model, io, rules.name)  # checked before anything is written
+        nir_info = {"target": rules.name, "consumer": rules.consumer, "agreement": rules.exact}
     measured = measure_ticket(model, spec, data, dev)
     row = plain_row(source.row)
     manifest: dict[str, Any] = {
@@ -139,5 +150,7 @@ def export_ticket(
         "versions": package_versions(),
         "formats": ["safetensors", *(["nir"] if fmt == "nir" else [])],
     }
-    path = write_folder(target, split_state(model.state_dict()), manifest, extra, overwrite=overwrite)
+    if nir_info is not None:
+        manifest["nir"] = nir_info
+    path = write_folder(folder, split_state(model.state_dict()), manifest, extra, overwrite=overwrite)
     return ExportResult(path=path, ticket_id=ticket_id, manifest=read_manifest(path))
