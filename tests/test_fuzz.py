@@ -373,11 +373,11 @@ def test_cli_exits_0_or_2_without_a_traceback(no_trials: Any) -> None:
 
 RUN_OPTIONS = {
     "pareto": ["--objectives", "--min-accuracy", "--csv", "--plot"],
-    "export": ["--ticket", "--select", "--min-accuracy", "--max-energy", "--out", "--format", "--force",
+    "export": ["--ticket", "--select", "--min-accuracy", "--max-energy", "--out", "--format", "--target", "--force",
                "--device", "--data-root"],  # fmt: skip
     "energy": ["--ticket", "--samples", "--model", "--nonbinary", "--real-inputs", "--first-layer", "--device",
                "--csv"],  # fmt: skip
-    "evaluate": ["--device", "--data-root", "--strict", "--trust-code"],
+    "evaluate": ["--device", "--data-root", "--strict", "--trust-code", "--target"],
 }
 RUN_FLAGS = {"--force", "--strict", "--trust-code"}
 COLUMNS = ["val_accuracy", "energy_uj", "storage_bits", "sparsity", "test_accuracy", "ticket_id", "status",
@@ -416,8 +416,8 @@ def results_command_lines(draw: st.DrawFn, run: Path, export: Path, scratch: Pat
             "--samples": NUMBERS_TEXT,
             "--ticket": st.sampled_from(["t0000r00", "t0000r01", "t9999r09", "../t0000r01", "", "t0000r01-x"]),
             "--select": st.sampled_from(["knee", "max-accuracy", "min-energy", "best", ""]),
-            # --format nir is left out until NIR export works with nir 1.0 (issue 22 rewrites it)
-            "--format": st.sampled_from(["safetensors", "onnx", ""]),
+            "--format": st.sampled_from(["safetensors", "nir", "onnx", ""]),
+            "--target": st.sampled_from(["snntorch", "sinabs", "rockpool", "lava", ""]),
             "--out": st.sampled_from(outputs),
             "--csv": st.sampled_from([str(scratch / "t.csv"), str(scratch / "afile.txt" / "t.csv"), str(run)]),
             "--plot": st.sampled_from([str(scratch / "p.png"), str(scratch / "p.html"), str(scratch / "p.pdf"),
