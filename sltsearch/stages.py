@@ -27,7 +27,7 @@ from sltsearch.energy.counter import EnergyReport
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
-from sltsearch.spec import Spec
+from sltsearch.spec import SPIKING_ONLY_PATHS, Spec, drop_paths
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
@@ -48,9 +48,12 @@ def dense_key(spec: Spec) -> str:
     train = spec.train.model_dump(mode="json", exclude={"device"})
     # new model fields enter the key only when set, so keys written before they existed stay valid
     unset = {name for name in ("version", "encoder_channels") if getattr(spec.model, name) is None}
+    model = spec.model.model_dump(mode="json", exclude=unset or None)
+    if spec.model.network == "ann":  # the twin runs once with ReLU: T and the spiking neuron's parameters are moot
+        model = drop_paths({"model": model}, SPIKING_ONLY_PATHS)["model"]
     parts = {
         "data": spec.data.model_dump(mode="json", exclude={"path"} if spec.data.path is None else None),
-        "model": spec.model.model_dump(mode="json", exclude=unset or None),
+        "model": model,
         "model_options": resolved_options(spec.model),
         "train": train,
         "seed": spec.seed,
@@ -214,7 +217,8 @@ def measure(
         kind=kind,
         params=dict(params),
         seed=spec.seed,
-        time_steps=spec.model.time_steps,
+        time_steps=spec.model.inference_steps,
+        network=spec.model.network,
         best_epoch=best_epoch,
         epochs_trained=epochs,
         wall_time_s=time.perf_counter() - started,
@@ -283,9 +287,12 @@ def emit(ticket: Ticket, tickets: list[Ticket], ctx: TrialContext) -> None:
 
 
 def search_spec(tspec: Spec) -> Spec:
-    """The spec masks are searched under: model.time_steps = T_search for early-time tickets."""
+    """The spec masks are searched under: model.time_steps = T_search for early-time tickets.
+
+    The ANN twin has no time steps to shorten: its masks are searched as in plain IMP (time_steps_search is
+    ignored)."""
     ts = tspec.tickets.time_steps_search
-    if ts is None or ts == tspec.model.time_steps:
+    if ts is None or ts == tspec.model.time_steps or tspec.model.network == "ann":
         return tspec
     return tspec.model_copy(update={"model": tspec.model.model_copy(update={"time_steps": ts})})
 

@@ -214,6 +214,11 @@ def ticket_graph(model: nn.Module, io: dict[str, Any]) -> tuple[Any, dict[str, s
     """The NIR graph of a ticket's model and which NIR node holds which model layer's weights."""
     nir = _require_nir()
     family = io.get("family", getattr(model, "family", "?"))
+    if getattr(model, "network", "snn") == "ann":
+        raise NirUnsupported(
+            "NIR export: an ANN twin ticket (model.neuron.type: relu) has no NIR form (NIR describes spiking graphs "
+            "and has no ReLU node); export it as safetensors"
+        )
     if family == "spikformer" or hasattr(model.body, "patch_embed"):
         raise NirUnsupported(
             "NIR export: Spikformer tickets cannot be written as NIR (spiking self-attention multiplies two spike "
