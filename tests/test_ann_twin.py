@@ -269,3 +269,19 @@ def test_an_ann_ticket_exports_and_reloads_to_the_same_numbers(mixed_run: Path, 
     with pytest.raises(UserError, match="ANN twin ticket .* has no NIR form"):
         sltsearch.export(mixed_run, ticket=ticket, out=tmp_path / "nir", format="nir")
     assert not (tmp_path / "nir").exists()
+
+
+def test_rungs_and_front_table_follow_the_network() -> None:
+    from sltsearch.cli import front_table
+    from sltsearch.search.early_stop import last_rung
+
+    spec = parse_spec(tiny_spec_dict(tickets={"rounds": 3, "time_steps_search": 1}))
+    assert last_rung(spec, {}) == 0  # early-time search rounds are no rungs
+    assert last_rung(spec, {"model.neuron.type": "relu"}) == 3  # the twin ignores time_steps_search: IMP rounds
+    rows = pd.DataFrame({"ticket_id": ["t0000r00", "t0001r00"], "network": ["snn", "snn"], "sparsity": [0.0, 0.0],
+                         "val_accuracy": [0.9, 0.8], "energy_uj": [1.0, 0.5], "param_model.neuron.type": ["lif"] * 2})
+    objectives = {"val_accuracy": "maximize", "energy_uj": "minimize"}
+    headers = [c.header for c in front_table(rows, objectives, "t").columns]
+    assert "net" not in headers and "model.neuron.type" in headers  # a spiking run looks as before
+    headers = [c.header for c in front_table(rows.assign(network=["snn", "ann"]), objectives, "t").columns]
+    assert "net" in headers and "model.neuron.type" not in headers  # the net column says it
