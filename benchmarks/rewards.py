@@ -116,7 +116,9 @@ def spec_for(task: Task, net: Network, seed: int, args: argparse.Namespace, real
     )
 
 
-def run_one(task: Task, net: Network, seed: int, args: argparse.Namespace, cache: StageCache) -> list[dict]:
+def run_one(
+    task: Task, net: Network, seed: int, args: argparse.Namespace, cache: StageCache, trained: list[int]
+) -> list[dict]:
     """The dense ticket and the five IMP rounds of one trial, with the energy also under ``real_inputs:
     nonzero`` (the stages are cached by then: only the measurement runs again)."""
     rows = []
@@ -127,6 +129,7 @@ def run_one(task: Task, net: Network, seed: int, args: argparse.Namespace, cache
     for t in main:
         if t.kind in ("dense", "imp"):
             rows.append(_row(task, net, seed, t, nonzero[t.round]))
+            trained[0 if t.cached else 1] += 1
     print(f"{task.name} {net.name} seed {seed}: {time.perf_counter() - t0:.0f} s "
           f"(dense test {100 * rows[0]['test']:.1f} %)", flush=True)
     return rows
@@ -199,6 +202,14 @@ def verdict(rows: list[dict], task: Task, other: str = "ann") -> tuple[bool, lis
             f" ± {100 * spread:.1f} pt, {'beyond' if beyond else 'within'} its seed spread)"
         )
     return held, notes
+
+
+def _pt(drops_: list[float]) -> str:
+    """The mean of per-task drops in points, one decimal, never "-0.0"."""
+    if not drops_:
+        return "nan"
+    text = f"{100 * statistics.mean(drops_):.1f}"
+    return "0.0" if text == "-0.0" else text
 
 
 def task_table(rows: list[dict], task: Task) -> list[str]:
@@ -288,7 +299,9 @@ def command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def write(rows: list[dict], args: argparse.Namespace, elapsed: float, loads: list[str], path: Path) -> None:
+def write(
+    rows: list[dict], args: argparse.Namespace, elapsed: float, loads: list[str], trained: list[int], path: Path
+) -> None:
     tasks = [TASKS[name] for name in args.tasks]
     lines = [
         "# Sparse rewards: spiking lottery tickets vs the ANN twin's (issue 23)",
@@ -327,7 +340,8 @@ def write(rows: list[dict], args: argparse.Namespace, elapsed: float, loads: lis
         "",
         f"Command: `{command(args)}` (niced). Machine: {platform.node()}, {platform.machine()}, torch "
         f"{torch.__version__}, {torch.get_num_threads()} torch thread(s), 2 cores shared with other jobs; git "
-        f"{_git()}. Wall time {elapsed / 60:.1f} min (accuracy benchmark; times are not the point). "
+        f"{_git()}. Wall time of this invocation {elapsed / 60:.1f} min, training {trained[1]} of {sum(trained)} "
+        f"stages (the rest loaded from the stage cache; an accuracy benchmark: times are not the point). "
         f"Machine load: {'; '.join(loads)}.",
     ]
     verdicts: dict[int, list[bool]] = {1: [], 2: []}
@@ -344,7 +358,6 @@ def write(rows: list[dict], args: argparse.Namespace, elapsed: float, loads: lis
             soft_held, soft_notes = verdict(rows, task, "ann-softmax")
             lines.append(f"Against the softmax-attention twin: {'held' if soft_held else 'not held'}:")
             lines += [f"- {n}" for n in soft_notes]
-    lines += ["", "## Findings", "", "FINDINGS", ""]
     r90 = LEVELS.index(0.9)
     cnn = [t for t in tasks if t.reward == 1 and _by(rows, task=t.name)]
     d_snn = [statistics.mean(drops(rows, t.name, "snn", r90)) for t in cnn if drops(rows, t.name, "snn", r90)]
@@ -352,18 +365,17 @@ def write(rows: list[dict], args: argparse.Namespace, elapsed: float, loads: lis
     ratios = {t.name: statistics.mean(energy_ratios(rows, t.name, "snn", r90)) for t in tasks
               if energy_ratios(rows, t.name, "snn", r90)}
     if ratios:
-        lines.append("SNN ticket at 90 % / ANN dense energy: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
-                     + f"; mean {statistics.mean(ratios.values()):.3f}.")
-        lines.append("")
+        lines += ["", "SNN ticket at 90 % / ANN dense energy: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
+                  + f"; mean {statistics.mean(ratios.values()):.3f}."]
+    lines += ["", "## Findings", "", "FINDINGS", ""]
 
     def word(flags: list[bool]) -> str:
         return "held" if flags and all(flags) else "not held"
 
     summary = (
-        f"Summary: reward1 {word(verdicts[1])} (drop at 90 %: snn "
-        f"{100 * statistics.mean(d_snn) if d_snn else float('nan'):.1f} pt, ann "
-        f"{100 * statistics.mean(d_ann) if d_ann else float('nan'):.1f} pt); reward2 {word(verdicts[2])}; "
-        f"snn/ann energy at 90 % {statistics.mean(ratios.values()) if ratios else float('nan'):.3f}"
+        f"Summary: reward1 {word(verdicts[1])} (drop at 90 %: snn {_pt(d_snn)} pt, ann {_pt(d_ann)} pt); "
+        f"reward2 {word(verdicts[2])}; snn/ann energy at 90 % "
+        f"{statistics.mean(ratios.values()) if ratios else float('nan'):.3f}"
     )
     lines += ["## Per seed", "", "| task | network | seed | round | sparsity | val % | test % | energy µJ | "
               "energy µJ (nonzero) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -372,7 +384,7 @@ def write(rows: list[dict], args: argparse.Namespace, elapsed: float, loads: lis
                      f"{100 * r['val']:.1f} | {100 * r['test']:.1f} | {r['energy']:.4f} | {r['energy_nonzero']:.4f} |")
     lines += ["", summary]
     old = path.read_text() if path.exists() else ""
-    findings = old.split("## Findings\n\n", 1)[1].split("\n\n", 1)[0] if "## Findings\n\n" in old else ""
+    findings = old.split("## Findings\n\n", 1)[1].split("\n\n## Per seed", 1)[0] if "## Findings\n\n" in old else ""
     keep = findings if findings and findings != "FINDINGS" else "(to be written)"
     path.write_text("\n".join(lines).replace("FINDINGS", keep, 1) + "\n")
 
@@ -393,14 +405,15 @@ def main() -> None:
     loads = [f"at start {_load()}"]
     t0 = time.perf_counter()
     rows: list[dict] = []
+    trained = [0, 0]  # stages (dense + rounds) loaded from the cache, trained now
     for name in args.tasks:
         task = TASKS[name]
         for seed in args.seeds:
             for net in task.networks:
-                rows += run_one(task, net, seed, args, cache)
+                rows += run_one(task, net, seed, args, cache, trained)
         loads.append(f"after {name} {_load()}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write(rows, args, time.perf_counter() - t0, loads, args.out)
+    write(rows, args, time.perf_counter() - t0, loads, trained, args.out)
     plot(rows, [TASKS[name] for name in args.tasks], args.out.with_suffix(".png"))
     print(args.out.read_text().rstrip().splitlines()[-1])
 
