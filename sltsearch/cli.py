@@ -66,6 +66,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 # column -> short header, so a front fits an 80-column terminal
 FRONT_COLUMNS = {
     "ticket_id": "ticket",
+    "network": "net",  # snn | ann (the ANN twin), shown when a run holds ANN tickets
     "sparsity": "sparsity",
     "time_steps": "T",
     "val_accuracy": "val acc",
@@ -90,6 +91,11 @@ FRONT_COLUMNS = {
 }
 
 
+def _rate_label(network: str) -> str:
+    """What a report's ``firing_rate`` is: spikes per neuron per step, or the ANN twin's activation density."""
+    return "ANN twin, every synaptic op a MAC | activation density" if network == "ann" else "firing rate"
+
+
 def _fmt(column: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
@@ -104,7 +110,16 @@ def _fmt(column: str, value: Any) -> str:
     return str(value)
 
 
-def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> Table:
+def has_ann(frame: pd.DataFrame) -> bool:
+    """The table holds ANN twin tickets (its ``network`` column says ``ann`` somewhere)."""
+    return "network" in frame.columns and bool((frame["network"] == "ann").any())
+
+
+def front_table(
+    front: pd.DataFrame, objectives: dict[str, str], title: str, networks: bool | None = None
+) -> Table:
+    """The front (or any ticket rows) as a table; ``networks``: show the snn/ann column (default: when ``front``
+    has ANN tickets)."""
     params = [c for c in front.columns if c.startswith("param_")]
     table = Table(
         title=title,
@@ -116,8 +131,11 @@ def front_table(front: pd.DataFrame, objectives: dict[str, str], title: str) -> 
     shown = [c for c in FRONT_COLUMNS if c in front.columns]
     if "first_layer_once" in shown and not front["first_layer_once"].fillna(False).astype(bool).any():
         shown.remove("first_layer_once")  # only a front with tickets that assume it gets the column
+    if "network" in shown and not (has_ann(front) if networks is None else networks):
+        shown.remove("network")  # a purely spiking run shows no snn/ann column
     columns = shown + [c for c in objectives if c in front.columns and c not in shown]
-    columns += [p for p in params if p not in FRONT_COLUMNS and p != "param_time_steps"]
+    hidden = {"param_time_steps"} | ({"param_model.neuron.type"} if "network" in shown else set())  # T, net say it
+    columns += [p for p in params if p not in FRONT_COLUMNS and p not in hidden]
     cells = [[_fmt(c, row[c]) for c in columns] for _, row in front.iterrows()]
     for i, col in enumerate(columns):
         style = "bold" if col in objectives else None
@@ -263,6 +281,7 @@ def run(
             objectives,
             f"Pareto front: {len(result.front)} of {n_tickets} tickets, {n_trials} trials "
             f"(seed {result.spec.seed})",
+            networks=has_ann(frame),
         )
     )
     console.print(
@@ -329,12 +348,16 @@ def pareto(
     if csv is not None:
         _write_csv(front, csv)
     tickets = unique_tickets(ok_rows(frame))
+    networks = has_ann(tickets)
     console.print(
-        front_table(front, chosen, f"Pareto front of {run_dir}: {len(front)} of {len(tickets)} tickets")
+        front_table(
+            front, chosen, f"Pareto front of {run_dir}: {len(front)} of {len(tickets)} tickets", networks=networks
+        )
     )
     dense = tickets[tickets["kind"] == "dense"] if "kind" in tickets.columns else tickets.iloc[0:0]
     if not dense.empty:
-        reference = front_table(dense, chosen, "dense networks (reference, one per T)")
+        per = "one per T and network" if networks else "one per T"
+        reference = front_table(dense, chosen, f"dense networks (reference, {per})", networks=networks)
         reference.caption = None
         console.print(reference)
     if plot is not None:
@@ -471,7 +494,7 @@ def energy(
         caption=(
             f"{rep.energy_uj:.4f} uJ ({rep.model}: compute {rep.compute_uj:.4f}, memory {rep.memory_uj:.4f}) | "
             f"MACs {rep.macs:,.0f} x {rep.e_mac_pj} pJ, ACs {rep.acs:,.0f} + binary {rep.binary_ops:,.0f} "
-            f"x {rep.e_ac_pj} pJ | firing rate {rep.firing_rate:.4f} | T={rep.time_steps}, "
+            f"x {rep.e_ac_pj} pJ | {_rate_label(rep.network)} {rep.firing_rate:.4f} | T={rep.time_steps}, "
             f"encoder {rep.encoder or '?'}, encoding layer {rep.encoding_energy_uj:.4f} uJ"
             f"{' (counted once)' if rep.first_layer_once else ''}, real inputs: {rep.real_inputs} | "
             f"{rep.samples} val samples | params {rep.params:,} ({rep.nonzero_params:,} non-zero), "

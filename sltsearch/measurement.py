@@ -1,6 +1,6 @@
 """A stage's measurement (accuracy, energy, sparsity), kept with the stage so a cache hit never evaluates again.
 
-A ticket row has two parts. What the trial decides (trial number, round, kind, params, seed, T, best epoch,
+A ticket row has two parts. What the trial decides (trial number, round, kind, params, seed, T, network, best epoch,
 epochs trained, wall time, stage key, cached, status, node...: `TRIAL_FIELDS`) is filled in by the trial every
 time. Everything else (`MEASURED_FIELDS`: validation and test accuracy, energy and op counts, firing rate,
 sparsity per level, storage bits, MultiSp and encoding-layer columns) depends only on the stage's weights and
@@ -44,6 +44,7 @@ TRIAL_FIELDS = frozenset(
         "params",
         "seed",
         "time_steps",
+        "network",
         "best_epoch",
         "epochs_trained",
         "wall_time_s",

@@ -160,9 +160,10 @@ def _build_model(spec: Spec, data: Any, checked: Checked) -> None:
             f"data {data.name} of shape {tuple(data.input_shape)}: {one_line(err, bare=(ValueError,))}"
         ) from None
     params = sum(p.numel() for p in net.parameters())
-    steps = checked.models.setdefault(f"model {model.name}/{model.preset}: {params:,} parameters", [])
-    if model.time_steps not in steps:
-        steps.append(model.time_steps)
+    twin = " (ANN twin)" if model.network == "ann" else ""
+    steps = checked.models.setdefault(f"model {model.name}/{model.preset}{twin}: {params:,} parameters", [])
+    if model.inference_steps not in steps:
+        steps.append(model.inference_steps)
 
 
 def with_python_inputs(spec: Spec, model: Callable[..., Any] | None, data: Sequence[Any] | None) -> Spec:

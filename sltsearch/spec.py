@@ -109,11 +109,29 @@ class DataSpec(_Strict):
     )
 
 
-class NeuronSpec(_Strict):
-    """Spiking neuron used throughout the model."""
+# neuron types that make the model the ANN twin of its spiking network (sltsearch/models/twin.py)
+ANN_ACTIVATIONS = ("relu",)
+# spec paths that only shape a spiking network: the ANN twin runs once with ReLU, so these neither change it nor
+# enter its stage keys (`sltsearch.stages.dense_key`), and the ticket table blanks them on its rows
+SPIKING_ONLY_PATHS = (
+    "model.time_steps",
+    "model.neuron.tau",
+    "model.neuron.v_threshold",
+    "model.neuron.v_reset",
+    "model.neuron.surrogate",
+    "model.neuron.surrogate_alpha",
+    "model.neuron.detach_reset",
+    "tickets.time_steps_search",
+)
 
-    type: Annotated[Literal["lif", "plif", "if", "lif_multi"], DENSE] = Field(
-        "lif", description="lif_multi: a LIF that fires several spikes in a step, as Sinabs does (soft reset)"
+
+class NeuronSpec(_Strict):
+    """Spiking neuron used throughout the model, or ``relu``: the same network as an ANN (its twin)."""
+
+    type: Annotated[Literal["lif", "plif", "if", "lif_multi", "relu"], DENSE] = Field(
+        "lif",
+        description="lif | plif | if: spiking neurons; lif_multi: a LIF that fires several spikes in a step, as "
+        "Sinabs does (soft reset); relu: the ANN twin (every neuron a ReLU, run once, no time steps)",
     )
     tau: Annotated[float, DENSE] = Field(2.0, gt=1.0)
     v_threshold: Annotated[float, DENSE] = Field(1.0, gt=0.0)
@@ -150,6 +168,25 @@ class ModelSpec(_Strict):
     encoder_channels: Annotated[int | None, _NEW_DENSE] = Field(
         None, ge=1, le=4096, description="learned encoder: output channels (default 16)"
     )
+
+    @property
+    def network(self) -> Literal["snn", "ann"]:
+        """``ann`` for the ANN twin (``neuron.type: relu``), else ``snn``; the ticket table's ``network`` column."""
+        return "ann" if self.neuron.type in ANN_ACTIVATIONS else "snn"
+
+    @property
+    def inference_steps(self) -> int:
+        """The time steps one inference runs: ``time_steps``, or 1 for the ANN twin (it runs once)."""
+        return 1 if self.network == "ann" else self.time_steps
+
+    @model_validator(mode="after")
+    def _ann_input(self) -> ModelSpec:
+        if self.network == "ann" and self.encoder == "rate":
+            raise ValueError(
+                f"neuron.type {self.neuron.type} (the ANN twin) takes the real-valued input once; rate encoding "
+                "draws spikes for a spiking network: use encoder direct (or learned)"
+            )
+        return self
 
 
 class TrainSpec(_Strict):
@@ -643,6 +680,20 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         out[head] = _set_path(child if isinstance(child, dict) else {}, rest, value)
     else:
         out[head] = value
+    return out
+
+
+def drop_paths(data: dict[str, Any], paths: typing.Iterable[str]) -> dict[str, Any]:
+    """A copy of ``data`` without the dotted ``paths`` (absent ones are ignored); ``data`` is not mutated."""
+    out = dict(data)
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if head not in out:
+            continue
+        if not rest:
+            del out[head]
+        elif isinstance(out[head], dict):
+            out[head] = drop_paths(out[head], [rest])
     return out
 
 

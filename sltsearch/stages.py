@@ -31,7 +31,7 @@ from sltsearch.keys import Stage, content_key
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
-from sltsearch.spec import Spec
+from sltsearch.spec import SPIKING_ONLY_PATHS, Spec, drop_paths
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
@@ -52,10 +52,13 @@ from sltsearch.trial_context import TrialContext, TrialSetup
 def dense_key(spec: Spec) -> str:
     """The dense run's key: every field declared ``DENSE`` (`sltsearch.keys`), the sizes the model resolves to,
     and users' code and data (their hashes, `sltsearch.provenance`; absent for built-ins, so those keys stay
-    as they were). Early-time tickets train the dense run at ``tickets.time_steps_search``: that is its T."""
+    as they were). Early-time tickets train the dense run at ``tickets.time_steps_search``: that is its T. The
+    ANN twin runs once with ReLU: T and the spiking neuron's parameters are moot and leave its key."""
     t_search = spec.tickets.time_steps_search
     steps = t_search if t_search is not None else spec.model.time_steps
     parts = keys.stage_parts(spec, Stage.DENSE, {"time_steps": lambda: {"model.time_steps": steps}})
+    if spec.model.network == "ann":
+        parts = drop_paths(parts, SPIKING_ONLY_PATHS)
     return content_key({**parts, "model_options": resolved_options(spec.model), **provenance.stage_inputs(spec)})
 
 
@@ -221,7 +224,8 @@ def measure(
         kind=kind,
         params=dict(params),
         seed=spec.seed,
-        time_steps=spec.model.time_steps,
+        time_steps=spec.model.inference_steps,
+        network=spec.model.network,
         best_epoch=best_epoch,
         epochs_trained=epochs,
         wall_time_s=time.perf_counter() - started,
@@ -299,9 +303,12 @@ def emit(ticket: Ticket, tickets: list[Ticket], ctx: TrialContext) -> None:
 
 
 def search_spec(tspec: Spec) -> Spec:
-    """The spec masks are searched under: model.time_steps = T_search for early-time tickets."""
+    """The spec masks are searched under: model.time_steps = T_search for early-time tickets.
+
+    The ANN twin has no time steps to shorten: its masks are searched as in plain IMP (time_steps_search is
+    ignored)."""
     ts = tspec.tickets.time_steps_search
-    if ts is None or ts == tspec.model.time_steps:
+    if ts is None or ts == tspec.model.time_steps or tspec.model.network == "ann":
         return tspec
     return tspec.model_copy(update={"model": tspec.model.model_copy(update={"time_steps": ts})})
 

@@ -29,6 +29,15 @@ docs/energy.md for the full statement):
   MACs = pairs (``nonbinary: ac_weighted`` with an integer operand: ACs = sum of |integer| over pairs).
 * Neuron updates (``count_neuron_updates``): one update per neuron per time step, E_NEURON each
   (default 4.6 pJ = one multiply-add for leak + integrate; threshold compare and reset not counted).
+* ANN twin (``model.network == "ann"``, `sltsearch.models.twin`; T = 1): every synaptic operation is a MAC.
+  A Conv/Linear input is ``real`` whatever its values (ReLU outputs), except when every measured input is
+  binary and some are non-zero (MultiSp's binary ConvPEP activations: ACs, as in the SNN); binarized weights
+  go to ``binary_ops`` as above. Real inputs follow ``real_inputs``: ``all`` (default) = dense MACs, every
+  input position times the surviving weights (the usual ANN energy: FLOPs x E_MAC, lowered by pruning only);
+  ``nonzero`` = MACs at non-zero activations only (the activation-sparsity variant). An attention product of
+  two real operands is MACs at every pair (``all``) or at the non-zero pairs (``nonzero``); softmax is not
+  counted. The ReLUs cost nothing (like a threshold compare, never a neuron update) and their output density
+  (non-zero outputs / outputs) is the twin's ``firing_rate``.
 * First layer: with ``first_layer: once`` the encoding layer's ops are divided by T when its input is
   real and identical at every time step in every batch (direct encoding: the result can be computed once
   and reused). A learned encoder (``model.encoder: learned``) runs its conv once per sample by construction
@@ -49,9 +58,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sltsearch.models.ops import SpikeMatmul
+from sltsearch.models.twin import ReLUActivation
 
 _CONV = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
 _WEIGHTED = tuple(_CONV) + (nn.Linear,)
+# what the counter treats as a network's neurons: spiking nodes, and the ANN twin's ReLUs (density only)
+_NEURONS = (BaseNode, ReLUActivation)
 VALUE_BITS = 32  # fp32 weights
 BINARY_VALUE_BITS = 1
 ROW_POINTER_BITS = 32
@@ -134,6 +146,7 @@ class EnergyReport:
     first_layer_once: bool = False  # its count was divided by T (first_layer: once applied)
     encoder: str | None = None  # the model's encoder kind, when it names one
     real_inputs: str = "all"
+    network: str = "snn"  # snn | ann (the ANN twin: every synaptic op a MAC, firing_rate = activation density)
 
     def table(self) -> list[dict[str, Any]]:
         total = sum(layer.energy_pj for layer in self.layers) or 1.0
@@ -341,8 +354,8 @@ def measure_energy(
     layers: dict[str, nn.Module] = {}
     counts: dict[str, LayerCount] = {}
     for name, mod in model.named_modules():
-        if isinstance(mod, (*_WEIGHTED, SpikeMatmul, BaseNode)):
-            if any(name.startswith(p + ".") for p in layers if isinstance(layers[p], BaseNode)):
+        if isinstance(mod, (*_WEIGHTED, SpikeMatmul, *_NEURONS)):
+            if any(name.startswith(p + ".") for p in layers if isinstance(layers[p], _NEURONS)):
                 continue  # modules inside a neuron (surrogates) are not layers
             layers[name] = mod
             counts[name] = LayerCount(
@@ -420,7 +433,7 @@ def measure_energy(
         return hook
 
     for name, mod in layers.items():
-        if isinstance(mod, BaseNode):
+        if isinstance(mod, _NEURONS):
             handles.append(mod.register_forward_hook(neuron_hook(name)))
         elif isinstance(mod, SpikeMatmul):
             handles.append(mod.register_forward_hook(matmul_hook(name)))
@@ -462,11 +475,16 @@ def _options(constants: Any) -> dict[str, Any]:
     return {k: getattr(constants, k, d) if constants is not None else d for k, d in _DEFAULTS.items()}
 
 
-def _settle_weighted(c: LayerCount, is_encoding: bool, encoder: str | None, opts: dict[str, Any], steps: int) -> str:
+def _settle_weighted(
+    c: LayerCount, is_encoding: bool, encoder: str | None, opts: dict[str, Any], steps: int, ann: bool = False
+) -> str:
     """Decide a Conv/Linear layer's kind from all its inputs, keep that rule's count; returns the op type."""
     # by role: direct / learned encoding feeds real values, whatever a batch happens to hold
     real_by_role = is_encoding and encoder in REAL_ENCODERS
-    kind = "real" if real_by_role else _kind(c._binary, c._integer, is_encoding)
+    if ann:  # the ANN twin: real (MACs) unless binary by construction (MultiSp's binary activations)
+        kind = "spike" if c._binary and c._in_nonzero > 0 and not real_by_role else "real"
+    else:
+        kind = "real" if real_by_role else _kind(c._binary, c._integer, is_encoding)
     c.input_kind = kind
     if kind == "spike":
         ops, optype = c._ops_nz, "ac"
@@ -490,10 +508,13 @@ def _settle_weighted(c: LayerCount, is_encoding: bool, encoder: str | None, opts
     return optype
 
 
-def _settle_matmul(c: LayerCount, opts: dict[str, Any]) -> str:
-    ka, kb = _kind(c._binary, c._integer, False), _kind(c._binary_b, c._integer_b, False)
+def _settle_matmul(c: LayerCount, opts: dict[str, Any], ann: bool = False) -> str:
+    # the ANN twin's operands are real unless binary (never "integer"); see the module docstring
+    ka, kb = _kind(c._binary, c._integer and not ann, False), _kind(c._binary_b, c._integer_b and not ann, False)
     optype, which = _matmul_rule(ka, kb, opts["nonbinary"])
     c.ops = {"nz": c._ops_nz, "abs_a": c._ops_abs, "abs_b": c._ops_abs_b}[which]
+    if ann and optype == "mac" and opts["real_inputs"] == "all":
+        c.ops = c.dense_ops  # dense hardware multiplies every pair
     c.input_kind = ka if ka == kb else f"{ka}x{kb}"
     c.op_rate = c._in_nonzero / c._in_total if c._in_total else 0.0
     return optype
@@ -513,26 +534,28 @@ def _finish(
     n = max(samples, 1)
     e_mac, e_ac, e_neuron = opts["e_mac_pj"], opts["e_ac_pj"], opts["e_neuron_pj"]
     encoder = encoder_kind(model)
+    ann = getattr(model, "network", "snn") == "ann"
     spikes = neurons = 0.0
     out: list[LayerCount] = []
     for name, c in counts.items():
         mod = layers[name]
-        if isinstance(mod, BaseNode) and c._in_total == 0:
+        neuron = isinstance(mod, _NEURONS)
+        if neuron and c._in_total == 0:
             continue
-        if not isinstance(mod, BaseNode) and c._in_total == 0 and not isinstance(mod, _WEIGHTED):
+        if not neuron and c._in_total == 0 and not isinstance(mod, _WEIGHTED):
             continue
         c.firing_rate = c._in_nonzero / c._in_total if c._in_total else 0.0
-        if isinstance(mod, BaseNode):
+        if neuron:
             c.input_kind = "-"
             c.op_rate = c.firing_rate
         elif isinstance(mod, SpikeMatmul):
-            optype = _settle_matmul(c, opts)
+            optype = _settle_matmul(c, opts, ann)
         elif c._seen:
-            optype = _settle_weighted(c, name == encoding, encoder, opts, time_steps)
+            optype = _settle_weighted(c, name == encoding, encoder, opts, time_steps, ann)
         else:
             c.input_kind = "-"  # never ran (e.g. a branch not taken): storage only
             optype = "mac"
-        if not isinstance(mod, BaseNode):
+        if not neuron:
             if c.binary_weights:
                 c.binary_ops = c.ops
             elif optype == "mac":
@@ -541,11 +564,11 @@ def _finish(
                 c.acs = c.ops
         for attr in ("ops", "dense_ops", "macs", "acs", "binary_ops", "neuron_updates", "_out_numel"):
             setattr(c, attr, getattr(c, attr) / n)
-        if isinstance(mod, BaseNode):
+        if neuron:
             spikes += c._in_nonzero
             neurons += c._in_total
-            if not opts["count_neuron_updates"]:
-                c.neuron_updates = 0.0
+            if not opts["count_neuron_updates"] or isinstance(mod, ReLUActivation):
+                c.neuron_updates = 0.0  # a ReLU is a compare, never a neuron update
             c.ops = c.neuron_updates
             c.compute_pj = c.neuron_updates * e_neuron
         else:
@@ -556,7 +579,7 @@ def _finish(
                 density = 1.0
             c.approx_ops = c.dense_ops * c.op_rate * density
             c.compute_pj = c.macs * e_mac + (c.acs + c.binary_ops) * e_ac
-        if opts["model"] == "memory":
+        if opts["model"] == "memory" and not isinstance(mod, ReLUActivation):  # a MAC layer writes its outputs
             c.memory_pj = memory_cost(c, mod, opts["memory_breakpoints"], n)
         c.energy_pj = c.compute_pj + c.memory_pj
         out.append(c)
@@ -594,6 +617,7 @@ def _finish(
         first_layer_once=bool(enc and enc.once),
         encoder=encoder,
         real_inputs=opts["real_inputs"],
+        network="ann" if ann else "snn",
         compute_uj=compute * 1e-6,
         memory_uj=memory * 1e-6,
         firing_rate=spikes / neurons if neurons else 0.0,

@@ -1,4 +1,4 @@
-"""Neuron factory: turns a `NeuronSpec` into spikingjelly multi-step neurons."""
+"""Neuron factory: turns a `NeuronSpec` into spikingjelly multi-step neurons (or the ANN twin's ReLU)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import nn
 
 from sltsearch.models.fused_neurons import FusedIFNode, FusedLIFNode, FusedParametricLIFNode
 from sltsearch.models.multispike import MultiSpikeLIFNode
+from sltsearch.models.twin import ReLUActivation
 
 _SURROGATES: dict[str, Callable[..., Any]] = {
     "atan": surrogate.ATan,
@@ -23,8 +24,11 @@ def neuron_factory(spec: Any) -> Callable[[], nn.Module]:
     """A zero-argument constructor of the neuron named by ``spec`` (a `NeuronSpec`), in multi-step mode.
 
     LIF, PLIF and IF are spikingjelly's nodes with a fused multi-step path on CPU (`fused_neurons`);
-    ``lif_multi`` is a soft-reset LIF that fires several spikes per step (`multispike`).
+    ``lif_multi`` is a soft-reset LIF that fires several spikes per step (`multispike`); ``relu`` gives the ANN
+    twin's `ReLUActivation` (`sltsearch.models.twin`), which ignores the spiking parameters.
     """
+    if spec.type == "relu":
+        return ReLUActivation
     sg_cls = _SURROGATES[spec.surrogate]
     common = {
         "v_threshold": spec.v_threshold,

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from sltsearch.errors import SpecError
-from sltsearch.models import cnn, resnet, spikformer, user, vgg
+from sltsearch.models import cnn, resnet, spikformer, twin, user, vgg
 from sltsearch.models.base import SpikingClassifier
 from sltsearch.models.encoders import ENCODERS, LEARNED_CHANNELS, LearnedEncoder
 from sltsearch.models.neurons import neuron_factory
@@ -120,16 +120,25 @@ def build_model(
     an import path ``pkg.module:make_net`` to a user's builder (`sltsearch.models.user`).
     """
     family = require_family(spec.name)
+    network = getattr(spec, "network", "snn")
+    if network == "ann" and frames:
+        raise SpecError(
+            f"model.neuron.type {spec.neuron.type}: event-frame data carry their own time axis, which the ANN twin "
+            "(run once, no time steps) has no place for; use a spiking neuron (lif, plif, if) for this dataset"
+        )
     encoder, body_shape = _encoder(spec, tuple(input_shape), frames)
     if not isinstance(family, ModelFamily):  # a user's builder (import path, Python callable or plugin)
         body = user.build_body(family, spec, body_shape, num_classes)
-        return SpikingClassifier(encoder, body, spec.time_steps, spec.name)
-    if spec.preset not in family.presets:
-        raise SpecError(
-            f"model.preset: unknown preset '{spec.preset}' for {spec.name}; known: {', '.join(family.presets)}"
-        )
-    try:
-        body = family.build(body_shape, num_classes, neuron_factory(spec.neuron), resolved_options(spec))
-    except ValueError as err:
-        raise SpecError(str(err)) from None
-    return SpikingClassifier(encoder, body, spec.time_steps, spec.name)
+    else:
+        if spec.preset not in family.presets:
+            raise SpecError(
+                f"model.preset: unknown preset '{spec.preset}' for {spec.name}; known: {', '.join(family.presets)}"
+            )
+        try:
+            body = family.build(body_shape, num_classes, neuron_factory(spec.neuron), resolved_options(spec))
+        except ValueError as err:
+            raise SpecError(str(err)) from None
+    if network == "ann":
+        twin.replace_neurons(body)  # neurons a builder made on its own (`sltsearch.models.twin`)
+    steps = getattr(spec, "inference_steps", spec.time_steps)
+    return SpikingClassifier(encoder, body, steps, spec.name, network=network)

@@ -18,6 +18,10 @@ Layout, [T, B, C, H, W] (2-D images) or [T, B, C, L] (1-D signals such as MNIST-
   threshold 0.5; ``proj_conv_bn`` -> LIF) and an MLP (``fc1`` -> LIF -> ``fc2`` -> LIF), both residual.
 * ``head`` — mean over the kept tokens, linear readout per time step.
 
+Its ANN twin (``model.neuron.type: relu``, `sltsearch.models.twin`) keeps this structure with a ReLU for every
+neuron and runs once: attention stays softmax-free (Q·K^T·V x 0.125 on real-valued Q, K, V) unless
+``model.options.attention: softmax`` asks for ordinary attention; MultiSp's levels act on its ConvPEP alike.
+
 Step mode: the body is a spikingjelly ``StepModule``. In multi-step mode ("m", what `SpikingClassifier`
 sets) it takes [T, B, ...]; in single-step mode ("s") it takes one step [B, ...] and returns [B, classes]
 (it runs as a sequence of length 1, so the same body built with ``nn.ReLU`` neurons is a plain ANN).
@@ -62,7 +66,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pep_channels": [48, 96, 192, 384],
     },
 }
-OPTIONS = {"embed_dim", "depth", "heads", "mlp_ratio", "patch_size", "patch_grid", "pep_channels"}
+OPTIONS = {"embed_dim", "depth", "heads", "mlp_ratio", "patch_size", "patch_grid", "pep_channels", "attention"}
+# ``attention`` option: ssa = spiking self-attention (no softmax, Q·K^T·V x 0.125, the default and the spiking
+# version's); softmax = ordinary scaled dot-product attention softmax(Q·K^T / sqrt(d_head))·V, for the ANN twin
+ATTENTION = ("ssa", "softmax")
 
 
 class _SignSTE(torch.autograd.Function):
@@ -254,17 +261,31 @@ class PatchEmbed(nn.Module):
 
 
 class SpikingSelfAttention(nn.Module):
-    """SSA on tokens [T, B, D, L]: Q, K, V spikes, no softmax, attention products as `SpikeMatmul`."""
+    """SSA on tokens [T, B, D, L]: Q, K, V spikes, no softmax, attention products as `SpikeMatmul`.
 
-    def __init__(self, dim: int, heads: int, make_neuron: Callable[[], nn.Module], scale: float = 0.125) -> None:
+    ``attention: softmax`` puts softmax(Q·K^T / sqrt(d_head)) between the two products instead of the constant
+    ``scale`` (ordinary attention, e.g. for the ANN twin); the neurons stay where they are.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        make_neuron: Callable[[], nn.Module],
+        scale: float = 0.125,
+        attention: str = "ssa",
+    ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"spikformer: embed_dim {dim} is not divisible by heads {heads}")
+        if attention not in ATTENTION:
+            raise ValueError(f"model.options.attention: '{attention}' not allowed; allowed: {', '.join(ATTENTION)}")
         self.dim, self.num_heads = dim, heads
+        self.softmax_scale = (dim // heads) ** -0.5 if attention == "softmax" else None
         self.qkv_conv_bn = layer.SeqToANNContainer(nn.Conv1d(dim, 3 * dim, 1, bias=False), nn.BatchNorm1d(3 * dim))
         self.qkv_lif = make_neuron()
         self.qk = SpikeMatmul()
-        self.av = SpikeMatmul(scale)
+        self.av = SpikeMatmul(scale if self.softmax_scale is None else 1.0)
         self.attn_lif = make_neuron()
         self.attn_lif.v_threshold = 0.5
         self.proj_conv_bn = layer.SeqToANNContainer(nn.Conv1d(dim, dim, 1, bias=False), nn.BatchNorm1d(dim))
@@ -278,6 +299,8 @@ class SpikingSelfAttention(nn.Module):
         qkv = qkv.reshape(t, b, 3, self.num_heads, d // self.num_heads, n).transpose(-2, -1)
         q, k, v = qkv.unbind(2)  # [T, B, H, L, d]
         attn = self.qk(q, k.transpose(-2, -1))  # [T, B, H, L, L]
+        if self.softmax_scale is not None:
+            attn = torch.softmax(attn * self.softmax_scale, dim=-1)
         out = self.av(attn, v)  # [T, B, H, L, d]
         out = self.attn_lif(out.transpose(-2, -1).reshape(t, b, d, n))
         return self.proj_lif(self.proj_conv_bn(out))
@@ -298,9 +321,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, make_neuron: Callable[[], nn.Module]) -> None:
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: float, make_neuron: Callable[[], nn.Module], attention: str = "ssa"
+    ) -> None:
         super().__init__()
-        self.attn = SpikingSelfAttention(dim, heads, make_neuron)
+        self.attn = SpikingSelfAttention(dim, heads, make_neuron, attention=attention)
         self.mlp = MLP(dim, int(dim * mlp_ratio), make_neuron)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -322,6 +347,7 @@ class Spikformer(nn.Module, base.StepModule):
         mlp_ratio: float,
         patch_size: int,
         pep_channels: list[int],
+        attention: str = "ssa",
     ) -> None:
         super().__init__()
         self._step_mode = "m"
@@ -329,7 +355,9 @@ class Spikformer(nn.Module, base.StepModule):
         if not channels or channels[-1] != embed_dim:
             channels = [*channels, embed_dim]
         self.patch_embed = PatchEmbed(input_shape, channels, patch_size, make_neuron)
-        self.blocks = nn.ModuleList(Block(embed_dim, heads, mlp_ratio, make_neuron) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, heads, mlp_ratio, make_neuron, attention) for _ in range(depth)
+        )
         self.head = layer.Linear(embed_dim, num_classes, step_mode="m")
         # PyTorch's default init for the convolutions: spikingjelly's trunc_normal(std=0.02) makes every
         # conv output tiny, so with BatchNorm's running variance starting at 1 nothing fires in eval mode
@@ -370,6 +398,7 @@ def build_spikformer(
         mlp_ratio=float(options["mlp_ratio"]),
         patch_size=_patch_size(input_shape, options),
         pep_channels=[int(c) for c in options["pep_channels"]],
+        attention=str(options.get("attention", "ssa")),
     )
 
 

@@ -3,7 +3,9 @@
 The callable is called as ``fn(input_shape, num_classes, options)`` (plus ``make_neuron=`` when it takes a
 parameter of that name: a constructor of the spec's ``model.neuron``) and returns a spikingjelly multi-step
 network, or any torch module with spikingjelly neurons, that maps [T, B, *input_shape] to
-[T, B, num_classes]. sltsearch wraps it in a `SpikingClassifier` exactly like its own families. Import paths
+[T, B, num_classes]. sltsearch wraps it in a `SpikingClassifier` exactly like its own families. Its ANN twin
+(``model.neuron.type: relu``) is derived the same way: ``make_neuron`` then builds ReLUs, and spikingjelly
+neurons the builder makes itself are swapped for ReLUs (`sltsearch.models.twin`). Import paths
 are looked up on sys.path and, after it, the current folder (so `sltsearch run` finds a project's modules).
 
 `check_network` runs before the first trial and turns every way such a network can break the rules into
@@ -116,16 +118,25 @@ def _takes(fn: Callable[..., Any], name: str) -> bool:
 def check_network(model: nn.Module, sample: torch.Tensor, num_classes: int, name: str) -> None:
     """Rules a user's network must follow, checked on a 2-sample batch before the first trial.
 
-    It has spikingjelly neurons, at least one Conv/Linear layer sltsearch can prune, a forward that takes
-    [T, B, ...] in multi-step mode and an output of shape [T, B, num_classes].
+    It has spikingjelly neurons (its ANN twin: the ReLUs that replaced them), at least one Conv/Linear layer
+    sltsearch can prune, a forward that takes [T, B, ...] in multi-step mode (T = 1 for the twin) and an output
+    of shape [T, B, num_classes].
     """
     from spikingjelly.activation_based import functional
     from spikingjelly.activation_based.neuron import BaseNode
 
+    from sltsearch.models.twin import has_activations
     from sltsearch.tickets.masks import prunable_layers
 
     body = getattr(model, "body", model)
-    if not any(isinstance(m, BaseNode) for m in body.modules()):
+    if getattr(model, "network", "snn") == "ann":
+        if not has_activations(body):
+            raise SpecError(
+                f"model {name}: model.neuron.type relu asks for the network's ANN twin, but the network has no "
+                f"spiking neurons to replace with ReLU; take make_neuron= in your builder or use spikingjelly "
+                f"neuron modules as submodules"
+            )
+    elif not any(isinstance(m, BaseNode) for m in body.modules()):
         raise SpecError(
             f"model {name}: the network has no spiking neurons; use spikingjelly.activation_based.neuron nodes "
             f"(LIFNode, IFNode, ...) or take make_neuron= in your builder"

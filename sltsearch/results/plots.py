@@ -4,7 +4,9 @@ Both show every finished ticket once (one point per ticket, coloured by weight s
 highlighted, each dense network (one per T) marked and labelled, and axes named with their units, in the
 units of the front table (accuracy and sparsity in %). The first objective is the y axis, the second the
 x axis; when y is an accuracy, its axis starts just below the front and the dense networks (the useful
-region) or at the accuracy floor, and says how many tickets lie below it.
+region) or at the accuracy floor, and says how many tickets lie below it. A run with ANN twin tickets
+(``network`` = ``ann``) draws them with their own markers (triangles; their dense networks as diamonds), so one
+front shows SNN and ANN tickets side by side.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ LABELS = {
     "acs": ("ACs per inference", "count"),
 }
 SUFFIXES = (".png", ".html")
+# network -> (matplotlib marker of tickets, of dense networks, plotly symbols of both, legend name)
+NETWORK_STYLE = {
+    "snn": ("o", "s", "circle", "square", "SNN"),
+    "ann": ("^", "D", "triangle-up", "diamond", "ANN"),
+}
 USEFUL_DROP = 0.10  # the default accuracy axis reaches this far (10 points) below the best front/dense ticket
 
 
@@ -49,15 +56,24 @@ def axis_title(column: str, direction: str) -> str:
     return f"{label} [{unit}] ({better} is better)" if unit else f"{label} ({better} is better)"
 
 
+def networks(frame: pd.DataFrame) -> list[pd.Series]:
+    """One row mask per network in ``frame`` (``snn`` first), each with its network as ``name``; a table
+    without a ``network`` column (older runs) is all spiking."""
+    kinds = frame["network"].fillna("snn") if "network" in frame.columns else pd.Series("snn", index=frame.index)
+    return [(kinds == net).rename(net) for net in NETWORK_STYLE if (kinds == net).any()]
+
+
 def dense_labels(dense: pd.DataFrame) -> list[str]:
-    """``dense T=4`` per dense network; the ticket id is added where one T has several."""
+    """``dense T=4`` per dense network (``dense ANN`` for the ANN twin); the ticket id is added where one label
+    has several."""
     steps = dense["time_steps"].tolist() if "time_steps" in dense.columns else [None] * len(dense)
+    nets = dense["network"].fillna("snn").tolist() if "network" in dense.columns else ["snn"] * len(dense)
     ids = dense["ticket_id"].tolist() if "ticket_id" in dense.columns else [""] * len(dense)
-    labels = []
-    for t, tid in zip(steps, ids, strict=True):
-        label = f"dense T={t}" if t is not None else "dense"
-        labels.append(label + (f" ({tid})" if steps.count(t) > 1 else ""))
-    return labels
+    names = [
+        "dense ANN" if net == "ann" else (f"dense T={t}" if t is not None else "dense")
+        for t, net in zip(steps, nets, strict=True)
+    ]
+    return [name + (f" ({tid})" if names.count(name) > 1 else "") for name, tid in zip(names, ids, strict=True)]
 
 
 def accuracy_window(
@@ -156,9 +172,16 @@ def _plot_png(fig: _Figure) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     pruned = tickets[tickets["kind"] != "dense"] if "kind" in tickets.columns else tickets
     colour = pruned["sparsity"] * 100 if "sparsity" in pruned.columns else None
-    sc = ax.scatter(
-        pruned[x] * sx, pruned[y] * sy, c=colour, cmap="viridis", vmin=0, vmax=100, s=18, alpha=0.75, label="tickets"
-    )
+    groups = networks(pruned)
+    sc = None
+    for rows in groups:
+        marker, _, _, _, name = NETWORK_STYLE[str(rows.name)]
+        part = pruned[rows]
+        sc = ax.scatter(
+            part[x] * sx, part[y] * sy, c=None if colour is None else colour[rows], cmap="viridis", vmin=0,
+            vmax=100, s=22 if marker == "^" else 18, alpha=0.75, marker=marker,
+            label=f"{name} tickets" if len(networks(tickets)) > 1 else "tickets",
+        )
     if not front.empty:
         if not projected:
             f = front.sort_values(x)
@@ -168,7 +191,11 @@ def _plot_png(fig: _Figure) -> Path:
             label=_front_label(objectives, projected),
         )
     if not dense.empty:
-        ax.scatter(dense[x] * sx, dense[y] * sy, marker="s", c="tab:red", s=40, label="dense network", zorder=3)
+        both = len(networks(tickets)) > 1
+        for rows in networks(dense):
+            _, marker, _, _, name = NETWORK_STYLE[str(rows.name)]
+            ax.scatter(dense[rows][x] * sx, dense[rows][y] * sy, marker=marker, c="tab:red", s=40, zorder=3,
+                       label=f"dense {name}" if both else "dense network")
         middle = float(tickets[x].min() + tickets[x].max()) / 2
         for label, (_, row) in zip(dense_labels(dense), dense.iterrows(), strict=True):
             right = row[x] > middle  # labels of points in the right half go to their left, inside the axes
@@ -180,7 +207,7 @@ def _plot_png(fig: _Figure) -> Path:
     ax.set_xlabel(axis_title(x, objectives[x]))
     ax.set_ylabel(axis_title(y, objectives[y]))
     ax.set_title(title, fontsize=8)
-    if colour is not None and not pruned.empty:
+    if colour is not None and sc is not None:
         fig.colorbar(sc, ax=ax, label="weight sparsity [%]")
     if note:
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="dimgray")
@@ -195,7 +222,9 @@ def _plot_png(fig: _Figure) -> Path:
 
 
 def _hover(rows: pd.DataFrame) -> list[str]:
-    shown = ["ticket_id", "kind", "time_steps", "round", "val_accuracy", "test_accuracy", "energy_uj", "sparsity"]
+    shown = [
+        "ticket_id", "network", "kind", "time_steps", "round", "val_accuracy", "test_accuracy", "energy_uj", "sparsity"
+    ]
     params = [c for c in rows.columns if str(c).startswith("param_")]
     out = []
     for _, row in rows.iterrows():
@@ -223,12 +252,18 @@ def _plot_html(fig: _Figure) -> Path:
     sx, sy = scale(x), scale(y)
     fig = go.Figure()
     pruned = tickets[tickets["kind"] != "dense"] if "kind" in tickets.columns else tickets
-    marker: dict[str, Any] = {"size": 7, "opacity": 0.75}
-    if "sparsity" in pruned.columns:
-        marker.update(color=pruned["sparsity"] * 100, colorscale="Viridis", cmin=0, cmax=100,
-                      colorbar={"title": "weight sparsity [%]"})
-    fig.add_trace(go.Scatter(x=pruned[x] * sx, y=pruned[y] * sy, mode="markers", name="tickets", marker=marker,
-                             text=_hover(pruned), hoverinfo="text"))
+    both = len(networks(tickets)) > 1
+    for i, rows in enumerate(networks(pruned)):
+        _, _, symbol, _, name = NETWORK_STYLE[str(rows.name)]
+        part = pruned[rows]
+        marker: dict[str, Any] = {"size": 7, "opacity": 0.75, "symbol": symbol}
+        if "sparsity" in part.columns:
+            marker.update(color=part["sparsity"] * 100, colorscale="Viridis", cmin=0, cmax=100)
+            if i == 0:
+                marker["colorbar"] = {"title": "weight sparsity [%]"}
+        fig.add_trace(go.Scatter(x=part[x] * sx, y=part[y] * sy, mode="markers",
+                                 name=f"{name} tickets" if both else "tickets", marker=marker,
+                                 text=_hover(part), hoverinfo="text"))
     if not front.empty:
         f = front.sort_values(x)
         line = {"shape": "hv" if objectives[x] == "minimize" else "vh", "color": "black", "width": 1}
@@ -238,11 +273,13 @@ def _plot_html(fig: _Figure) -> Path:
             marker={"size": 11, "symbol": "circle-open", "color": "black", "line": {"width": 2}},
             text=_hover(f), hoverinfo="text",
         ))
-    if not dense.empty:
+    for rows in networks(dense):
+        _, _, _, symbol, name = NETWORK_STYLE[str(rows.name)]
+        part = dense[rows]
         fig.add_trace(go.Scatter(
-            x=dense[x] * sx, y=dense[y] * sy, mode="markers+text", name="dense network",
-            marker={"symbol": "square", "size": 10, "color": "crimson"}, text=dense_labels(dense),
-            textposition="top right", hovertext=_hover(dense), hoverinfo="text",
+            x=part[x] * sx, y=part[y] * sy, mode="markers+text", name=f"dense {name}" if both else "dense network",
+            marker={"symbol": symbol, "size": 10, "color": "crimson"}, text=dense_labels(part),
+            textposition="top right", hovertext=_hover(part), hoverinfo="text",
         ))
     fig.update_layout(
         title={"text": title + (f"<br><sup>{note}</sup>" if note else ""), "font": {"size": 13}},

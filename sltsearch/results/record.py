@@ -23,7 +23,7 @@ class Ticket:
     kind: str  # dense | imp | one_shot | early_bird | early_time | et_search | random_prune | random_reinit
     params: dict[str, Any]
     seed: int
-    time_steps: int
+    time_steps: int  # the steps one inference ran (1 for the ANN twin)
     sparsity: float
     density: float
     nonzero_params: int
@@ -42,6 +42,7 @@ class Ticket:
     status: str = "ok"
     feasible: bool = True  # meets objective.constraints (set by the driver's runner); False: kept off the front
     node: str = ""  # where it ran: host name (Optuna backend) or host/Ray node id (Ray backend)
+    network: str = "snn"  # snn: spiking; ann: the ANN twin (model.neuron.type: relu; sltsearch/models/twin.py)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     # energy model extras (sltsearch.energy_model): per inference sample; storage of all parameters in bits
     binary_ops: float = 0.0  # accumulate-only ops of binarized-weight layers

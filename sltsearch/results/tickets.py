@@ -4,7 +4,9 @@ The table has one row per (trial, round), so a stage shared by several trials (a
 network, trained once and loaded by every trial with the same T and seed) appears once per trial. Its
 ``stage_key`` (the content hash of what determines it) names the ticket; `unique_tickets` keeps one row
 per key, and blanks on dense rows the searched parameters that only shape pruning (``tickets.*``,
-``multisp.*``), which would otherwise show the values of whichever trial happened to load it.
+``multisp.*``), which would otherwise show the values of whichever trial happened to load it. For the same
+reason the ANN twin's rows (``network`` = ``ann``) have the searched parameters blanked that only shape a
+spiking network (``model.time_steps``, the neuron's spiking parameters: `sltsearch.spec.SPIKING_ONLY_PATHS`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from sltsearch.errors import UserError
-from sltsearch.spec import resolve_param_path
+from sltsearch.spec import SPIKING_ONLY_PATHS, resolve_param_path
 
 # spec sections whose values never change the dense network (they act from the first pruning round on)
 TICKET_ONLY_SECTIONS = ("tickets.", "multisp.")
@@ -35,6 +37,26 @@ def ticket_only_params(frame: pd.DataFrame) -> list[str]:
         if str(c).startswith("param_")
         and resolve_param_path(str(c).removeprefix("param_")).startswith(TICKET_ONLY_SECTIONS)
     ]
+
+
+def spiking_only_params(frame: pd.DataFrame) -> list[str]:
+    """``param_*`` columns of searched values that the ANN twin ignores (`sltsearch.spec.SPIKING_ONLY_PATHS`)."""
+    return [
+        c
+        for c in frame.columns
+        if str(c).startswith("param_") and resolve_param_path(str(c).removeprefix("param_")) in SPIKING_ONLY_PATHS
+    ]
+
+
+def _blank(frame: pd.DataFrame, rows: pd.Series, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with ``columns`` set to None on ``rows`` (a copy when anything changes)."""
+    if not rows.any() or not columns:
+        return frame
+    frame = frame.copy()
+    for col in columns:
+        frame[col] = frame[col].astype(object)
+        frame.loc[rows, col] = None
+    return frame
 
 
 def unique_tickets(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,13 +87,9 @@ def unique_tickets(frame: pd.DataFrame) -> pd.DataFrame:
     order = order.sort_values(["failed", "cached", "trial", "round"], kind="stable")
     kept = frame.iloc[sorted(order.drop_duplicates("key", keep="first")["at"])]
     if "kind" in kept.columns:
-        dense = kept["kind"] == "dense"
-        columns = ticket_only_params(kept)
-        if dense.any() and columns:
-            kept = kept.copy()
-            for col in columns:
-                kept[col] = kept[col].astype(object)
-                kept.loc[dense, col] = None
+        kept = _blank(kept, kept["kind"] == "dense", ticket_only_params(kept))
+    if "network" in kept.columns:
+        kept = _blank(kept, kept["network"] == "ann", spiking_only_params(kept))
     return kept
 
 

@@ -290,6 +290,12 @@ def _node(nir: Any, op: _Op) -> Any:
 
 def _check_model(model: nn.Module, io: dict[str, Any], target: Target) -> int:
     """The number of spatial dims of the sample; refusals that do not depend on the layers."""
+    if getattr(model, "network", "snn") == "ann":
+        raise _refuse(
+            target,
+            "an ANN twin ticket (model.neuron.type: relu) has no NIR form (NIR describes spiking graphs and has "
+            "no ReLU node); export it as safetensors",
+        )
     if io.get("family") == "spikformer" or hasattr(model.body, "patch_embed"):
         raise _refuse(
             target,

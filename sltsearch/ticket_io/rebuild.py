@@ -43,7 +43,8 @@ def model_io(spec: Spec, data: DataSplits) -> dict[str, Any]:
         "input_shape": list(data.input_shape),
         "num_classes": int(data.num_classes),
         "frames": data.time_steps is not None,
-        "time_steps": spec.model.time_steps,
+        "time_steps": spec.model.inference_steps,
+        "network": spec.model.network,
         "encoder": "frames" if data.time_steps is not None else spec.model.encoder,
         "input": "a float tensor [batch, *input_shape] (frames: [batch, T, *input_shape]); output: logits "
         "[batch, num_classes], the mean over time steps",

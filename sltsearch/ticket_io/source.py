@@ -63,11 +63,12 @@ def ticket_spec(base: Spec, row: pd.Series) -> Spec:
     """The run's spec with the ticket's searched values applied, at the T the ticket ran at.
 
     Early-time search rounds (kind ``et_search``) ran at ``tickets.time_steps_search``, recorded in the row's
-    ``time_steps``; every other ticket at ``model.time_steps``.
+    ``time_steps``; every other ticket at ``model.time_steps``. An ANN twin's row records the one step it ran;
+    its spec keeps ``model.time_steps`` as it was (the twin ignores it).
     """
     spec = apply_params(base, row_params(row), f"ticket {row['ticket_id']}'s params")
     steps = int(row["time_steps"]) if "time_steps" in row and pd.notna(row["time_steps"]) else None
-    if steps is not None and steps != spec.model.time_steps:
+    if steps is not None and steps != spec.model.inference_steps:
         spec = spec.model_copy(update={"model": spec.model.model_copy(update={"time_steps": steps})})
     return spec
 
