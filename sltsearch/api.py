@@ -166,9 +166,9 @@ def run(
     )
     try:
         if ray:
-            from sltsearch.search.ray_env import prefer_loopback
+            from sltsearch.search.ray_env import private_ray_env
 
-            prefer_loopback(address)  # a private local Ray listens on 127.0.0.1 only
+            private_ray_env(address)  # a private local Ray listens on 127.0.0.1 only, with a token of its own
         with sigterm_as_interrupt():
             backend_called(spec.search.backend)(job)
     finally:

@@ -125,7 +125,8 @@ def test_no_trial_is_spent_twice() -> None:
     assert sorted(p["prune_rate"] for p in ran) == [0.3, 0.5]  # each point ran once, then the space ran out
     repeats = [t for t in study.get_trials() if optuna_backend.DUPLICATE_OF in t.user_attrs]
     last = study.get_trials()[-optuna_backend.MAX_REPEATS_IN_ROW:]  # the search stopped after that many in a row
-    assert all(optuna_backend.DUPLICATE_OF in t.user_attrs for t in last) and len(study.get_trials()) == 2 + len(repeats)
+    assert all(optuna_backend.DUPLICATE_OF in t.user_attrs for t in last)
+    assert len(study.get_trials()) == 2 + len(repeats)
     assert all(t.state == TrialState.FAIL for t in repeats)  # never used the budget
     assert optuna_backend.enqueue_retries(study, limit=10) == []  # and never queued to run again
 

@@ -22,8 +22,12 @@ class Terminated(KeyboardInterrupt):
     """The search was asked to stop with SIGTERM."""
 
 
+_received = threading.Event()  # SIGTERM came (a library may turn `Terminated` into a plain KeyboardInterrupt)
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup that follows is not cut short
+    _received.set()
     raise Terminated
 
 
@@ -40,8 +44,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
     previous: Any = signal.getsignal(signal.SIGTERM)
+    _received.clear()
     arm()
     try:
         yield
+    except KeyboardInterrupt as err:
+        if _received.is_set() and not isinstance(err, Terminated):  # Ray Tune re-raises its own
+            raise Terminated from err
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

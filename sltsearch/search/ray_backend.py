@@ -44,6 +44,7 @@ from sltsearch.search.early_stop import RungStopper, StoppedEarly
 from sltsearch.search.events import TrialEnd, TrialProgress, TrialStart
 from sltsearch.search.mo_asha import RUNG_KINDS
 from sltsearch.search.optuna_backend import one_line
+from sltsearch.search.ray_env import AUTH
 from sltsearch.search.study import FailureStreak, SearchStudy, SpaceExhausted
 
 NUMBER = "sltsearch_trial"  # config key: the Optuna trial number (ticket ids t<number>r<round>)
@@ -279,9 +280,7 @@ def _start_ray(job: SearchJob) -> tuple[bool, Path | None]:
         except Exception as err:  # noqa: BLE001 - any connection error is a user-fixable address problem
             raise UserError(f"--address: cannot join the Ray cluster at '{job.address}': {err}") from None
         return True, None
-    if not any(os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
-        # a private cluster keeps Ray's token auth, with a token held in memory (inherited by its workers)
-        # instead of the ~/.ray/auth_token file Ray would otherwise create in the home folder
+    if not any(os.environ.get(k) for k in AUTH):  # Ray imported before `private_ray_env` could set one
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     workers = job.workers or 1
     cpus = max(1, math.ceil(workers * _cpus(job)))
