@@ -38,7 +38,7 @@ from sltsearch.search.study import JOURNAL_FILE, finished_trials, open_study
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
 from sltsearch.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
 from sltsearch.spec import Spec, load_spec
-from sltsearch.threads import configure_threads, env_threads, plan
+from sltsearch.threads import configure_threads, env_threads, plan, usable_cores
 
 if TYPE_CHECKING:
     import torch
@@ -132,6 +132,10 @@ def run(
             raise SpecError(f"--trials: must be at least 1, got {n_trials}")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"n_trials": n_trials})})
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
+    if not ray and not in_process and (workers or usable_cores()) > 1 and spec.search.n_trials > 1:
+        from sltsearch.search.workers import warm_up
+
+        warm_up()  # the workers' imports overlap the checks below
     data_memo: dict[str, Any] = {}
     checked = preflight.check(spec, device=device, data_memo=data_memo)  # what a trial could fail on, in one line
     inputs = provenance.run_inputs(spec) if preflight.needs_check(spec) else {}

@@ -45,6 +45,15 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+def warm_up() -> None:
+    """Start the fork server now: its import of the trial code then overlaps this process's pre-run checks,
+    and the workers start at once when the search does."""
+    if _context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def label(index: int) -> str:
     return f"worker {index} (pid {os.getpid()})"
 
