@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -34,7 +35,21 @@ from sltsearch.search.backend import SearchJob
 from sltsearch.search.events import WorkerNote
 
 STOP_WAIT_S = 60.0  # how long a stopped worker may take to mark its trial, before it is killed
-PRELOAD = ["sltsearch.search.optuna_backend"]  # what the fork server imports once for every worker
+PRELOAD = ["sltsearch.search.fork_server"]  # what the fork server imports once for every worker
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back (delivered at the end of the block) where signals can be blocked."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _context() -> Any:
@@ -68,14 +83,14 @@ def _watch_caller(caller: dict[str, Any]) -> None:
 def _worker_main(job: SearchJob, index: int, deadline: float | None, events: Any, caller: dict[str, Any]) -> None:
     """A worker process: the search loop until the study holds the budget, events to the caller."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller forwards Ctrl-C as SIGTERM, once
-    interrupts.arm()
-    threading.Thread(target=_watch_caller, args=(caller,), name="sltsearch-caller-watch", daemon=True).start()
-    from sltsearch.search.optuna_backend import work
-    from sltsearch.threads import configure_threads
-
-    configure_threads(job.threads)
-    job.emit = events.put
     try:
+        interrupts.arm()
+        threading.Thread(target=_watch_caller, args=(caller,), name="sltsearch-caller-watch", daemon=True).start()
+        from sltsearch.search.optuna_backend import work
+        from sltsearch.threads import configure_threads
+
+        configure_threads(job.threads)
+        job.emit = events.put
         work(job, index, deadline)
     except KeyboardInterrupt:
         sys.exit(interrupts.EXIT_CODE)
@@ -108,22 +123,28 @@ class WorkerProcesses:
         self._pump.start()
         shipped = replace(self.job, emit=None)  # the caller's display stays here
         caller = liveness.owner_record()
-        for index in range(2, self.job.workers + 1):
-            try:
-                process = self._start(context, shipped, index, caller)
-            except (pickle.PicklingError, TypeError, AttributeError) as err:  # data that cannot leave here
-                if self.processes or not shipped.data_memo:
-                    raise UserError(f"cannot start worker {index} ({err}); run with --workers 1") from None
-                shipped = replace(shipped, data_memo={})  # then every worker builds the data itself
-                process = self._start(context, shipped, index, caller)
-            self.processes.append(process)
+        try:
+            for index in range(2, self.job.workers + 1):
+                try:
+                    self._start(context, shipped, index, caller)
+                except (pickle.PicklingError, TypeError, AttributeError) as err:  # data that cannot leave here
+                    if self.processes or not shipped.data_memo:
+                        raise UserError(f"cannot start worker {index} ({err}); run with --workers 1") from None
+                    shipped = replace(shipped, data_memo={})  # then every worker builds the data itself
+                    self._start(context, shipped, index, caller)
+        except BaseException:  # interrupted while starting them: stop those started
+            self.stop()
+            raise
         return self
 
-    def _start(self, context: Any, job: SearchJob, index: int, caller: dict[str, Any]) -> Any:
+    def _start(self, context: Any, job: SearchJob, index: int, caller: dict[str, Any]) -> None:
+        """Start one worker. Ctrl-C and SIGTERM wait until it is in `processes`: a worker this process no
+        longer knows of would outlive it, and fail to read its arguments once it is gone."""
         args = (job, index, self.deadline, self._events, caller)
         process = context.Process(target=_worker_main, args=args, name=f"sltsearch-worker-{index}")
-        process.start()
-        return process
+        with _signals_held():
+            process.start()
+            self.processes.append(process)
 
     def _forward(self) -> None:
         """Hand the workers' events to the caller's sink, in this process."""
@@ -157,12 +178,18 @@ class WorkerProcesses:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        if kind is not None:
-            self.stop()
-        else:
-            self.wait()
-        self._done.set()
-        if self._pump is not None:
-            self._pump.join()
-        if self._events is not None:
-            self._events.close()
+        try:
+            if kind is not None:
+                self.stop()
+                return
+            try:
+                self.wait()
+            except BaseException:  # interrupted while the last trials end
+                self.stop()
+                raise
+        finally:
+            self._done.set()
+            if self._pump is not None:
+                self._pump.join()
+            if self._events is not None:
+                self._events.close()
