@@ -77,7 +77,7 @@ from sltsearch.spec import load_spec
 from sltsearch.threads import configure_threads
 backend.TrialRunner.__call__ = stop_at_first_trial
 configure_threads(1)
-job = SearchJob(load_spec(RUN_DIR + "/spec.yaml"), __import__("pathlib").Path(RUN_DIR), data_memo=MEMO)
+job = SearchJob(load_spec(RUN_DIR + "/spec.yaml"), __import__("pathlib").Path(RUN_DIR))  # the data: in its trial
 try:
     backend.work(job, 2, None)
 except FirstTrial:
@@ -132,9 +132,7 @@ def main() -> None:
         run_dir = str(Path(tmp) / "run")
         given = {"RUN_DIR": repr(run_dir), "threshold": args.threshold}
         phases.append(("start: `sltsearch run` to its first trial", profile(START, SPACE=repr(args.space), **given)))
-        # a worker is handed the data the checks built; here it builds its own (a memo left empty), and the
-        # data build shows as its own line in the tree, to read off
-        phases.append(("worker: fork server import + a worker's own start", profile(WORKER, MEMO="{}", **given)))
+        phases.append(("worker: fork server import + a worker's own start", profile(WORKER, **given)))
         _run(f"SPACE = {args.space!r}\nRUN_DIR = {run_dir!r}\n" + FINISHED + "print('@@{}')")
         phases.append(("end: the table read, the front written", profile(END, setup=END_SETUP, **given)))
     one, five, _ = os.getloadavg()
@@ -145,15 +143,17 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
         f"Python {platform.python_version()}, load average {one:.2f} / {five:.2f} (1 / 5 min) at the end",
         "",
-        "CPU seconds of the process (pyinstrument sampling on `time.process_time`), which other processes on a "
-        "busy machine hardly change; wall seconds beside them for reference only. The worker phase builds its "
-        "own data where a real worker is handed the data the checks built (the `build_data` line below is "
-        "what that saves).",
+        "CPU seconds of the process (`time.process_time`, all its threads), which other processes on a busy "
+        "machine hardly change (wall time would); measured in a plain run of each phase, while the call trees "
+        "below come from a second, profiled run (pyinstrument sampling on the same clock: its own cost "
+        "inflates their seconds, not their shares). A worker process starts from the fork server, which "
+        "imported the trial code once for all workers while `sltsearch run` did its checks: the worker phase "
+        "is that import plus the worker's own start, and is paid in parallel with the start phase.",
         "",
-        "| phase | CPU s | wall s |",
-        "|---|---:|---:|",
+        "| phase | CPU s |",
+        "|---|---:|",
     ]
-    lines += [f"| {name} | {p['cpu_s']:.2f} | {p['wall_s']:.2f} |" for name, p in phases]
+    lines += [f"| {name} | {p['cpu_s']:.2f} |" for name, p in phases]
     for name, p in phases:
         lines += ["", f"## {name}", "", "```", p["text"].strip(), "```"]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,9 @@ def run(
             raise SpecError(f"--backend: must be optuna or ray, got '{backend}'")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"backend": backend})})
     ray = spec.search.backend == "ray"
-    _check_counts(workers=workers, threads=threads, cpus_per_trial=cpus_per_trial)
+    _check_counts(
+        trials=n_trials, workers=workers, threads=threads, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
+    )
     if not ray and (address or gpus_per_trial or cpus_per_trial is not None):
         raise SpecError(
             "--cpus-per-trial/--gpus-per-trial/--address need --backend ray (the optuna backend runs --workers "
@@ -128,8 +130,6 @@ def run(
             "by file (data: {name: arrays, path: ...}), or run with workers=1"
         )
     if n_trials is not None:
-        if n_trials < 1:
-            raise SpecError(f"--trials: must be at least 1, got {n_trials}")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"n_trials": n_trials})})
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
     if not ray and not in_process and (workers or usable_cores()) > 1 and spec.search.n_trials > 1:
@@ -149,12 +149,8 @@ def run(
     check_study_matches_table(run_dir, study)
     if workers is None and (in_process or any(d.strip() != "cpu" for d in checked.device.split(","))):
         workers = 1  # Python objects, or an accelerator: one process runs the trials
-    if threads is None and cpus_per_trial is not None:
-        threads = max(1, int(cpus_per_trial))
-    if ray and address and workers is None:
-        threads = threads or env_threads() or 1  # the cluster's size decides the workers
-    else:
-        workers, threads = plan(workers, threads, spec.search.n_trials - finished_trials(study))
+    left = spec.search.n_trials - finished_trials(study)
+    workers, threads = _workers_and_threads(workers, threads, cpus_per_trial, cluster=ray and bool(address), left=left)
     job = SearchJob(
         spec=spec,
         run_dir=run_dir,
@@ -181,16 +177,29 @@ def run(
     return RunResult(run_dir=run_dir, spec=spec, tickets=frame, front=front)
 
 
+def _workers_and_threads(
+    workers: int | None, threads: int | None, cpus_per_trial: float | None, *, cluster: bool, left: int
+) -> tuple[int | None, int]:
+    """The workers (None: a Ray cluster's size decides) and torch threads per trial of a search with ``left``
+    trials to run: the user's choice, the rest filling this machine's usable cores (`sltsearch.threads.plan`)."""
+    if threads is None and cpus_per_trial is not None:
+        threads = max(1, int(cpus_per_trial))  # a trial's threads follow the CPUs it reserves
+    if cluster and workers is None:
+        return None, threads or env_threads() or 1
+    return plan(workers, threads, left)
+
+
 def _check_counts(**counts: float | None) -> None:
-    """``--workers``, ``--threads``, ``--cpus-per-trial``: a count of at least one, or above 0."""
+    """``--trials``, ``--workers``, ``--threads``: at least 1; ``--cpus-per-trial``: above 0;
+    ``--gpus-per-trial``: not negative."""
+    lowest = {"cpus_per_trial": ("be above 0", 0.0, False), "gpus_per_trial": ("not be negative", 0.0, True)}
     for name, value in counts.items():
-        flag = "--" + name.replace("_", "-")
         if value is None:
             continue
-        if name == "cpus_per_trial" and value <= 0:
-            raise SpecError(f"{flag}: must be above 0, got {value}")
-        if name != "cpus_per_trial" and value < 1:
-            raise SpecError(f"{flag}: must be at least 1, got {value}")
+        wanted, bound, inclusive = lowest.get(name, ("be at least 1", 1, True))
+        if value < bound or (value == bound and not inclusive):
+            flag = "--" + name.replace("_", "-")
+            raise SpecError(f"{flag}: must {wanted}, got {value}")
 
 
 def check_tickets_readable(run_dir: Path) -> None:

@@ -27,13 +27,19 @@ HEARTBEAT_S = 20.0
 GRACE_S = 120.0
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (tells a reused pid apart), None where /proc is absent."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None where /proc is absent."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
+            return handle.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a reused pid apart), None where /proc is absent."""
+    fields = _stat(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
 
 
 def owner_record() -> dict[str, Any]:
@@ -52,6 +58,9 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
         return False
     except PermissionError:
         pass  # alive, another user's
+    fields = _stat(pid)
+    if fields is not None and fields[0] in ("Z", "X"):  # dead, its exit not yet collected by its parent
+        return False
     start = owner.get("start")
     return start is None or _process_start(pid) in (None, start)
 

@@ -56,15 +56,6 @@ MAX_TEMP_BASE = 40  # longest temp folder a private Ray's session (sockets) can 
 LOGS = "logs"
 
 
-def check_options(job: SearchJob) -> None:
-    if job.workers is not None and job.workers < 1:
-        raise UserError(f"--workers: must be at least 1, got {job.workers}")
-    if job.cpus_per_trial is not None and job.cpus_per_trial <= 0:
-        raise UserError(f"--cpus-per-trial: must be above 0, got {job.cpus_per_trial}")
-    if job.gpus_per_trial < 0:
-        raise UserError(f"--gpus-per-trial: must not be negative, got {job.gpus_per_trial}")
-
-
 def _result(ticket: Ticket, number: int) -> dict[str, Any]:
     """A ticket as one Tune result: its scalar columns (metrics, round, kind, ticket id)."""
     row = ticket.row()
@@ -299,7 +290,6 @@ def _start_ray(job: SearchJob) -> tuple[bool, Path | None]:
 
 def run_search(job: SearchJob) -> None:
     """The backend: Tune experiments until the study holds ``search.n_trials`` finished trials."""
-    check_options(job)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Ctrl-C raises KeyboardInterrupt here (as under the Optuna backend) instead of Tune's own handler, which
     # ends the experiment quietly and points at Tune's restore: a rerun of the same command resumes instead

@@ -29,7 +29,7 @@ import optuna
 from filelock import FileLock
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
@@ -256,7 +256,8 @@ class SearchStudy:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         # workers sharing the run folder ask one at a time (a study without a folder has one process)
         self._ask_lock = FileLock(str(self.run_dir / ASK_LOCK)) if self.run_dir is not None else nullcontext()
-        self._db = isinstance(optuna_compat.storage_of(study), RDBStorage)
+        # a database can be away for a while (a restart); Optuna wraps an RDB storage in a cache of its own
+        self._db = not isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage))
 
     @classmethod
     def open(cls, spec: Spec, run_dir: Path, storage_url: str | None = None) -> SearchStudy:

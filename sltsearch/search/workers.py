@@ -34,22 +34,28 @@ from sltsearch.search import interrupts, liveness
 from sltsearch.search.backend import SearchJob
 from sltsearch.search.events import WorkerNote
 
+HELD = (signal.SIGINT, signal.SIGTERM)  # what a worker's start holds back
 STOP_WAIT_S = 60.0  # how long a stopped worker may take to mark its trial, before it is killed
 PRELOAD = ["sltsearch.search.fork_server"]  # what the fork server imports once for every worker
 
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back (delivered at the end of the block) where signals can be blocked."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask"):
+    """Ctrl-C and SIGTERM that arrive in the block take effect at its end (main thread only). A signal mask
+    would not do: the kernel hands a process's signal to any thread that does not block it, and Python then
+    runs the handler in the main thread wherever it stands."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    came: list[int] = []
+    previous = {signum: signal.signal(signum, lambda number, frame: came.append(number)) for signum in HELD}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if came:
+            signal.raise_signal(came[0])  # now, to the handler in force (Ctrl-C: KeyboardInterrupt)
 
 
 def _context() -> Any:
