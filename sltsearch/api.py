@@ -96,7 +96,8 @@ def run(
     the usable cores (one thread per worker, never more workers than trials left; one worker on a GPU).
     Under the ``optuna`` backend the workers are processes on this machine that share the run's study and
     stage cache; from a script, start the search under ``if __name__ == "__main__":``, as for any
-    multiprocessing. ``on_event`` hears the search's typed events (`sltsearch.search.events`).
+    multiprocessing. ``on_event`` hears the search's typed events (`sltsearch.search.events`), those of other
+    workers from a thread of this process (make it thread-safe).
 
     ``model``: your own network builder ``(input_shape, num_classes, options) -> nn.Module`` (the spec's
     ``model.name`` becomes its ``module:qualname``); ``data``: your own torch Datasets ``(train, val, test)``

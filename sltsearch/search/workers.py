@@ -103,7 +103,7 @@ def _worker_main(job: SearchJob, index: int, deadline: float | None, events: Any
     except UserError as err:
         events.put(WorkerNote(label(index), str(err)))
         sys.exit(2)
-    except Exception as err:  # noqa: BLE001 - the caller shows one line; its own worker goes on
+    except Exception as err:  # noqa: BLE001 - the caller shows it in one line; the other workers go on
         events.put(WorkerNote(label(index), f"{type(err).__name__}: {err}"))
         sys.exit(1)
 
@@ -121,7 +121,7 @@ class WorkerProcesses:
         self._done = threading.Event()
 
     def __enter__(self) -> WorkerProcesses:
-        if self.job.workers <= 1:
+        if (self.job.workers or 1) <= 1:
             return self
         context = _context()
         self._events = context.Queue()
