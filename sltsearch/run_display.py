@@ -78,7 +78,7 @@ class RunDisplay:
         if self.task is None:
             return []
         if isinstance(event, TrialStart):
-            self.running[event.number] = _Running(event.worker, str(event.params.get("rounds", "?")))
+            self.running[event.number] = _Running(event.worker, str(event.rounds or "?"))
         elif isinstance(event, TrialProgress):
             self._progress(event)
         elif isinstance(event, TrialEnd):

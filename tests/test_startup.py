@@ -91,7 +91,7 @@ def test_the_progress_display_shows_workers_and_threads_with_every_running_trial
     console = Console(width=120, force_terminal=False, record=True)
     display = RunDisplay(console)
     display(SearchStart(tmp_path, n_trials=4, done=1, backend="optuna", workers=2, threads=3, wait_policy="X"))
-    display(TrialStart(1, {"rounds": 3}, "worker 1 (pid 11)"))
+    display(TrialStart(1, {"rounds": 3}, "worker 1 (pid 11)", rounds=3))
     display(TrialStart(2, {}, "worker 2 (pid 12)"))
     display(TrialProgress(1, "imp", round=2, epoch=4))
     display(TrialProgress(2, "dense", epoch=1))

@@ -30,6 +30,7 @@ class TrialStart:
     number: int
     params: dict[str, Any]
     worker: str  # who runs it: "worker 2 (pid 123)", "ray"
+    rounds: int | None = None  # its IMP rounds
 
 
 @dataclass(frozen=True)

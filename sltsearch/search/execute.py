@@ -18,6 +18,7 @@ from sltsearch.cache import StageCache, _atomic_write
 from sltsearch.results.record import Ticket
 from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
 from sltsearch.search.constraints import is_feasible
+from sltsearch.search.early_stop import imp_rounds
 from sltsearch.search.events import Event, TrialProgress, TrialStart
 from sltsearch.spec import Spec
 from sltsearch.trial import TrialAborted, TrialContext, run_trial
@@ -47,7 +48,7 @@ class TrialRunner:
     ) -> list[Ticket]:
         """Run trial ``number`` with ``params``; ``on_ticket`` sees every ticket as it is measured (a driver
         may raise `TrialAborted` there to stop the trial early: its tickets so far stand)."""
-        self.emit(TrialStart(number, dict(params), self.worker))
+        self.emit(TrialStart(number, dict(params), self.worker, imp_rounds(self.spec, params)))
 
         reported: list[Ticket] = []
 

@@ -40,7 +40,7 @@ from sltsearch.results.record import Ticket
 from sltsearch.results.store import INTERRUPTED, OK, TicketStore, part_path, read_columns
 from sltsearch.search import interrupts, liveness
 from sltsearch.search.backend import SearchJob
-from sltsearch.search.early_stop import RungStopper, StoppedEarly
+from sltsearch.search.early_stop import RungStopper, StoppedEarly, imp_rounds
 from sltsearch.search.events import TrialEnd, TrialProgress, TrialStart
 from sltsearch.search.mo_asha import RUNG_KINDS
 from sltsearch.search.optuna_backend import one_line
@@ -105,17 +105,18 @@ class _Progress(Callback):
     """Turns Tune's trial events into the search's events (the CLI's progress display)."""
 
     def __init__(self, job: SearchJob, searcher: StudySearcher) -> None:
-        self.emit, self.searcher, self.run_dir = job.emit, searcher, job.run_dir
+        self.emit, self.searcher, self.run_dir, self.spec = job.emit, searcher, job.run_dir, job.spec
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its callbacks with the experiment; a display (locks, a terminal) stays here
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.emit, self.searcher, self.run_dir = (lambda event: None), None, Path(".")
+        self.emit, self.searcher, self.run_dir, self.spec = (lambda event: None), None, Path("."), None
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         params = {k: v for k, v in trial.config.items() if k != NUMBER}
-        self.emit(TrialStart(int(trial.config[NUMBER]), params, "ray"))
+        rounds = imp_rounds(self.spec, params) if self.spec is not None else None
+        self.emit(TrialStart(int(trial.config[NUMBER]), params, "ray", rounds))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if ERROR_KEY not in result:
@@ -189,8 +190,7 @@ class StudySearcher(Searcher):
 
     def _finished(self, trial: optuna.Trial, result: dict) -> bool:
         """True when ``result`` is the trial's last round (its value), not a round Tune cut it at."""
-        rounds = len(self.shared.spec.with_params(dict(trial.params)).tickets.round_rates())
-        return int(result.get("round", 0)) >= rounds
+        return int(result.get("round", 0)) >= imp_rounds(self.shared.spec, dict(trial.params))
 
     def _tickets(self, number: int) -> int | None:
         """How many tickets the trial wrote (where a replay by `sltsearch repair` stops)."""
