@@ -1,10 +1,12 @@
-"""Scaling a search to 2 workers on one machine: Ray Tune trials and Optuna workers on PostgreSQL.
+"""Scaling a search to 2 workers on one machine: Optuna worker processes, Ray Tune trials, and Optuna
+processes on PostgreSQL.
 
 The same search (digits, tiny spiking CNN, ``--trials`` trials, seed 0) runs with 1 and with 2 workers,
 each worker with 1 torch thread, from an empty run folder every time:
+- Optuna (the default): `sltsearch run --workers N` (worker processes sharing the run folder's journal);
 - Ray: `sltsearch run --backend ray --workers N --cpus-per-trial 1` (a private local Ray);
-- Optuna + PostgreSQL: N `sltsearch run --storage postgresql://...` processes sharing one study and one
-  run folder, on a throwaway PostgreSQL server on a loopback port (tests/pg_server.py).
+- Optuna + PostgreSQL: N `sltsearch run --storage postgresql://... --workers 1` processes sharing one study
+  and one run folder, on a throwaway PostgreSQL server on a loopback port (tests/pg_server.py).
 Reported: wall time, trials per hour and its 2-worker / 1-worker ratio; dense trainings (ticket rows of the
 dense round whose stage was computed, not loaded: the dense run is trained once for all workers); the
 overhead share = 1 - (time inside trials, summed over the trials' ticket rows) / (wall time x workers), which
@@ -107,9 +109,11 @@ def measure(kind: str, workers: int, spec: Path, root: Path, url: str | None, re
     before = load()
     if kind == "ray":
         commands = [[*base, "--backend", "ray", "--workers", str(workers), "--cpus-per-trial", "1"]]
+    elif kind == "optuna":
+        commands = [[*base, "--workers", str(workers)]]
     else:
         assert url is not None
-        commands = [[*base, "--storage", url] for _ in range(workers)]
+        commands = [[*base, "--storage", url, "--workers", "1"] for _ in range(workers)]
     wall = run_workers(commands)
     # the fixed cost of one command: the same command again with nothing left to run (process start, imports,
     # pre-run checks, opening the study, starting and stopping Ray, writing the front)
@@ -141,7 +145,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (1 and 2 workers side by side)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["ray", "postgres"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["optuna", "ray", "postgres"])
     args = parser.parse_args()
     command = "python benchmarks/scaling.py " + " ".join(sys.argv[1:])
     root = Path(tempfile.mkdtemp(prefix="sltsearch-scaling-"))
@@ -166,6 +170,9 @@ def main() -> None:
             ceilings.append(ceiling(spec, args.epochs))
             print({"ceiling": ceilings[-1], "load": load()}, flush=True)
             for workers in (1, 2):
+                if "optuna" not in args.skip:
+                    rows.append(measure("optuna", workers, spec, root, None, repeat))
+                    print(rows[-1], flush=True)
                 if "ray" not in args.skip:
                     rows.append(measure("ray", workers, spec, root, None, repeat))
                     print(rows[-1], flush=True)
@@ -229,7 +236,8 @@ def main() -> None:
         f"Search: digits, tiny spiking CNN, T=4, {args.epochs} epochs, 2 IMP rounds, {args.trials} trials, random "
         "sampler, seed 0, 1 torch thread per worker.  ",
         "",
-        f"Repeats: {args.repeats}, interleaved (ray 1, postgres 1, ray 2, postgres 2, then again); ratios are "
+        f"Repeats: {args.repeats}, interleaved (optuna 1, ray 1, postgres 1, optuna 2, ray 2, postgres 2, then "
+        "again); ratios are "
         "taken per repeat, then the median and range. 'fixed s' is the same command rerun with nothing left to "
         "run (process start, imports, pre-run checks, study, Ray start and stop, front): a cost every command "
         "pays once, whatever the search's size.",

@@ -442,10 +442,10 @@ def part_workers(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float
         marks: list[tuple[str, float]] = []  # (event, when) of the run's trial events
         t0 = time.perf_counter()
         result = sltsearch.run(spec, run_dir=tmp / f"workers_{workers}", workers=workers, cpus_per_trial=1, threads=1,
-                               on_event=lambda event, m=marks: m.append((event.get("event"), time.perf_counter())))
+                               on_event=lambda event, m=marks: m.append((type(event).__name__, time.perf_counter())))
         wall = time.perf_counter() - t0
-        starts = [when - t0 for event, when in marks if event == "trial_start"]
-        ends = [when - t0 for event, when in marks if event == "trial_end"]
+        starts = [when - t0 for event, when in marks if event == "TrialStart"]
+        ends = [when - t0 for event, when in marks if event == "TrialEnd"]
         rates[workers] = 3600 * args.worker_trials / wall
         loads[workers] = load()
         twice[workers] = trainings(result.tickets)

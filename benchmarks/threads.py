@@ -3,8 +3,10 @@
 Four runs of the same small search, each into a fresh run folder (nothing cached), side by side:
 
 - ``torch``: torch's own defaults: one intra-op thread per core, libgomp's default wait policy (torch is
-  imported before sltsearch, so sltsearch cannot set ``OMP_WAIT_POLICY``, and ``--threads`` = torch's count);
-- ``sltsearch``: no flags (sltsearch's defaults: ``OMP_WAIT_POLICY=PASSIVE``, half the cores);
+  imported before sltsearch, so sltsearch cannot set ``OMP_WAIT_POLICY``, and ``--threads`` = torch's count,
+  which leaves room for one worker: trials one after another, as before sltsearch chose its defaults);
+- ``sltsearch``: no flags (sltsearch's defaults: ``OMP_WAIT_POLICY=PASSIVE``, workers x threads = the usable
+  cores, one thread per worker: on 2 cores, 2 trials at once);
 
 each once on the machine as it is ("quiet") and once while this script keeps one core busy with
 ``python -c "while True: pass"`` (started before the run, killed by its pid after it). A run that exceeds
@@ -21,6 +23,7 @@ Writes results/benchmarks/threads.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
@@ -93,16 +96,18 @@ def timed_run(settings: str, machine: str, args: argparse.Namespace, cap_s: floa
             before = load()
             busy0, mine0 = machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
-            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            # its own session: a stopped search is killed with its worker processes
+            errors = Path(tmp) / "stderr.txt"
+            with open(errors, "w") as sink:
+                proc = subprocess.Popen(
+                    command, env=env, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True
+                )
+            workers_cpu: dict[int, float] = {}  # the search's worker processes, which it never waits for
             try:
-                _, err = proc.communicate(timeout=cap_s)
-                stopped = False
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-                stopped = True
+                stopped = watch(proc, cap_s, workers_cpu)
+                err = errors.read_text()
             except BaseException:  # interrupted or terminated: leave no search running behind
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise
             seconds = time.perf_counter() - started
@@ -114,9 +119,32 @@ def timed_run(settings: str, machine: str, args: argparse.Namespace, cap_s: floa
             hog.wait()
     if not stopped and proc.returncode != 0:
         raise SystemExit(f"the {settings} run failed (exit {proc.returncode}):\n{err}")
-    search_s = (mine1.ru_utime + mine1.ru_stime) - (mine0.ru_utime + mine0.ru_stime)
+    search_s = (mine1.ru_utime + mine1.ru_stime) - (mine0.ru_utime + mine0.ru_stime) + sum(workers_cpu.values())
     others = max(0.0, (busy1 - busy0) - search_s - hog_s) / seconds
     return Timing(settings, machine, seconds, stopped, before, others)
+
+
+def watch(proc: subprocess.Popen, cap_s: float | None, workers_cpu: dict[int, float]) -> bool:
+    """Wait for the search (True when stopped at ``cap_s``), sampling its descendants' CPU seconds every
+    0.5 s into ``workers_cpu`` (the worker processes live as long as the search; what a process spends after
+    its last sample is missed)."""
+    import psutil
+
+    deadline = None if cap_s is None else time.perf_counter() + cap_s
+    while proc.poll() is None:
+        if deadline is not None and time.perf_counter() >= deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        try:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    times = child.cpu_times()
+                    workers_cpu[child.pid] = times.user + times.system
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def busy_core() -> subprocess.Popen:
@@ -187,7 +215,8 @@ def main() -> None:
         "# One busy core: torch's thread defaults vs sltsearch's",
         "",
         "`torch` = torch's defaults (one thread per core, libgomp's default wait policy); `sltsearch` = no flags "
-        "(OMP_WAIT_POLICY=PASSIVE, half the usable cores, see sltsearch/threads.py). The busy core is "
+        "(OMP_WAIT_POLICY=PASSIVE, a worker per usable core with one thread each, see sltsearch/threads.py). "
+        "The busy core is "
         '`python -c "while True: pass"`, started before the run and killed after it. `>` = stopped at the cap '
         "(`--cap` times the slowest quiet run), a lower bound. Others' cores = CPU seconds that every other "
         "process on the machine used during the run (from /proc/stat, less the search's and the busy core's "

@@ -29,15 +29,18 @@ from sltsearch.results import (
 )
 from sltsearch.results import hypervolume as results_hypervolume
 from sltsearch.results.plots import plot_front
-from sltsearch.results.store import INTERRUPTED, TicketTableDamaged, check_tickets, highest_trial
+from sltsearch.results.store import TicketTableDamaged, check_tickets, highest_trial
 from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
-from sltsearch.search import optuna_backend
-from sltsearch.search.execute import TrialRunner
+from sltsearch.search.backend import BACKENDS, SearchJob
+from sltsearch.search.backend import backend as backend_called
+from sltsearch.search.events import Event
+from sltsearch.search.interrupts import sigterm_as_interrupt
+from sltsearch.search.study import JOURNAL_FILE, finished_trials, open_study
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
 from sltsearch.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
 from sltsearch.spec import Spec, load_spec
-from sltsearch.threads import configure_threads, wait_policy
+from sltsearch.threads import configure_threads, env_threads, plan, usable_cores
 
 if TYPE_CHECKING:
     import torch
@@ -75,59 +78,69 @@ def run(
     n_trials: int | None = None,
     storage: str | None = None,
     device: str | None = None,
+    workers: int | None = None,
     threads: int | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
     model: Callable[..., Any] | None = None,
     data: Sequence[Any] | None = None,
     backend: str | None = None,
-    workers: int = 1,
-    cpus_per_trial: float = 1.0,
+    cpus_per_trial: float | None = None,
     gpus_per_trial: float = 0.0,
     address: str | None = None,
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
 
     ``n_trials`` overrides ``search.n_trials`` (the total the study should hold); ``storage`` an RDB URL
-    shared by several workers. ``threads`` sets torch's CPU threads for this process: several workers on
-    one machine should split the cores between them, because oversubscribed torch threads slow the small
-    ops of SNN training down by an order of magnitude. Rerunning into the same folder resumes: finished
+    shared by `sltsearch run` processes on several machines. Rerunning into the same folder resumes: finished
     stages and trials are kept.
+
+    ``workers`` trials run at once, each with ``threads`` torch CPU threads; by default workers x threads =
+    the usable cores (one thread per worker, never more workers than trials left; one worker on a GPU).
+    Under the ``optuna`` backend the workers are processes on this machine that share the run's study and
+    stage cache; from a script, start the search under ``if __name__ == "__main__":``, as for any
+    multiprocessing. ``on_event`` hears the search's typed events (`sltsearch.search.events`), those of other
+    workers from a thread of this process (make it thread-safe).
 
     ``model``: your own network builder ``(input_shape, num_classes, options) -> nn.Module`` (the spec's
     ``model.name`` becomes its ``module:qualname``); ``data``: your own torch Datasets ``(train, val, test)``
     (val / test may be None: carved from train). Both are checked before the first trial
-    (`sltsearch.preflight`).
+    (`sltsearch.preflight`), and live in this process only: the search runs one worker.
 
-    ``backend`` (``optuna`` | ``ray``) overrides ``search.backend``. Under Ray, ``workers`` trials run at
-    once with ``cpus_per_trial`` CPUs (their torch threads) and ``gpus_per_trial`` GPUs each, on a private
-    local Ray started for this search (Tune's files under ``<run>/ray/``) or on the cluster at ``address``.
+    ``backend`` (``optuna`` | ``ray``) overrides ``search.backend``. Under Ray, each trial reserves
+    ``cpus_per_trial`` CPUs (default: its threads) and ``gpus_per_trial`` GPUs, on a private local Ray started
+    for this search (Tune's files under ``<run>/ray/``) or on the cluster at ``address`` (there, by default,
+    as many trials at once as the cluster has CPUs for).
     """
     spec = preflight.with_python_inputs(_as_spec(spec), model, data)
     if backend is not None:
-        if backend not in ("optuna", "ray"):
+        if backend not in BACKENDS:
             raise SpecError(f"--backend: must be optuna or ray, got '{backend}'")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"backend": backend})})
-    if spec.search.backend != "ray" and (workers != 1 or address or gpus_per_trial or cpus_per_trial != 1.0):
+    ray = spec.search.backend == "ray"
+    _check_counts(
+        trials=n_trials, workers=workers, threads=threads, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
+    )
+    if not ray and (address or gpus_per_trial or cpus_per_trial is not None):
         raise SpecError(
-            "--workers/--cpus-per-trial/--gpus-per-trial/--address need --backend ray (the optuna backend runs "
-            "one trial at a time; for more, start several `sltsearch run` processes on one --storage URL)"
+            "--cpus-per-trial/--gpus-per-trial/--address need --backend ray (the optuna backend runs --workers "
+            "processes on this machine; for more machines, start `sltsearch run` on each with one --storage URL)"
         )
-    if spec.search.backend == "ray" and (model is not None or data is not None):
+    in_process = model is not None or data is not None
+    if in_process and (ray or (workers or 1) > 1):
         raise SpecError(
-            "model=/data= objects live in this Python process only, and Ray runs trials in other processes: "
-            "name the network by import path (model.name: 'pkg.module:make_net') and the data by file "
-            "(data: {name: arrays, path: ...}) for --backend ray"
+            "model=/data= objects live in this Python process only, and other workers or Ray run trials in "
+            "other processes: name the network by import path (model.name: 'pkg.module:make_net') and the data "
+            "by file (data: {name: arrays, path: ...}), or run with workers=1"
         )
-    if threads is not None and threads < 1:
-        raise SpecError(f"--threads: must be at least 1, got {threads}")
-    threads = configure_threads(threads)
     if n_trials is not None:
-        if n_trials < 1:
-            raise SpecError(f"--trials: must be at least 1, got {n_trials}")
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"n_trials": n_trials})})
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
+    if not ray and not in_process and (workers or usable_cores()) > 1 and spec.search.n_trials > 1:
+        from sltsearch.search.workers import warm_up
+
+        warm_up()  # the workers' imports overlap the checks below
     data_memo: dict[str, Any] = {}
-    preflight.check(spec, device=device, data_memo=data_memo)  # everything a trial could fail on, in one line
+    checked = preflight.check(spec, device=device, data_memo=data_memo)  # what a trial could fail on, in one line
     inputs = provenance.run_inputs(spec) if preflight.needs_check(spec) else {}
     if inputs:  # users' code and data: a run folder holds one version of them
         provenance.check_resume(run_dir, inputs)
@@ -135,56 +148,34 @@ def run(
     if inputs:
         record(run_dir, inputs=inputs)
     check_tickets_readable(run_dir)
-    emit = on_event or (lambda event: None)
-    runner = TrialRunner(spec, run_dir, device=device, emit=emit, data_memo=data_memo)
-    study = optuna_backend.open_study(spec, run_dir, storage)
+    study = open_study(spec, run_dir, storage)
     check_study_matches_table(run_dir, study)
     finish_interrupted_records(spec, run_dir, study, device, data_memo)
-    emit(
-        {
-            "event": "start",
-            "n_trials": spec.search.n_trials,
-            "done": optuna_backend.finished_trials(study),
-            "run_dir": run_dir,
-            "threads": threads,
-            "wait_policy": wait_policy(),
-        }
+    if workers is None and (in_process or any(d.strip() != "cpu" for d in checked.device.split(","))):
+        workers = 1  # Python objects, or an accelerator: one process runs the trials
+    left = spec.search.n_trials - finished_trials(study)
+    workers, threads = _workers_and_threads(workers, threads, cpus_per_trial, cluster=ray and bool(address), left=left)
+    job = SearchJob(
+        spec=spec,
+        run_dir=run_dir,
+        storage=storage,
+        device=device,
+        workers=workers,
+        threads=configure_threads(threads),
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        address=address,
+        data_memo=data_memo,
+        emit=on_event or (lambda event: None),
     )
-
-    def on_error(number: int, text: str) -> None:
-        emit({"event": "trial_error", "number": number, "log": runner.log_error(number, text)})
-
     disk_full = False
-    stopper = None
-    if spec.search.early_stopping is not None:
-        from sltsearch.search.early_stop import RungStopper
-
-        stopper = RungStopper(spec, run_dir)
-
-    def run_one(number: int, params: dict[str, Any]) -> Any:
-        return runner(number, params, on_ticket=stopper.on_ticket(number, params) if stopper else None)
-
     try:
-        if spec.search.backend == "ray":
-            from sltsearch.search.ray_env import prefer_loopback
+        if ray:
+            from sltsearch.search.ray_env import private_ray_env
 
-            prefer_loopback(address)  # a private local Ray listens on 127.0.0.1 only
-            from sltsearch.search.ray_backend import RayOptions, optimize_ray
-
-            options = RayOptions(workers, cpus_per_trial, gpus_per_trial, address, storage)
-            optimize_ray(spec, study, run_dir, options, device=device, emit=emit, stopper=stopper)
-        else:
-            optuna_backend.optimize(
-                spec,
-                study,
-                run_one,
-                on_trial_end=lambda end: emit(
-                    {"event": "trial_end", "state": end.state, "number": end.number, "done": end.done,
-                     "reason": end.reason}
-                ),
-                on_error=on_error,
-                on_stale=lambda number: runner.store.set_status(number, INTERRUPTED),
-            )
+            private_ray_env(address)  # a private local Ray listens on 127.0.0.1 only, with a token of its own
+        with sigterm_as_interrupt():
+            backend_called(spec.search.backend)(job)
     except (OSError, KeyboardInterrupt) as err:
         disk_full = is_disk_full(err)
         if disk_full and not isinstance(err, DiskFull):  # Optuna's journal: one line naming this run's disk
@@ -198,6 +189,31 @@ def run(
             if not disk_full:
                 raise  # else no room for the front either: the line of the first failure stands
     return RunResult(run_dir=run_dir, spec=spec, tickets=frame, front=front)
+
+
+def _workers_and_threads(
+    workers: int | None, threads: int | None, cpus_per_trial: float | None, *, cluster: bool, left: int
+) -> tuple[int | None, int]:
+    """The workers (None: a Ray cluster's size decides) and torch threads per trial of a search with ``left``
+    trials to run: the user's choice, the rest filling this machine's usable cores (`sltsearch.threads.plan`)."""
+    if threads is None and cpus_per_trial is not None:
+        threads = max(1, int(cpus_per_trial))  # a trial's threads follow the CPUs it reserves
+    if cluster and workers is None:
+        return None, threads or env_threads() or 1
+    return plan(workers, threads, left)
+
+
+def _check_counts(**counts: float | None) -> None:
+    """``--trials``, ``--workers``, ``--threads``: at least 1; ``--cpus-per-trial``: above 0;
+    ``--gpus-per-trial``: not negative."""
+    lowest = {"cpus_per_trial": ("be above 0", 0.0, False), "gpus_per_trial": ("not be negative", 0.0, True)}
+    for name, value in counts.items():
+        if value is None:
+            continue
+        wanted, bound, inclusive = lowest.get(name, ("be at least 1", 1, True))
+        if value < bound or (value == bound and not inclusive):
+            flag = "--" + name.replace("_", "-")
+            raise SpecError(f"{flag}: must {wanted}, got {value}")
 
 
 def check_tickets_readable(run_dir: Path) -> None:
@@ -217,7 +233,7 @@ def check_study_matches_table(run_dir: Path, study: Any) -> None:
     held = len(study.get_trials(deepcopy=False))
     if not held:
         raise RunDirError(
-            f"{run_dir}: holds tickets but its study is empty (was {optuna_backend.JOURNAL_FILE} deleted, or "
+            f"{run_dir}: holds tickets but its study is empty (was {JOURNAL_FILE} deleted, or "
             f"--storage changed?); restore the study, run `sltsearch repair {run_dir}` to rebuild it from the "
             "ticket table, or pass a new --run-dir"
         )

@@ -15,7 +15,6 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sltsearch.diskfull import DiskFull, describe
@@ -52,13 +51,16 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
+            from sltsearch.search.interrupts import EXIT_CODE, Terminated
+
+            how = "terminated" if isinstance(err, Terminated) else "interrupted"
             err_console.print(
-                "interrupted: finished trials and stages are kept; rerun the same command to resume",
+                f"{how}: finished trials and stages are kept; rerun the same command to resume",
                 highlight=False,
                 soft_wrap=True,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_CODE if isinstance(err, Terminated) else 130) from None
 
     return wrapper
 
@@ -148,68 +150,6 @@ def front_table(
     return table
 
 
-class _RunDisplay:
-    """Rich progress for a search: trials done / total, the current trial's stage, best val accuracy."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.task = None
-        self.best = float("nan")
-        self.rounds = "?"
-        self.logs: dict[int, Any] = {}
-        self.threads = ""
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind == "start":
-            self.progress.start()
-            self.task = self.progress.add_task("", total=event["n_trials"], completed=event["done"])
-            console.print(f"run folder: {event['run_dir']}", markup=False)
-            if "threads" in event:
-                self.threads = f"{event['threads']} thread{'s' if event['threads'] > 1 else ''}"
-                console.print(
-                    f"torch CPU threads: {event['threads']} (OMP_WAIT_POLICY {event.get('wait_policy', '?')};"
-                    " change with --threads)"
-                )
-        elif self.task is None:
-            return
-        elif kind == "trial_start":
-            self.rounds = event["params"].get("rounds", "?")
-        elif kind == "progress":
-            where = (
-                "dense" if event.get("stage") == "dense" else f"round {event.get('round', 0)}/{self.rounds}"
-            )
-            epoch = f" epoch {event['epoch']}" if "epoch" in event else ""
-            if event.get("stage") == "ticket":
-                self.best = max(self.best, event["val"]) if self.best == self.best else event["val"]
-            best = f"best val acc {100 * self.best:.1f}%" if self.best == self.best else ""
-            self.progress.update(
-                self.task, description=f"trial {event['trial']} {where}{epoch}  {best}  ({self.threads})"
-            )
-        elif kind == "trial_error":
-            self.logs[event["number"]] = event["log"]
-        elif kind == "trial_end":
-            self.progress.update(self.task, completed=event["done"])
-            if event["state"] == "FAIL":
-                log = self.logs.get(event["number"])
-                where = f" (traceback: {log})" if log else ""
-                console.print(
-                    f"[yellow]trial {event['number']} failed: {event.get('reason') or 'unknown error'}{where}[/]",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-
-    def stop(self) -> None:
-        self.progress.stop()
-
-
 @app.command()
 @_user_errors
 def run(
@@ -226,19 +166,28 @@ def run(
         str | None, typer.Option(help="RDB URL shared by many workers (e.g. postgresql://...)")
     ] = None,
     device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="trials run at once (processes on this machine, or Ray workers); default: usable cores /"
+            " threads, at most the trials left"
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
-            help="torch CPU threads for this worker (default: half the usable cores, at least 1, or"
-            " OMP_NUM_THREADS); split the cores between workers that share a machine"
+            help="torch CPU threads per trial; default: usable cores / workers (1 when there are trials enough"
+            " for every core), or OMP_NUM_THREADS"
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     backend: Annotated[
-        str | None, typer.Option(help="optuna (trials one after another here) | ray (Ray Tune, trials at once)")
+        str | None,
+        typer.Option(help="optuna (worker processes here, or on one --storage) | ray (Ray Tune, local or a cluster)"),
     ] = None,
-    workers: Annotated[int, typer.Option(help="ray: trials run at once")] = 1,
-    cpus_per_trial: Annotated[float, typer.Option(help="ray: CPUs (torch threads) per trial")] = 1.0,
+    cpus_per_trial: Annotated[
+        float | None, typer.Option(help="ray: CPUs a trial reserves (default: its threads)")
+    ] = None,
     gpus_per_trial: Annotated[float, typer.Option(help="ray: GPUs per trial (fractions share one)")] = 0.0,
     address: Annotated[
         str | None, typer.Option(help="ray: join this Ray cluster (default: a private local Ray)")
@@ -246,8 +195,9 @@ def run(
 ) -> None:
     """Run (or resume) a search and print the Pareto front of its tickets."""
     from sltsearch import api
+    from sltsearch.run_display import RunDisplay
 
-    display = None if quiet else _RunDisplay()
+    display = None if quiet else RunDisplay(console)
     try:
         result = api.run(
             spec,

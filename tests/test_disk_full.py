@@ -72,9 +72,12 @@ def test_a_full_disk_mid_run_stops_with_one_line_and_resumes(
     with monkeypatch.context() as patch:
         patch.setattr(cache, "save_file", _no_space)  # every new stage's tensors: the disk is full
         patch.setattr(pd.DataFrame, "to_csv", _no_space)  # and the front
-        result = runner.invoke(app, ["run", str(run / "spec.yaml"), "--run-dir", str(run), "-q", "--trials", "3"])
+        result = runner.invoke(app, ["run", str(run / "spec.yaml"), "--run-dir", str(run), "-q", "--trials", "3",
+                                    "--workers", "1"])  # the patched writers work in this process
     _check_stopped_cleanly(run, result, pareto_before)
-    again = runner.invoke(app, ["run", str(run / "spec.yaml"), "--run-dir", str(run), "-q", "--trials", "3"])
+    again = runner.invoke(
+        app, ["run", str(run / "spec.yaml"), "--run-dir", str(run), "-q", "--trials", "3", "--workers", "1"]
+    )  # one worker: the interrupted trial's parameters run first
     assert again.exit_code == 0, again.output
     _check_resumed(run)
 
@@ -145,7 +148,8 @@ def test_a_real_30_mb_tmpfs_filled_mid_run(tmp_path: Path) -> None:
     try:
         spec = write_spec(disk / "tiny.yaml", tiny_spec_dict(train={"epochs": 1}, search={"n_trials": 1}))
         run = disk / "run"
-        cli = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run), "-q", "--threads", "1"]
+        cli = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run), "-q"]
+        cli += ["--workers", "1", "--threads", "1"]  # one trial at a time: the trial the disk stops is trial 1
         assert subprocess.run(cli, capture_output=True).returncode == 0
         pareto_before = (run / "pareto.csv").read_bytes()
         free = shutil.disk_usage(disk).free

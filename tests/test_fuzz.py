@@ -274,14 +274,14 @@ class ReachedTheTrials(Exception):
 def no_trials() -> Any:
     from sltsearch.search import optuna_backend
 
-    original = optuna_backend.optimize
+    original = optuna_backend.run_search
 
     def reached(*args: Any, **kwargs: Any) -> None:
         raise ReachedTheTrials
 
-    optuna_backend.optimize = reached
+    optuna_backend.run_search = reached  # the backend: no worker is started, no trial runs
     yield
-    optuna_backend.optimize = original
+    optuna_backend.run_search = original
 
 
 RUN_DIR = WORK / "runs"
@@ -299,7 +299,7 @@ PATH_ARGS = st.sampled_from(
     ["default", "spikformer_multisp", "nope", "nope.yaml", str(NOT_A_SPEC), str(EMPTY_DIR), str(FILE_AS_DIR), "-"]
 )
 COMMAND_OPTIONS = {
-    "run": ["--trials", "-n", "--device", "--threads", "--quiet", "--run-dir"],
+    "run": ["--trials", "-n", "--device", "--workers", "--threads", "--quiet", "--run-dir"],
     "validate": ["--device"],
     "pareto": ["--csv"],
     "energy": ["--ticket", "--csv", "--samples", "--device", "--model", "--nonbinary"],

@@ -37,10 +37,11 @@ def pg() -> Iterator[PgServer]:
         server.stop()
 
 
-def _worker(spec: Path, run_dir: Path, url: str) -> subprocess.Popen[str]:
+def _worker(spec: Path, run_dir: Path, url: str, workers: int = 1) -> subprocess.Popen[str]:
+    """One `sltsearch run` process on the database, with ``workers`` workers of one thread each."""
     command = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "--storage", url]
-    return subprocess.Popen([*command, "-q", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    command += ["-q", "--workers", str(workers), "--threads", "1"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _trials(run_dir: Path, url: str) -> list[optuna.trial.FrozenTrial]:
@@ -75,6 +76,18 @@ def test_two_workers_share_one_study(pg: PgServer, tmp_path: Path) -> None:
     dense = frame[frame["round"] == 0]
     assert (~dense["cached"]).sum() == 1  # one dense training for both workers (the stage cache is shared)
     assert "pw" not in (run_dir / "run.json").read_text().replace("pid", "")
+
+
+def test_one_command_runs_its_worker_processes_on_the_database(pg: PgServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 4, "population_size": 2}))
+    run_dir, url = tmp_path / "shared", pg.url()
+    command = _worker(spec, run_dir, url, workers=2)
+    _, err = command.communicate(timeout=600)
+    assert command.returncode == 0, err
+    trials = _check(run_dir, url, 4)
+    owners = {t.system_attrs["sltsearch:owner"]["pid"] for t in trials if t.state == TrialState.COMPLETE}
+    assert command.pid in owners and len(owners) == 2  # the command and its worker process both ran trials
+    assert "pw@" not in err and "pw" not in (run_dir / "run.json").read_text().replace("pid", "")
 
 
 def test_killed_worker_is_replaced_and_the_other_finishes(pg: PgServer, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -194,3 +195,33 @@ def test_a_long_temp_folder_falls_back_to_a_short_one(tmp_path: Path) -> None:
     folder = private_temp_dir(str(short))
     assert folder.parent == short
     shutil.rmtree(short)
+
+
+def test_sigterm_under_ray_interrupts_the_trial_in_one_line(tmp_path: Path) -> None:
+    """Issue 24, item 11: SIGTERM under --backend ray made Ray's own handler dump a stack and abort (exit 134)."""
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(tickets={"rounds": 3}, search={"n_trials": 2}))
+    run_dir, temp = tmp_path / "run", Path(tempfile.mkdtemp(prefix="slt-", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(temp)}
+    command = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "-q",
+               "--backend", "ray", "--workers", "1", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # until the trial has measured its dense ticket
+        if (run_dir / "tickets").exists() and not sltsearch.load(run_dir).empty:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the trial never started")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=300)
+    lines = err.strip().splitlines()
+    assert process.returncode == 143, err
+    assert len(lines) == 1 and lines[0].startswith("terminated:") and "Traceback" not in err, err
+    trials = optuna_backend.open_study(sltsearch.load_spec(run_dir / "spec.yaml"), run_dir).get_trials()
+    assert trials[0].state == TrialState.FAIL and trials[0].system_attrs["sltsearch:end"] == "interrupted"
+    assert set(sltsearch.load(run_dir)["status"]) == {"interrupted"}
+    assert not [p.name for p in temp.iterdir() if p.name.startswith(("sltsearch-ray-", "ray", "session"))]
+    shutil.rmtree(temp)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(_complete(run_dir)) == 2

@@ -124,7 +124,9 @@ def test_no_trial_is_spent_twice() -> None:
     optuna_backend.optimize(spec, study, run_one)
     assert sorted(p["prune_rate"] for p in ran) == [0.3, 0.5]  # each point ran once, then the space ran out
     repeats = [t for t in study.get_trials() if optuna_backend.DUPLICATE_OF in t.user_attrs]
-    assert len(repeats) == optuna_backend.MAX_REPEATS_IN_ROW
+    last = study.get_trials()[-optuna_backend.MAX_REPEATS_IN_ROW:]  # the search stopped after that many in a row
+    assert all(optuna_backend.DUPLICATE_OF in t.user_attrs for t in last)
+    assert len(study.get_trials()) == 2 + len(repeats)
     assert all(t.state == TrialState.FAIL for t in repeats)  # never used the budget
     assert optuna_backend.enqueue_retries(study, limit=10) == []  # and never queued to run again
 
@@ -141,8 +143,46 @@ def test_cli_and_optuna_backend_never_import_ray() -> None:
 def test_ray_options_need_the_ray_backend(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec_dict()))
-    result = CliRunner().invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "out"), "--workers", "2"])
-    assert result.exit_code == 2 and "need --backend ray" in result.output
+    for flag in ("--cpus-per-trial", "--gpus-per-trial"):
+        result = CliRunner().invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "out"), flag, "1"])
+        assert result.exit_code == 2 and "need --backend ray" in result.output
     assert not (tmp_path / "out").exists()  # found before anything was written
     bad = CliRunner().invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "out"), "--backend", "dask"])
     assert bad.exit_code == 2 and "optuna or ray" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "0"], "--workers: must be at least 1, got 0"),
+        (["--threads", "-1"], "--threads: must be at least 1, got -1"),
+        (["--backend", "ray", "--cpus-per-trial", "0"], "--cpus-per-trial: must be above 0, got 0.0"),
+        (["--backend", "ray", "--gpus-per-trial", "-1"], "--gpus-per-trial: must not be negative, got -1.0"),
+    ],
+)
+def test_bad_worker_counts_are_one_line_before_anything_is_written(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec_dict()))
+    result = CliRunner().invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "out"), *flags])
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_process_that_died_is_no_owner_even_before_its_parent_collects_it() -> None:
+    """A killed `sltsearch run` stays a zombie until its parent (a shell, a test) collects it: its workers and
+    the stale-trial check must see it dead meanwhile, or they wait for it (and hold its pipes open)."""
+    import socket
+    import time
+
+    from sltsearch.search import liveness
+
+    child = subprocess.Popen(["sleep", "30"])
+    owner = {"host": socket.gethostname(), "pid": child.pid, "start": liveness._process_start(child.pid)}  # noqa: SLF001
+    assert liveness.owner_alive(owner) is True
+    child.kill()
+    time.sleep(0.3)  # dead, not yet collected
+    assert liveness.owner_alive(owner) is False
+    child.wait()
+    assert liveness.owner_alive(owner) is False

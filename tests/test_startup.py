@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -65,27 +66,45 @@ def test_wait_policy_is_set_before_torch_loads_unless_the_user_chose() -> None:
     assert _python(show, {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
 
 
-def test_default_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_times_threads_fill_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
-    assert threads.default_threads() == 1
+    assert threads.plan() == (2, 1)  # a worker per core, one thread each
+    assert threads.plan(trials_left=1) == (1, 1)  # one trial left: still one thread (the same numbers)
+    assert threads.plan(workers=1) == (1, 2) and threads.plan(threads=2) == (1, 2)  # the other fills the cores
+    assert threads.plan(workers=3, threads=1) == (3, 1)  # what the user chose stands
     monkeypatch.setattr(threads, "usable_cores", lambda: 16)
-    assert threads.default_threads() == 8
+    assert threads.plan(trials_left=10) == (10, 1)  # never more workers than trials left
+    assert threads.plan(threads=4) == (4, 4) and threads.plan(workers=4) == (4, 4)
     monkeypatch.setattr(threads, "usable_cores", lambda: 1)
-    assert threads.default_threads() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert threads.default_threads() == 3
+    assert threads.plan() == (1, 1) and threads.plan(trials_left=0) == (1, 1)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert threads.plan() == (2, 4)  # the user's thread count, the workers filling the rest
 
+def test_the_progress_display_shows_workers_and_threads_with_every_running_trial(tmp_path: Path) -> None:
+    from rich.console import Console
 
-def test_the_progress_display_shows_the_thread_count(tmp_path: Path) -> None:
-    from sltsearch.cli import _RunDisplay, console
+    from sltsearch.run_display import RunDisplay
+    from sltsearch.search.events import SearchStart, TrialEnd, TrialProgress, TrialStart
 
-    display = _RunDisplay()
-    with console.capture() as captured:
-        display({"event": "start", "n_trials": 2, "done": 0, "run_dir": tmp_path, "threads": 3, "wait_policy": "X"})
-        display.stop()
-    assert "torch CPU threads: 3 (OMP_WAIT_POLICY X" in captured.get()
-    assert display.threads == "3 threads"
+    console = Console(width=120, force_terminal=False, record=True)
+    display = RunDisplay(console)
+    display(SearchStart(tmp_path, n_trials=4, done=1, backend="optuna", workers=2, threads=3, wait_policy="X"))
+    display(TrialStart(1, {"rounds": 3}, "worker 1 (pid 11)", rounds=3))
+    display(TrialStart(2, {}, "worker 2 (pid 12)"))
+    display(TrialProgress(1, "imp", round=2, epoch=4))
+    display(TrialProgress(2, "dense", epoch=1))
+    snapshot = Console(width=120, record=True, file=io.StringIO())
+    snapshot.print(display.__rich__())  # what the live display shows now
+    shown = console.export_text(clear=False) + snapshot.export_text()
+    display(TrialEnd(2, "FAIL", done=1, reason="RuntimeError: boom"))
+    display.stop()
+    text = console.export_text()
+    assert "optuna backend: 2 workers x 3 threads" in shown and "OMP_WAIT_POLICY X" in shown
+    assert "trial 1" in shown and "worker 1 (pid 11), 3 threads" in shown and "round 2/3 epoch 4" in shown
+    assert "trial 2" in shown and "worker 2 (pid 12), 3 threads" in shown and "dense epoch 1" in shown
+    assert "trial 2 failed: RuntimeError: boom" in text
 
 
 def test_bundled_spaces_are_found_in_the_checkout() -> None:

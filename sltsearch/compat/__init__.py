@@ -1,1 +1,4 @@
-"""Compatibility modules: each dependency's private API used in one place, pinned by tests/test_compat_<library>.py."""
+"""Every use of a dependency's private API, one module per library, each pinned by a test.
+
+The next release of a dependency that changes what we rely on then breaks in one place, with a clear message.
+"""

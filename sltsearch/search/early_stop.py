@@ -29,13 +29,18 @@ class StoppedEarly(TrialAborted):
         self.ticket = ticket
 
 
+def imp_rounds(spec: Spec, params: dict[str, Any]) -> int:
+    """How many IMP rounds a trial with ``params`` runs (its last round's ticket is its value)."""
+    return len(spec.with_params(params).tickets.round_rates())
+
+
 def last_rung(spec: Spec, params: dict[str, Any]) -> int:
     """The last IMP round of a trial with ``params`` (0 when it has no rungs, e.g. early-time tickets)."""
     tspec = spec.with_params(params)
     if tspec.tickets.time_steps_search is not None and tspec.model.network == "snn":
         return 0  # its rounds are early-time search rounds at another T: not comparable rungs (the ANN twin
         # ignores time_steps_search: its rounds are plain IMP rounds)
-    return len(tspec.tickets.round_rates())
+    return imp_rounds(spec, params)
 
 
 class RungStopper:

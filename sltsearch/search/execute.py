@@ -18,6 +18,8 @@ from sltsearch.cache import StageCache, _atomic_write
 from sltsearch.results.record import Ticket
 from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
 from sltsearch.search.constraints import is_feasible
+from sltsearch.search.early_stop import imp_rounds
+from sltsearch.search.events import Event, TrialProgress, TrialStart
 from sltsearch.spec import Spec
 from sltsearch.trial import TrialAborted, TrialContext, run_trial
 
@@ -31,9 +33,10 @@ class TrialRunner:
     spec: Spec
     run_dir: Path
     device: str | None = None
-    emit: Callable[[dict[str, Any]], None] = lambda event: None
+    emit: Callable[[Event], None] = lambda event: None
     data_memo: dict[str, Any] = field(default_factory=dict)
     node: str = field(default_factory=socket.gethostname)  # recorded in every ticket row
+    worker: str = "worker 1"  # who runs the trials, for the progress display
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -45,7 +48,7 @@ class TrialRunner:
     ) -> list[Ticket]:
         """Run trial ``number`` with ``params``; ``on_ticket`` sees every ticket as it is measured (a driver
         may raise `TrialAborted` there to stop the trial early: its tickets so far stand)."""
-        self.emit({"event": "trial_start", "trial": number, "params": params})
+        self.emit(TrialStart(number, dict(params), self.worker, imp_rounds(self.spec, params)))
 
         reported: list[Ticket] = []
 
@@ -61,7 +64,7 @@ class TrialRunner:
             trial_number=number,
             cache=self.cache,
             report=report,
-            on_progress=lambda e: self.emit({"event": "progress", **e}),
+            on_progress=lambda event: self.emit(TrialProgress.of(event)),
             device=self.device,
             data_memo=self.data_memo,
         )
@@ -78,7 +81,6 @@ class TrialRunner:
             self.store.set_status(number, FAILED)
             raise
         self.store.set_status(number, OK)
-        self.emit({"event": "trial_done", "trial": number, "final": tickets[-1]})
         return tickets
 
     def log_error(self, number: int, text: str) -> Path:

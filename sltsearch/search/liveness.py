@@ -18,6 +18,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sltsearch.compat import optuna as optuna_compat
+
 OWNER = "sltsearch:owner"
 BEAT = "sltsearch:heartbeat"
 END = "sltsearch:end"  # why a trial ended without finishing: interrupted | stale | error | surplus
@@ -25,13 +27,19 @@ HEARTBEAT_S = 20.0
 GRACE_S = 120.0
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (tells a reused pid apart), None where /proc is absent."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None where /proc is absent."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
+            return handle.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a reused pid apart), None where /proc is absent."""
+    fields = _stat(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
 
 
 def owner_record() -> dict[str, Any]:
@@ -50,6 +58,9 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
         return False
     except PermissionError:
         pass  # alive, another user's
+    fields = _stat(pid)
+    if fields is not None and fields[0] in ("Z", "X"):  # dead, its exit not yet collected by its parent
+        return False
     start = owner.get("start")
     return start is None or _process_start(pid) in (None, start)
 
@@ -71,20 +82,28 @@ def is_stale(trial: FrozenTrial, now: float | None = None, grace_s: float = GRAC
 def fail_stale_trials(study: optuna.Study, grace_s: float = GRACE_S) -> list[FrozenTrial]:
     """Fail every stale RUNNING trial of ``study``; returns them (their parameters are worth a rerun)."""
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if is_stale(t, grace_s=grace_s)]
-    storage = study._storage  # noqa: SLF001 - the public Study API cannot end another process's trial
+    storage = optuna_compat.storage_of(study)  # the public Study API cannot end another process's trial
     failed = []
     for trial in stale:
         try:
-            storage.set_trial_system_attr(trial._trial_id, END, "stale")  # noqa: SLF001
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
-            failed.append(trial)
+            optuna_compat.set_system_attr(storage, trial, END, "stale")
         except (RuntimeError, ValueError):  # another worker ended it first
             continue
+        if optuna_compat.fail_trial(storage, trial):
+            failed.append(trial)
     return failed
 
 
+def claim(trial: optuna.Trial) -> None:
+    """Record this process as the owner of ``trial``, with a first heartbeat: from now on the trial is
+    taken (other workers never draw its parameters) and stale as soon as this process dies."""
+    storage = optuna_compat.trial_storage(trial)
+    optuna_compat.set_system_attr(storage, trial, OWNER, owner_record())
+    optuna_compat.set_system_attr(storage, trial, BEAT, time.time())
+
+
 class Heartbeat:
-    """Records the owner of a trial, then refreshes its heartbeat until stopped (a context manager)."""
+    """Refreshes the heartbeat of a claimed trial until stopped (a context manager)."""
 
     def __init__(self, trial: optuna.Trial, interval_s: float = HEARTBEAT_S) -> None:
         self.trial = trial
@@ -93,17 +112,14 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="sltsearch-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        storage, trial_id = self.trial.storage, self.trial._trial_id  # noqa: SLF001
-        storage.set_trial_system_attr(trial_id, OWNER, owner_record())
-        storage.set_trial_system_attr(trial_id, BEAT, time.time())
         self._thread.start()
         return self
 
     def _beat(self) -> None:
-        storage, trial_id = self.trial.storage, self.trial._trial_id  # noqa: SLF001
+        storage = optuna_compat.trial_storage(self.trial)
         while not self._stop.wait(self.interval_s):
             try:
-                storage.set_trial_system_attr(trial_id, BEAT, time.time())
+                optuna_compat.set_system_attr(storage, self.trial, BEAT, time.time())
             except Exception:  # noqa: BLE001 - the trial ended meanwhile, or the storage hiccuped: try later
                 continue
 
