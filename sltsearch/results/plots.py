@@ -211,7 +211,8 @@ def _plot_png(fig: _Figure) -> Path:
         fig.colorbar(sc, ax=ax, label="weight sparsity [%]")
     if note:
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="dimgray")
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # a run stopped before its first ticket has nothing to label
+        ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
