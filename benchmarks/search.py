@@ -233,8 +233,8 @@ def replay_rule(frame: pd.DataFrame, rule: MOASHA, min_accuracy: float) -> dict[
         earlier = frame[frame["trial"] < number]
         for rung in rung_rounds(rule.min_rungs, rule.eta, last - 1, rule.spacing):  # never after its last round
             own = mine[mine["round"] == rung].iloc[0]
-            others = [{k: float(r[k]) for k in OBJECTIVES} for _, r in rung_rows(earlier, rung).iterrows()]
-            if rule.should_stop(rung, {k: float(own[k]) for k in OBJECTIVES}, others):
+            others = [{k: float(r[k]) for k in rule.objectives} for _, r in rung_rows(earlier, rung).iterrows()]
+            if rule.should_stop(rung, {k: float(own[k]) for k in rule.objectives}, others):
                 stops[int(number)] = rung
                 break
     lost = {t: stops[t] for t, r in front_round.items() if t in stops and r > stops[t]}

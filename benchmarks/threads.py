@@ -81,47 +81,76 @@ class Timing:
     others_cores: float  # mean cores used by processes other than this search and the busy core
 
 
-def timed_run(settings: str, machine: str, args: argparse.Namespace, cap_s: float | None) -> Timing:
-    """One search under ``settings``, and how many cores everything else on the machine used meanwhile."""
-    code = TORCH_DEFAULTS if settings == "torch" else SLTSEARCH_DEFAULTS
-    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "OMP_NUM_THREADS"}}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    hog = busy_core() if machine == "one busy core" else None
+@dataclass
+class Measured:
+    """One command's run: its wall time, whether the cap stopped it, and what else the machine did meanwhile."""
+
+    seconds: float
+    stopped: bool
+    returncode: int | None
+    stderr: str
+    load_before: str
+    others_cores: float  # mean cores used by processes other than the command and the busy core
+    started_at: float  # time.time() when it started (to place the files it wrote on its clock)
+
+
+def run_measured(command: list[str], env: dict[str, str], cap_s: float | None, busy: bool,
+                 cwd: Path | None = None) -> Measured:
+    """Run ``command`` in ``cwd`` (with one core kept busy when ``busy``), stopped after ``cap_s`` seconds; how long
+    it took and how many cores all other processes used meanwhile (from /proc/stat, less the command and the busy
+    core)."""
+    hog = busy_core() if busy else None
     try:
-        with tempfile.TemporaryDirectory(prefix="sltsearch-threads-") as tmp:
-            command = [
-                sys.executable, "-c", code, "run", args.space, "--trials", str(args.trials),
-                "--run-dir", str(Path(tmp) / "run"), "--quiet",
-            ]  # fmt: skip
-            before = load()
-            busy0, mine0 = machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            started = time.perf_counter()
+        before = load()
+        busy0, mine0 = machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        started_at, started = time.time(), time.perf_counter()
+        with tempfile.TemporaryFile("w+") as sink:
             # its own session: a stopped search is killed with its worker processes
-            errors = Path(tmp) / "stderr.txt"
-            with open(errors, "w") as sink:
-                proc = subprocess.Popen(
-                    command, env=env, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True
-                )
+            proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=sink,
+                                    start_new_session=True)
             workers_cpu: dict[int, float] = {}  # the search's worker processes, which it never waits for
             try:
                 stopped = watch(proc, cap_s, workers_cpu)
-                err = errors.read_text()
             except BaseException:  # interrupted or terminated: leave no search running behind
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise
-            seconds = time.perf_counter() - started
-            hog_s = process_cpu_s(hog.pid) if hog else 0.0
-            busy1, mine1 = machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            sink.seek(0)
+            err = sink.read()
+        seconds = time.perf_counter() - started
+        hog_s = process_cpu_s(hog.pid) if hog else 0.0
+        busy1, mine1 = machine_busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         if hog:
             hog.kill()
             hog.wait()
-    if not stopped and proc.returncode != 0:
-        raise SystemExit(f"the {settings} run failed (exit {proc.returncode}):\n{err}")
     search_s = (mine1.ru_utime + mine1.ru_stime) - (mine0.ru_utime + mine0.ru_stime) + sum(workers_cpu.values())
     others = max(0.0, (busy1 - busy0) - search_s - hog_s) / seconds
-    return Timing(settings, machine, seconds, stopped, before, others)
+    return Measured(seconds, stopped, proc.returncode, err, before, others, started_at)
+
+
+def cli_env(root: Path = ROOT) -> dict[str, str]:
+    """The environment a measured `sltsearch` runs in: no OpenMP variables, the checkout at ``root`` first."""
+    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "OMP_NUM_THREADS"}}
+    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def timed_run(settings: str, machine: str, args: argparse.Namespace, cap_s: float | None,
+              root: Path = ROOT) -> Timing:
+    """One search under ``settings`` (of the checkout at ``root``), and how many cores everything else on the
+    machine used meanwhile."""
+    code = TORCH_DEFAULTS if settings == "torch" else SLTSEARCH_DEFAULTS
+    with tempfile.TemporaryDirectory(prefix="sltsearch-threads-") as tmp:
+        command = [
+            sys.executable, "-c", code, "run", args.space, "--trials", str(args.trials),
+            "--run-dir", str(Path(tmp) / "run"), "--quiet",
+        ]  # fmt: skip
+        # run in ``root``: ``python -c`` puts the working folder first on sys.path, before PYTHONPATH
+        run = run_measured(command, cli_env(root), cap_s, busy=machine == "one busy core", cwd=root)
+    if not run.stopped and run.returncode != 0:
+        raise SystemExit(f"the {settings} run failed (exit {run.returncode}):\n{run.stderr}")
+    return Timing(settings, machine, run.seconds, run.stopped, run.load_before, run.others_cores)
 
 
 def watch(proc: subprocess.Popen, cap_s: float | None, workers_cpu: dict[int, float]) -> bool:
