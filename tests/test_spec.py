@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ from conftest import tiny_spec_dict, write_spec
 
 from sltsearch.api import bundled_spaces
 from sltsearch.errors import SpecError
-from sltsearch.spec import Spec, load_spec, parse_spec
+from sltsearch.spec import SearchSpec, Spec, load_spec, parse_spec
+
+FIDELITY_REPORT = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / "fidelity.md"
 
 
 def test_bundled_spaces_validate() -> None:
@@ -25,6 +28,23 @@ def test_default_searches_the_issue_parameters() -> None:
     assert {"prune_rate", "rounds", "rewind_epoch", "time_steps"} <= set(spec.space)
     assert spec.objective.metrics == {"val_accuracy": "maximize", "energy_uj": "minimize"}
     assert spec.search.sampler == "nsga2"
+
+
+def test_bundled_spaces_stop_early_only_where_a_rule_pays() -> None:
+    """The early-stopping replays (`benchmarks/fidelity.py` -> results/benchmarks/fidelity.md) decide each task's
+    default: where no rule pays, its bundled space runs every trial to its end (and so does a spec that says
+    nothing, unless some task's rule pays); where one pays, its space stops early."""
+    text = FIDELITY_REPORT.read_text()
+    spaces = dict(re.findall(r"^## (\w+) \(`(\w+)` space", text, flags=re.M))  # task -> bundled space
+    summary = text.strip().splitlines()[-1]
+    assert summary.startswith("Summary: "), f"{FIDELITY_REPORT} does not end with its Summary line"
+    verdicts = dict(part.split(" ", 1) for part in summary.removeprefix("Summary: ").split("; "))
+    assert set(verdicts) == set(spaces) == {"digits", "mnist1d"}
+    for task, verdict in verdicts.items():
+        early = load_spec(bundled_spaces()[spaces[task]]).search.early_stopping
+        assert (early is None) == (verdict == "none pays"), f"{task}: {verdict}, yet early_stopping {early}"
+    if all(v == "none pays" for v in verdicts.values()):
+        assert SearchSpec().early_stopping is None
 
 
 def test_tiny_spec_roundtrips_through_yaml(tmp_path: Path) -> None:
