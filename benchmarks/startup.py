@@ -74,7 +74,7 @@ WORKER = """
 import sltsearch.search.optuna_backend as backend
 from sltsearch.search.backend import SearchJob
 from sltsearch.spec import load_spec
-from sltsearch.threads import configure_threads
+from sltsearch.system.threads import configure_threads
 backend.TrialRunner.__call__ = stop_at_first_trial
 configure_threads(1)
 job = SearchJob(load_spec(RUN_DIR + "/spec.yaml"), __import__("pathlib").Path(RUN_DIR))  # the data: in its trial

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sltsearch import preflight, provenance
-from sltsearch.cache import _atomic_write
-from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import (
     accuracy_floor,
@@ -40,7 +38,9 @@ from sltsearch.search.study import JOURNAL_FILE, finished_trials, open_study
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
 from sltsearch.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
 from sltsearch.spec import Spec, load_spec
-from sltsearch.threads import configure_threads, env_threads, plan, usable_cores
+from sltsearch.system.diskfull import DiskFull, is_disk_full
+from sltsearch.system.files import atomic_write
+from sltsearch.system.threads import configure_threads, env_threads, plan, usable_cores
 
 if TYPE_CHECKING:
     import torch
@@ -195,7 +195,7 @@ def _workers_and_threads(
     workers: int | None, threads: int | None, cpus_per_trial: float | None, *, cluster: bool, left: int
 ) -> tuple[int | None, int]:
     """The workers (None: a Ray cluster's size decides) and torch threads per trial of a search with ``left``
-    trials to run: the user's choice, the rest filling this machine's usable cores (`sltsearch.threads.plan`)."""
+    trials to run: the user's choice, the rest filling this machine's usable cores (`sltsearch.system.threads.plan`)."""
     if threads is None and cpus_per_trial is not None:
         threads = max(1, int(cpus_per_trial))  # a trial's threads follow the CPUs it reserves
     if cluster and workers is None:
@@ -265,7 +265,7 @@ def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     objectives = spec.objective.metrics
     front = pareto_front(frame, objectives)
-    _atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
+    atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
     plot_front(frame, front, objectives, run_dir / "pareto.png", front_title(spec, frame))
     return front
 

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sltsearch.diskfull import DiskFull, describe
 from sltsearch.errors import UserError
+from sltsearch.system.diskfull import DiskFull, describe
 
 if TYPE_CHECKING:  # torch, pandas, Optuna and the API are imported inside the commands that need them
     import pandas as pd
@@ -646,10 +646,10 @@ def dashboard(
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a table to CSV, creating its folder; a path that cannot be written is one line, not a traceback."""
-    from sltsearch.cache import _atomic_write
+    from sltsearch.system.files import atomic_write
 
     try:
-        _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     except OSError as err:
         raise UserError(f"--csv {path}: cannot write there ({err.strerror or err}); choose another path") from None
 

@@ -77,7 +77,7 @@ def _device(name: str, where: str) -> str:
         raise SpecError(f"{where}: '{name}' is not a device; allowed: auto, cpu, cuda, cuda:N, mps")
     import torch
 
-    from sltsearch.device import resolve_device
+    from sltsearch.system.device import resolve_device
 
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SpecError(f"{where}: '{name}' asked for, but this machine has no CUDA device; use 'auto' or 'cpu'")

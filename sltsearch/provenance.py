@@ -49,7 +49,7 @@ def data_content(data: Any) -> str | None:
 def _file_digest(path: Path) -> str:
     """The file's sha256 (16 hex digits, so stage keys change when its content does), remembered per (path,
     size, mtime) so a large file is read once per process."""
-    from sltsearch.cache import sha256_file
+    from sltsearch.system.files import sha256_file
 
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)

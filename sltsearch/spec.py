@@ -34,7 +34,7 @@ from pydantic import (
 from sltsearch.errors import SpecError, UserError
 from sltsearch.keys import DENSE, MEASURE, NONE, ROUND, RUN, Stage, affects
 from sltsearch.keys import content_hash as _content_hash
-from sltsearch.secrets import check_url
+from sltsearch.system.secrets import check_url
 from sltsearch.yaml_bounds import MAX_BYTES, YamlTooLarge, check_bounds
 
 # How each field enters the cache keys (`sltsearch.keys`); the shared declarations, named once:
@@ -87,7 +87,7 @@ def _scalar_mismatch(value: Any, annotation: Any) -> str | None:
     return None
 
 
-# what `sltsearch.device.resolve_device` understands; checked here so `validate` catches e.g. "tpu"
+# what `sltsearch.system.device.resolve_device` understands; checked here so `validate` catches e.g. "tpu"
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 
 

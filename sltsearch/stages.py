@@ -24,7 +24,6 @@ import torch
 
 from sltsearch import keys, measurement, provenance
 from sltsearch.data import make_loader
-from sltsearch.device import full_precision, seed_everything
 from sltsearch.energy_model import measure_energy
 from sltsearch.energy_model.counter import EnergyReport
 from sltsearch.keys import Stage, content_key
@@ -32,6 +31,7 @@ from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
 from sltsearch.spec import SPIKING_ONLY_PATHS, Spec, drop_paths
+from sltsearch.system.device import full_precision, seed_everything
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
@@ -238,9 +238,10 @@ def measure(
 @contextmanager
 def measurement_rng(spec: Spec, device: torch.device | str) -> Iterator[None]:
     """What a measurement runs under: the torch RNG seeded with the spec's seed (a rate encoder draws its spikes
-    from it), forked so the caller's RNG is not used up, and full FP32 on CUDA (`sltsearch.device.full_precision`,
-    so a GPU's numbers re-measure on the CPU). Every measurement of a ticket runs under it, so a ticket measured
-    again (`sltsearch energy`, an export's check) sees the spikes its trial saw."""
+    from it), forked so the caller's RNG is not used up, and full FP32 on CUDA
+    (`sltsearch.system.device.full_precision`, so a GPU's numbers re-measure on the CPU). Every measurement of a
+    ticket runs under it, so a ticket measured again (`sltsearch energy`, an export's check) sees the spikes its
+    trial saw."""
     cuda = [device] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda), full_precision(device):
         torch.manual_seed(spec.seed)

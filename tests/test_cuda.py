@@ -35,7 +35,7 @@ from sltsearch.trial import TrialContext, run_trial
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 
-# CPU vs device, same ticket, measured in full FP32 on both (sltsearch.device.full_precision): the sums run in
+# CPU vs device, same ticket, measured in full FP32 on both (sltsearch.system.device.full_precision): the sums run in
 # another order, so a membrane potential within rounding of the threshold can spike on one side only.
 ACCURACY_TOLERANCE = 0.01  # absolute, on validation / test accuracy (1 % of the samples)
 ENERGY_RTOL = 1e-3  # relative, on energy_uj, acs and firing_rate

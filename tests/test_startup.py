@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import tiny_spec_dict, write_spec
 
-from sltsearch import threads
 from sltsearch.spaces import bundled_spaces
+from sltsearch.system import threads
 
 ROOT = Path(__file__).resolve().parent.parent
 

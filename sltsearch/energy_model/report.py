@@ -74,12 +74,12 @@ def energy_report(
     params, e.g. ``{"objective.energy.model": "memory"}``; they must not change the model's shape.
     """
     from sltsearch.data import build_data, make_loader
-    from sltsearch.device import resolve_device, seed_everything
     from sltsearch.models import build_model
     from sltsearch.rundir import SPEC_FILE, read_run
     from sltsearch.spaces import resolve_spec_path
     from sltsearch.spec import load_spec
     from sltsearch.stages import measurement_rng
+    from sltsearch.system.device import resolve_device, seed_everything
     from sltsearch.ticket_io.rebuild import model_io
     from sltsearch.ticket_io.source import apply_params, ticket_source
     from sltsearch.tickets import attach_masks

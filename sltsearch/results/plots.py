@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sltsearch.cache import _atomic_write
 from sltsearch.errors import UserError
 from sltsearch.results.tickets import ok_rows, unique_tickets
+from sltsearch.system.files import atomic_write
 
 PERCENT = {"val_accuracy", "test_accuracy", "sparsity", "density", "patch_keep"}
 LABELS = {
@@ -215,7 +215,7 @@ def _plot_png(fig: _Figure) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
     return path
@@ -290,5 +290,5 @@ def _plot_html(fig: _Figure) -> Path:
         top = max(float(tickets[y].max()), float(dense[y].max()) if not dense.empty else 0.0)
         fig.update_yaxes(range=[low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9])
     # self-contained (works offline), written atomically like every file of a run folder
-    _atomic_write(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs=True, full_html=True))
+    atomic_write(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs=True, full_html=True))
     return path

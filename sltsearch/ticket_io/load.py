@@ -21,11 +21,11 @@ import torch
 from pydantic import ValidationError
 
 from sltsearch.data import build_data
-from sltsearch.device import resolve_device, seed_everything
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.user import is_import_path
 from sltsearch.spec import Spec, format_validation_error
+from sltsearch.system.device import resolve_device, seed_everything
 from sltsearch.ticket_io.bundle import (
     MANIFEST,
     MASKS,

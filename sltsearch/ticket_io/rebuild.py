@@ -13,12 +13,12 @@ from typing import Any
 import torch
 
 from sltsearch.data import DataSplits, make_loader
-from sltsearch.device import seed_everything
 from sltsearch.energy_model.counter import EnergyReport
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.spec import Spec
 from sltsearch.stages import evaluate_ticket_model
+from sltsearch.system.device import seed_everything
 from sltsearch.tickets import load_masked_state
 
 # metrics a re-measurement reproduces: table column -> where it comes from
