@@ -89,7 +89,7 @@ except FirstTrial:
 FINISHED = """
 import yaml
 from sltsearch import api
-from sltsearch.spaces import resolve_spec_path
+from sltsearch.spec.spaces import resolve_spec_path
 spec = yaml.safe_load(open(resolve_spec_path(SPACE)))
 spec["train"]["epochs"], spec["search"]["n_trials"] = 4, 2  # 4: the space rewinds to epoch 3
 open(RUN_DIR + ".yaml", "w").write(yaml.safe_dump(spec))

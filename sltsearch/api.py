@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from sltsearch import preflight, provenance
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import (
     accuracy_floor,
@@ -34,10 +33,10 @@ from sltsearch.search.backend import backend as backend_called
 from sltsearch.search.events import Event
 from sltsearch.search.interrupts import sigterm_as_interrupt
 from sltsearch.search.study import JOURNAL_FILE, finished_trials, open_study
+from sltsearch.spec import Spec, load_spec, preflight, provenance
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
-from sltsearch.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
-from sltsearch.spec import Spec, load_spec
+from sltsearch.spec.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
 from sltsearch.system.diskfull import DiskFull, is_disk_full
 from sltsearch.system.files import atomic_write
 from sltsearch.system.threads import configure_threads, env_threads, plan, usable_cores
@@ -55,7 +54,7 @@ def validate(spec: str | Path | Spec | None = None, *, device: str | None = None
 def check(
     spec: str | Path | Spec | None = None, *, device: str | None = None, data_memo: dict[str, Any] | None = None
 ) -> Any:
-    """`validate` with its findings: a `sltsearch.preflight.Checked` (the spec, data and model it built)."""
+    """`validate` with its findings: a `sltsearch.spec.preflight.Checked` (the spec, data and model it built)."""
     return preflight.check(_as_spec(spec), device=device, data_memo=data_memo)
 
 
@@ -104,7 +103,7 @@ def run(
     ``model``: your own network builder ``(input_shape, num_classes, options) -> nn.Module`` (the spec's
     ``model.name`` becomes its ``module:qualname``); ``data``: your own torch Datasets ``(train, val, test)``
     (val / test may be None: carved from train). Both are checked before the first trial
-    (`sltsearch.preflight`), and live in this process only: the search runs one worker.
+    (`sltsearch.spec.preflight`), and live in this process only: the search runs one worker.
 
     ``backend`` (``optuna`` | ``ray``) overrides ``search.backend``. Under Ray, each trial reserves
     ``cpus_per_trial`` CPUs (default: its threads) and ``gpus_per_trial`` GPUs, on a private local Ray started
@@ -389,11 +388,11 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
 
 def catalog() -> dict[str, list[dict[str, str]]]:
     """The model families and datasets a spec can name (built-in, registered, plugged in but not loaded):
-    `sltsearch models`. Here, above both registries, so that `sltsearch.plugins` (which they load entry points
+    `sltsearch models`. Here, above both registries, so that `sltsearch.spec.plugins` (which they load entry points
     through) imports neither."""
     from sltsearch.data.registry import DATASETS, PATHED, ROOTED
     from sltsearch.models.registry import MODELS
-    from sltsearch.plugins import DATASET_GROUP, MODEL_GROUP, origin, plugged_in
+    from sltsearch.spec.plugins import DATASET_GROUP, MODEL_GROUP, origin, plugged_in
 
     models = [
         {"name": name, "presets": ", ".join(family.presets), "source": _source(family.build)}

@@ -249,8 +249,8 @@ def validate(
     device: Annotated[str | None, typer.Option(help="check this device instead of train.device")] = None,
 ) -> None:
     """Check a spec as `run` would before its first trial (spec, data, model, device), without running it."""
-    from sltsearch.spaces import resolve_spec_path
     from sltsearch.spec import load_spec
+    from sltsearch.spec.spaces import resolve_spec_path
 
     parsed = load_spec(resolve_spec_path(spec))  # the spec's own errors come before torch is loaded
     from sltsearch import api
@@ -346,8 +346,8 @@ def repair(
 @app.command()
 def spaces() -> None:
     """List the bundled search spaces."""
-    from sltsearch.spaces import bundled_spaces
     from sltsearch.spec import load_spec
+    from sltsearch.spec.spaces import bundled_spaces
 
     table = Table(title="bundled search spaces")
     table.add_column("name")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sltsearch.errors import RunDirError
-from sltsearch.keys import run_identity
 from sltsearch.spec import Spec, load_spec
+from sltsearch.spec.keys import run_identity
 from sltsearch.system.files import atomic_write, save_json
 from sltsearch.system.secrets import mask_url
 
@@ -103,5 +103,5 @@ def run_info(run_dir: Path) -> dict[str, Any]:
 
 
 def record(run_dir: Path, **fields: Any) -> None:
-    """Add fields to run.json (e.g. ``inputs``: the user code and data hashes, `sltsearch.provenance`)."""
+    """Add fields to run.json (e.g. ``inputs``: the user code and data hashes, `sltsearch.spec.provenance`)."""
     save_json(run_dir / RUN_FILE, {**run_info(run_dir), **fields})

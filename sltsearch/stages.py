@@ -4,7 +4,7 @@ Dense run (per-epoch checkpoints), rewind point (epoch or iteration), a pruning 
 random-pruning / random-re-init controls, early-bird masks, and the measurement that turns a trained
 model into a `Ticket` (validation and test accuracy, sparsity, energy), stored with the stage it measures
 (`sltsearch.measurement`) so a cached stage is not evaluated again. Keys are derived from the stage every
-spec field declares it affects (`sltsearch.keys`): data, model (with its resolved sizes and T), recipe and
+spec field declares it affects (`sltsearch.spec.keys`): data, model (with its resolved sizes and T), recipe and
 seed for the dense run; rewind point, the pruning schedule so far and the strategy for a round; a control's
 or an early-time ticket's key adds what it is to its round's. So a rerun, another trial or another process
 that shares the cache skips what exists.
@@ -22,15 +22,17 @@ from typing import Any
 
 import torch
 
-from sltsearch import keys, measurement, provenance
+from sltsearch import measurement
 from sltsearch.data import make_loader
 from sltsearch.energy_model import measure_energy
 from sltsearch.energy_model.counter import EnergyReport
-from sltsearch.keys import Stage, content_key
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
-from sltsearch.spec import SPIKING_ONLY_PATHS, Spec, drop_paths
+from sltsearch.spec import Spec, keys, provenance
+from sltsearch.spec.keys import Stage, content_key
+from sltsearch.spec.schema import SPIKING_ONLY_PATHS
+from sltsearch.spec.space import drop_paths
 from sltsearch.system.device import full_precision, seed_everything
 from sltsearch.tickets import (
     attach_masks,
@@ -50,8 +52,8 @@ from sltsearch.trial_context import TrialContext, TrialSetup
 
 
 def dense_key(spec: Spec) -> str:
-    """The dense run's key: every field declared ``DENSE`` (`sltsearch.keys`), the sizes the model resolves to,
-    and users' code and data (their hashes, `sltsearch.provenance`; absent for built-ins, so those keys stay
+    """The dense run's key: every field declared ``DENSE`` (`sltsearch.spec.keys`), the sizes the model resolves to,
+    and users' code and data (their hashes, `sltsearch.spec.provenance`; absent for built-ins, so those keys stay
     as they were). Early-time tickets train the dense run at ``tickets.time_steps_search``: that is its T. The
     ANN twin runs once with ReLU: T and the spiking neuron's parameters are moot and leave its key."""
     t_search = spec.tickets.time_steps_search

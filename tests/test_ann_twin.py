@@ -194,7 +194,7 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_a_users_network_has_a_twin_when_its_neurons_can_be_replaced(user_module: str) -> None:
-    from sltsearch.preflight import check_user_inputs
+    from sltsearch.spec.preflight import check_user_inputs
 
     for fn in ("own_neurons", "takes_make_neuron"):
         spec = parse_spec(tiny_spec_dict(model={"name": f"{user_module}:{fn}", "neuron": {"type": "relu"}}))

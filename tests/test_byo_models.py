@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from conftest import tiny_spec_dict
 
-from sltsearch import preflight
 from sltsearch.errors import RunDirError, SpecError
-from sltsearch.spec import parse_spec
+from sltsearch.spec import parse_spec, preflight
 
 GOOD_NET = '''
 import torch

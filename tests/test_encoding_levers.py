@@ -11,10 +11,10 @@ from torch.utils.data import DataLoader, TensorDataset
 import sltsearch.stages as stages
 from sltsearch.energy_model import measure_energy
 from sltsearch.errors import SpecError
-from sltsearch.keys import content_key
 from sltsearch.models import build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.spec import EnergySpec, ModelSpec, parse_spec
+from sltsearch.spec.keys import content_key
 from sltsearch.tickets import attach_masks, encoding, prunable_layers
 from sltsearch.trial import run_trial
 

@@ -34,7 +34,8 @@ from typer.testing import CliRunner
 
 from sltsearch.cli import app
 from sltsearch.errors import SpecError
-from sltsearch.spec import PARAM_ALIASES, Spec, load_spec
+from sltsearch.spec import Spec, load_spec
+from sltsearch.spec.space import PARAM_ALIASES
 
 # SLTSEARCH_FUZZ_SCALE=10 fuzzes ten times longer (locally); CI runs the default counts
 SCALE = max(1, int(os.environ.get("SLTSEARCH_FUZZ_SCALE", "1")))

@@ -12,8 +12,8 @@ from sltsearch import api
 from sltsearch.data import DataSplits, make_loader
 from sltsearch.data import registry as data_registry
 from sltsearch.errors import DataError
-from sltsearch.spaces import resolve_spec_path
 from sltsearch.spec import load_spec
+from sltsearch.spec.spaces import resolve_spec_path
 
 PAPER_SPACES = [
     "paper_vgg16_cifar10",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_spec_dict, write_spec
 
-from sltsearch.spaces import bundled_spaces
+from sltsearch.spec.spaces import bundled_spaces
 from sltsearch.system import threads
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,8 @@ from torch import nn
 import sltsearch.stages as stages
 from sltsearch.cache import StageCache
 from sltsearch.models import build_model
-from sltsearch.spec import parse_spec, rates_to_target
+from sltsearch.spec import parse_spec
+from sltsearch.spec.schema import rates_to_target
 from sltsearch.tickets import (
     attach_masks,
     current_masks,

@@ -76,8 +76,8 @@ def energy_report(
     from sltsearch.data import build_data, make_loader
     from sltsearch.models import build_model
     from sltsearch.rundir import SPEC_FILE, read_run
-    from sltsearch.spaces import resolve_spec_path
     from sltsearch.spec import load_spec
+    from sltsearch.spec.spaces import resolve_spec_path
     from sltsearch.stages import measurement_rng
     from sltsearch.system.device import resolve_device, seed_everything
     from sltsearch.ticket_io.rebuild import model_io

@@ -129,7 +129,7 @@ def _walk(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[Declared]
         else:
             raise UndeclaredField(
                 f"{'.'.join(path)} ({_type_name(info.annotation)}) declares no stage: annotate it with one of "
-                "DENSE, ROUND, MEASURE, RUN, NONE from sltsearch.keys (see its docstring)"
+                "DENSE, ROUND, MEASURE, RUN, NONE from sltsearch.spec.keys (see its docstring)"
             )
 
 
