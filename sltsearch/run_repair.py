@@ -42,7 +42,7 @@ from sltsearch.search import liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
-from sltsearch.trial_context import TrialAborted
+from sltsearch.trial.context import TrialAborted
 
 
 @dataclass

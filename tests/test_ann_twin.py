@@ -15,7 +15,6 @@ from spikingjelly.activation_based.neuron import BaseNode
 from typer.testing import CliRunner
 
 import sltsearch
-from sltsearch import stages
 from sltsearch.cli import app
 from sltsearch.energy_model import measure_energy
 from sltsearch.errors import SpecError, UserError
@@ -25,6 +24,7 @@ from sltsearch.results import unique_tickets
 from sltsearch.results.plots import dense_labels, plot_front
 from sltsearch.spec import EnergySpec, parse_spec
 from sltsearch.tickets import attach_masks, magnitude_prune
+from sltsearch.trial import stages
 
 runner = CliRunner()
 FAMILIES = [

@@ -62,7 +62,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_plugins_are_listed_and_usable_by_name(plugin: Path) -> None:
     from sltsearch.api import catalog
     from sltsearch.cli import app
-    from sltsearch.stages import dense_key
+    from sltsearch.trial.stages import dense_key
 
     listing = catalog()
     assert {"name": "plugnet", "presets": "", "source": "plugin: sltplug 1.2 (sltplug:make_net)"} in listing["models"]

@@ -22,16 +22,16 @@ from conftest import tiny_spec_dict, write_spec
 from torch import nn
 
 import sltsearch
-from sltsearch.cache import StageCache
 from sltsearch.data import build_data, make_loader
 from sltsearch.energy_model import measure_energy
 from sltsearch.models import build_model
 from sltsearch.spec import Spec
-from sltsearch.stages import evaluate_ticket_model
 from sltsearch.tickets import attach_masks, magnitude_prune, rewind
 from sltsearch.tickets.masks import MASK, prunable_layers
 from sltsearch.train import fit, make_optimizer, train_one_epoch
 from sltsearch.trial import TrialContext, run_trial
+from sltsearch.trial.cache import StageCache
+from sltsearch.trial.stages import evaluate_ticket_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_spec_dict
 from torch.utils.data import DataLoader, TensorDataset
 
-import sltsearch.stages as stages
+import sltsearch.trial.stages as stages
 from sltsearch.energy_model import measure_energy
 from sltsearch.errors import SpecError
 from sltsearch.models import build_model

@@ -216,7 +216,6 @@ def test_spec_knows_storage_metric_and_rejects_bad_breakpoints() -> None:
 
 
 def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
-    from sltsearch.cache import StageCache
     from sltsearch.data import build_data, make_loader
     from sltsearch.energy_model.report import energy_report
     from sltsearch.models import build_model
@@ -226,6 +225,7 @@ def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
     from sltsearch.ticket_io.source import TicketNotFound
     from sltsearch.tickets import attach_masks, magnitude_prune
     from sltsearch.train import state_copy
+    from sltsearch.trial.cache import StageCache
 
     spec = parse_spec(
         {

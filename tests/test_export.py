@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import sltsearch
-from sltsearch.cache import StageCache
 from sltsearch.cli import app
 from sltsearch.errors import UserError
 from sltsearch.ticket_io import TicketFileError
+from sltsearch.trial.cache import StageCache
 
 runner = CliRunner()
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sltsearch.cache import StageCache
 from sltsearch.results.record import Ticket
 from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
 from sltsearch.search.constraints import is_feasible
@@ -22,7 +21,9 @@ from sltsearch.search.early_stop import imp_rounds
 from sltsearch.search.events import Event, TrialProgress, TrialStart
 from sltsearch.spec import Spec
 from sltsearch.system.files import atomic_write
-from sltsearch.trial import TrialAborted, TrialContext, run_trial
+from sltsearch.trial import TrialContext, run_trial
+from sltsearch.trial.cache import StageCache
+from sltsearch.trial.context import TrialAborted
 
 LOG_DIR = "logs"
 

@@ -46,7 +46,7 @@ from sltsearch.search.study import (  # noqa: F401 - names other modules reach t
 )
 from sltsearch.search.workers import WorkerProcesses, label
 from sltsearch.spec import Spec
-from sltsearch.trial_context import TrialAborted
+from sltsearch.trial.context import TrialAborted
 
 
 def one_line(err: BaseException) -> str:

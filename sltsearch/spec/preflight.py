@@ -10,7 +10,7 @@ Users' networks and data (a callable or torch Datasets handed to `sltsearch.run`
 taken (`check_user_inputs`). Anything a trial would otherwise find once per trial, as a traceback, is one
 `UserError` line here.
 
-The data built here goes into the caller's ``data_memo`` under the same key `sltsearch.trial_context.prepare`
+The data built here goes into the caller's ``data_memo`` under the same key `sltsearch.trial.context.prepare`
 uses, so a run never builds it twice.
 """
 

@@ -61,7 +61,7 @@ class DataSpec(Strict):
 # neuron types that make the model the ANN twin of its spiking network (sltsearch/models/twin.py)
 ANN_ACTIVATIONS = ("relu",)
 # spec paths that only shape a spiking network: the ANN twin runs once with ReLU, so these neither change it nor
-# enter its stage keys (`sltsearch.stages.dense_key`), and the ticket table blanks them on its rows
+# enter its stage keys (`sltsearch.trial.stages.dense_key`), and the ticket table blanks them on its rows
 SPIKING_ONLY_PATHS = (
     "model.time_steps",
     "model.neuron.tau",

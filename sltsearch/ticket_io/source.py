@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 from pydantic import ValidationError
 
-from sltsearch.cache import DamagedArtefact, StageCache
 from sltsearch.errors import RunDirError, SpecError, UserError
 from sltsearch.models import SpikingClassifier
 from sltsearch.results import load_tickets
@@ -26,6 +25,7 @@ from sltsearch.rundir import read_run
 from sltsearch.spec import Spec
 from sltsearch.spec.wording import format_validation_error
 from sltsearch.ticket_io.rebuild import build_ticket_model
+from sltsearch.trial.cache import DamagedArtefact, StageCache
 
 
 class TicketNotFound(UserError):

@@ -28,7 +28,7 @@ import torch
 from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec, keys
 from sltsearch.spec.keys import Stage, content_key
-from sltsearch.trial_context import TrialContext, TrialSetup
+from sltsearch.trial.context import TrialContext, TrialSetup
 
 # bump when sltsearch's measurement changes its numbers (energy counting rules, accuracy evaluation, a field's
 # meaning), so stored measurements are taken again instead of reused
@@ -82,7 +82,9 @@ def plain(values: dict[str, Any]) -> dict[str, Any]:
 
     unknown = set(values) - set(MEASURED_FIELDS)
     if unknown:
-        raise ValueError(f"not measured ticket fields: {sorted(unknown)} (see sltsearch.measurement.TRIAL_FIELDS)")
+        raise ValueError(
+            f"not measured ticket fields: {sorted(unknown)} (see sltsearch.trial.measurement.TRIAL_FIELDS)"
+        )
     return {k: convert(v) for k, v in values.items()}
 
 

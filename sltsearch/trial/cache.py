@@ -7,7 +7,7 @@ records the sha256 of every tensor file, and a stage whose files do not match (o
 used: it is moved aside to ``<root>/.damaged/``, the user is told which file, and the stage is recomputed.
 
 A stage may also hold its measurements (`store_measured`): ``measured-<key>.json`` files, one per measurement
-key (`sltsearch.measurement`), each checksummed under ``meta.json``'s ``measured_sha256``. A damaged one is
+key (`sltsearch.trial.measurement`), each checksummed under ``meta.json``'s ``measured_sha256``. A damaged one is
 moved aside alone (the stage's tensors are still good) and measured again.
 """
 

@@ -3,7 +3,7 @@
 Dense run (per-epoch checkpoints), rewind point (epoch or iteration), a pruning round's retraining, the
 random-pruning / random-re-init controls, early-bird masks, and the measurement that turns a trained
 model into a `Ticket` (validation and test accuracy, sparsity, energy), stored with the stage it measures
-(`sltsearch.measurement`) so a cached stage is not evaluated again. Keys are derived from the stage every
+(`sltsearch.trial.measurement`) so a cached stage is not evaluated again. Keys are derived from the stage every
 spec field declares it affects (`sltsearch.spec.keys`): data, model (with its resolved sizes and T), recipe and
 seed for the dense run; rewind point, the pruning schedule so far and the strategy for a round; a control's
 or an early-time ticket's key adds what it is to its round's. So a rerun, another trial or another process
@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from sltsearch import measurement
 from sltsearch.data import make_loader
 from sltsearch.energy_model import measure_energy
 from sltsearch.energy_model.counter import EnergyReport
@@ -48,7 +47,8 @@ from sltsearch.tickets import (
 )
 from sltsearch.tickets.masks import MaskStats
 from sltsearch.train import evaluate, fit, lr_at, make_optimizer, state_copy, train_one_epoch
-from sltsearch.trial_context import TrialContext, TrialSetup
+from sltsearch.trial import measurement
+from sltsearch.trial.context import TrialContext, TrialSetup
 
 
 def dense_key(spec: Spec) -> str:
@@ -257,7 +257,7 @@ def evaluate_ticket_model(
 
     The one evaluation behind a trial's tickets (`measured_values`) and an exported ticket's re-measurement
     (`sltsearch.ticket_io.rebuild.measure_ticket`), so both give the same numbers bit for bit. It runs under
-    `measurement_rng`, so a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone.
+    `measurement_rng`, so a measurement depends on the stage and `sltsearch.trial.measurement.measurement_key` alone.
     """
     with measurement_rng(spec, device):
         stats = mask_stats(current_masks(model))
