@@ -26,13 +26,17 @@ from sltsearch.results import (
 )
 from sltsearch.results import hypervolume as results_hypervolume
 from sltsearch.results.plots import plot_front
-from sltsearch.results.store import TicketTableDamaged, check_tickets, highest_trial
-from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
+from sltsearch.runfolder.folder import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
+from sltsearch.runfolder.resume import (
+    check_study_matches_table,
+    check_tickets_readable,
+    finish_interrupted_records,
+)
 from sltsearch.search.backend import BACKENDS, SearchJob
 from sltsearch.search.backend import backend as backend_called
 from sltsearch.search.events import Event
 from sltsearch.search.interrupts import sigterm_as_interrupt
-from sltsearch.search.study import JOURNAL_FILE, finished_trials, open_study
+from sltsearch.search.study import finished_trials, open_study
 from sltsearch.spec import Spec, load_spec, preflight, provenance
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
@@ -215,49 +219,6 @@ def _check_counts(**counts: float | None) -> None:
             raise SpecError(f"{flag}: must {wanted}, got {value}")
 
 
-def check_tickets_readable(run_dir: Path) -> None:
-    """Refuse to start on a damaged ticket table (one line naming the file and `sltsearch repair`)."""
-    problems = check_tickets(run_dir)
-    if problems:
-        more = f" (and {len(problems) - 1} more damaged files)" if len(problems) > 1 else ""
-        raise TicketTableDamaged(problems[0][1] + more)
-
-
-def check_study_matches_table(run_dir: Path, study: Any) -> None:
-    """Refuse to start a study that lacks trials the ticket table has tickets of: its next trials would reuse
-    their ticket ids (an empty study beside an old table, or a rebuild by `sltsearch repair` cut short)."""
-    highest = highest_trial(run_dir)
-    if highest is None:
-        return
-    held = len(study.get_trials(deepcopy=False))
-    if not held:
-        raise RunDirError(
-            f"{run_dir}: holds tickets but its study is empty (was {JOURNAL_FILE} deleted, or "
-            f"--storage changed?); restore the study, run `sltsearch repair {run_dir}` to rebuild it from the "
-            "ticket table, or pass a new --run-dir"
-        )
-    if held <= highest:
-        raise RunDirError(
-            f"{run_dir}: its study holds {held} trials but the ticket table has tickets of trial {highest} (a "
-            f"repair was interrupted while rebuilding the study?); run `sltsearch repair {run_dir}` to finish it"
-        )
-
-
-def finish_interrupted_records(
-    spec: Spec, run_dir: Path, study: Any, device: str | None, data_memo: dict[str, Any]
-) -> None:
-    """Finished trials whose ticket rows are missing or not ``ok`` (a repair killed while re-measuring) are
-    measured again from the stage cache before the first new trial, so the front never silently lacks them."""
-    from sltsearch.errors import warn
-    from sltsearch.run_repair import finish_records
-
-    redone = finish_records(spec, run_dir, study, load_tickets(run_dir), device=device, data_memo=data_memo)
-    if redone:
-        trials = ", ".join(map(str, redone))
-        warn(f"re-measured the tickets of finished trials {trials} from the stage cache (their recording was cut"
-             " short)")
-
-
 def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
     """Compute the front over every ticket and write pareto.csv and pareto.png beside the table."""
     if frame.empty:
@@ -375,9 +336,9 @@ def energy(
 
 
 def repair(run_dir: str | Path, *, storage: str | None = None, device: str | None = None) -> Any:
-    """Repair a damaged run folder (`sltsearch.run_repair.RepairReport`): damaged ticket files set aside and their
+    """Repair a damaged run folder (`sltsearch.runfolder.repair.RepairReport`): damaged ticket files set aside and their
     finished trials re-measured from the stage cache; a lost study rebuilt from the ticket table."""
-    from sltsearch.run_repair import repair as repair_run
+    from sltsearch.runfolder.repair import repair as repair_run
 
     report = repair_run(run_dir, storage=storage, device=device)
     if report.changed:

@@ -242,7 +242,7 @@ def test_python_callable_searched_end_to_end_and_code_edits_invalidate_stages(us
     the code hash in run.json; editing the module retrains instead of loading its cached stages, and the run
     folder refuses to mix the two versions."""
     import sltsearch
-    from sltsearch.rundir import run_info
+    from sltsearch.runfolder.folder import run_info
     from sltsearch.trial import TrialContext, run_trial
     from sltsearch.trial.cache import StageCache
 

@@ -221,7 +221,7 @@ def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
     from sltsearch.models import build_model
     from sltsearch.results import TicketStore
     from sltsearch.results.record import Ticket
-    from sltsearch.rundir import prepare_run_dir
+    from sltsearch.runfolder.folder import prepare_run_dir
     from sltsearch.ticket_io.source import TicketNotFound
     from sltsearch.tickets import attach_masks, magnitude_prune
     from sltsearch.train import state_copy

@@ -340,7 +340,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 def _prepared_run() -> None:
     """A run folder with its spec and no tickets (a run whose trials all failed)."""
-    from sltsearch.rundir import prepare_run_dir
+    from sltsearch.runfolder.folder import prepare_run_dir
     from sltsearch.spec import parse_spec
 
     if not (RUN_DIR / "prepared").exists():

@@ -14,7 +14,7 @@ from sltsearch import api
 from sltsearch.cli import _write_csv, app
 from sltsearch.data import registry
 from sltsearch.errors import DataError, SpecError, UserError
-from sltsearch.rundir import prepare_run_dir
+from sltsearch.runfolder.folder import prepare_run_dir
 from sltsearch.spec import load_spec, parse_spec
 
 runner = CliRunner()

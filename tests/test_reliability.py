@@ -245,7 +245,7 @@ def test_repaired_node_comes_from_the_best_record_or_stays_empty() -> None:
     from optuna.distributions import FloatDistribution
     from optuna.trial import create_trial
 
-    from sltsearch.run_repair import trial_node
+    from sltsearch.runfolder.repair import trial_node
     from sltsearch.search import liveness
 
     def trial(user: dict, system: dict) -> optuna.trial.FrozenTrial:

@@ -75,7 +75,7 @@ def energy_report(
     """
     from sltsearch.data import build_data, make_loader
     from sltsearch.models import build_model
-    from sltsearch.rundir import SPEC_FILE, read_run
+    from sltsearch.runfolder.folder import SPEC_FILE, read_run
     from sltsearch.spec import load_spec
     from sltsearch.spec.spaces import resolve_spec_path
     from sltsearch.system.device import resolve_device, seed_everything

@@ -123,7 +123,7 @@ def run_labels(run_dirs: list[Path]) -> list[str]:
 def load_runs(run_dirs: list[str | Path] | tuple[str | Path, ...]) -> pd.DataFrame:
     """The ticket tables of several runs stacked, with a ``run`` column first (see `run_labels`)."""
     from sltsearch.results.store import load_tickets
-    from sltsearch.rundir import read_run
+    from sltsearch.runfolder.folder import read_run
 
     paths = [read_run(p)[0] for p in run_dirs]
     frames = []

@@ -68,7 +68,7 @@ def run_inputs(spec: Any) -> dict[str, str]:
 
 def check_resume(run_dir: Path, inputs: dict[str, str]) -> None:
     """Refuse to add trials of other user code or data to a run folder that already holds some."""
-    from sltsearch.rundir import run_info
+    from sltsearch.runfolder.folder import run_info
 
     previous = run_info(run_dir).get("inputs") if run_dir.exists() else None
     if not previous or previous == inputs:

@@ -19,7 +19,7 @@ from sltsearch.data import DataSplits, build_data
 from sltsearch.errors import UserError
 from sltsearch.results import load_tickets
 from sltsearch.results.select import RULES, select
-from sltsearch.rundir import read_run
+from sltsearch.runfolder.folder import read_run
 from sltsearch.spec import Spec
 from sltsearch.system.device import resolve_device
 from sltsearch.ticket_io import place

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sltsearch.errors import UserError
-from sltsearch.rundir import check_writable
+from sltsearch.runfolder.folder import check_writable
 from sltsearch.system.diskfull import DiskFull, is_disk_full
 
 WORK_TAG = ".export-"  # .<name>.export-XXXXXXXX: the hidden work folder of an export into <name>

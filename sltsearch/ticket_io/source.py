@@ -21,7 +21,7 @@ from sltsearch.errors import RunDirError, SpecError, UserError
 from sltsearch.models import SpikingClassifier
 from sltsearch.results import load_tickets
 from sltsearch.results.record import row_params
-from sltsearch.rundir import read_run
+from sltsearch.runfolder.folder import read_run
 from sltsearch.spec import Spec
 from sltsearch.spec.wording import format_validation_error
 from sltsearch.ticket_io.rebuild import build_ticket_model

@@ -37,7 +37,7 @@ from sltsearch.results.store import (
     load_tickets,
     read_columns,
 )
-from sltsearch.rundir import read_run
+from sltsearch.runfolder.folder import read_run
 from sltsearch.search import liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
