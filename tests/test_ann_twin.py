@@ -272,7 +272,7 @@ def test_an_ann_ticket_exports_and_reloads_to_the_same_numbers(mixed_run: Path, 
 
 
 def test_rungs_and_front_table_follow_the_network() -> None:
-    from sltsearch.cli import front_table
+    from sltsearch.cli.tables import front_table
     from sltsearch.search.early_stop import last_rung
 
     spec = parse_spec(tiny_spec_dict(tickets={"rounds": 3, "time_steps_search": 1}))

@@ -160,7 +160,7 @@ def test_front_shows_which_tickets_assume_first_layer_once() -> None:
     import pandas as pd
     from rich.console import Console
 
-    from sltsearch.cli import front_table
+    from sltsearch.cli.tables import front_table
 
     def render(flags: list[bool]) -> str:
         front = pd.DataFrame(
