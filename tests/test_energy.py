@@ -270,7 +270,7 @@ def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
 def test_fanout_count_equals_direct_convolution(kw) -> None:
     import torch.nn.functional as F
 
-    from sltsearch.energy_model.counter import _layer_ops
+    from sltsearch.energy_model.layer_ops import layer_ops
 
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 6, 3, bias=False, **kw)
@@ -285,7 +285,7 @@ def test_fanout_count_equals_direct_convolution(kw) -> None:
         dilation=conv.dilation,
         groups=conv.groups,
     ).sum()
-    ops, _, _ = _layer_ops(conv, x)
+    ops, _, _ = layer_ops(conv, x)
     assert ops == pytest.approx(float(direct))
 
 

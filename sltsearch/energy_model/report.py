@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from sltsearch.energy_model.counter import EnergyReport, measure_energy
+from sltsearch.energy_model.counter import measure_energy
+from sltsearch.energy_model.counts import EnergyReport
 from sltsearch.errors import UserError
 
 COLUMNS = {

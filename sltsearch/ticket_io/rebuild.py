@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from sltsearch.data import DataSplits, make_loader
-from sltsearch.energy_model.counter import EnergyReport
+from sltsearch.energy_model.counts import EnergyReport
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.spec import Spec

@@ -24,7 +24,7 @@ import torch
 
 from sltsearch.data import make_loader
 from sltsearch.energy_model import measure_energy
-from sltsearch.energy_model.counter import EnergyReport
+from sltsearch.energy_model.counts import EnergyReport
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
