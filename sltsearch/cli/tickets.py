@@ -62,10 +62,10 @@ def pareto(
     if plot is not None:
         shown = accuracy_floor(frame, min_accuracy)
         try:
-            plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
+            written = plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
         except OSError as err:
             raise UserError(f"--plot {plot}: cannot write there ({err.strerror or err}); choose another path") from None
-        console.print(f"plot: {plot}")
+        console.print(f"plot: {plot}" if written else "plot: none written (no finished tickets yet)")
 
 
 @user_errors

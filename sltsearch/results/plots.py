@@ -133,7 +133,8 @@ def plot_front(
 ) -> Path | None:
     """Plot every ticket and the front on the first two objectives to ``path`` (.png or .html).
 
-    None with fewer than two objectives or no tickets.
+    None with fewer than two objectives or no finished tickets (a run interrupted before its first finished
+    ticket: an empty plot would say nothing, and matplotlib would warn on stderr about its empty legend).
     """
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
@@ -142,6 +143,8 @@ def plot_front(
     if len(names) < 2 or frame.empty:
         return None
     tickets, dense, front = _parts(frame, front)
+    if tickets.empty:
+        return None
     y, x = names[0], names[1]
     low, below = accuracy_window(y, tickets, pd.concat([front, dense]), floor)
     note = ""
