@@ -1,7 +1,7 @@
 """Packaging beyond what pyproject.toml can say: the bundled search spaces ship inside the package.
 
 They live in the repository's top-level ``search_spaces/`` folder; a wheel installs them as the data-only
-package ``sltsearch.search_spaces``, where `sltsearch.spaces` finds them through importlib.resources.
+package ``sltsearch.search_spaces``, where `sltsearch.spec.spaces` finds them through importlib.resources.
 """
 
 from setuptools import find_packages, setup

@@ -37,10 +37,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sltsearch.cache import StageCache  # noqa: E402
 from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.spec import Spec  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
+from sltsearch.trial.cache import StageCache  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks"
 RATES = [0.5, 0.6, 0.5, 0.5]  # cumulative sparsity 0.5, 0.8, 0.9, 0.95

@@ -28,9 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sltsearch.cache import StageCache  # noqa: E402
 from sltsearch.spec import parse_spec  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
+from sltsearch.trial.cache import StageCache  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks"
 ALL = {"patch_keep": 0.5, "pep_sparsity": 0.9, "pep_binary_weights": True, "pep_binary_activations": True}

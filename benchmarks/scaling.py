@@ -76,9 +76,9 @@ def train_epochs(spec_path: Path, epochs: int) -> None:
     import torch
 
     from sltsearch.spec import load_spec
-    from sltsearch.stages import new_model, train_loader
     from sltsearch.train import make_optimizer, train_one_epoch
-    from sltsearch.trial_context import TrialContext, prepare
+    from sltsearch.trial.context import TrialContext, prepare
+    from sltsearch.trial.stages import new_model, train_loader
 
     torch.set_num_threads(1)
     spec = load_spec(spec_path)

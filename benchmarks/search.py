@@ -34,7 +34,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sltsearch.cache import StageCache  # noqa: E402
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
 from sltsearch.results.record import row_params  # noqa: E402
 from sltsearch.results.store import load_tickets  # noqa: E402
@@ -44,6 +43,7 @@ from sltsearch.search.execute import TrialRunner  # noqa: E402
 from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, rung_rounds, rung_rows  # noqa: E402
 from sltsearch.spec import Spec, parse_spec  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
+from sltsearch.trial.cache import StageCache  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks"
 OBJECTIVES = {"val_accuracy": "maximize", "energy_uj": "minimize"}

@@ -74,7 +74,7 @@ WORKER = """
 import sltsearch.search.optuna_backend as backend
 from sltsearch.search.backend import SearchJob
 from sltsearch.spec import load_spec
-from sltsearch.threads import configure_threads
+from sltsearch.system.threads import configure_threads
 backend.TrialRunner.__call__ = stop_at_first_trial
 configure_threads(1)
 job = SearchJob(load_spec(RUN_DIR + "/spec.yaml"), __import__("pathlib").Path(RUN_DIR))  # the data: in its trial
@@ -89,7 +89,7 @@ except FirstTrial:
 FINISHED = """
 import yaml
 from sltsearch import api
-from sltsearch.spaces import resolve_spec_path
+from sltsearch.spec.spaces import resolve_spec_path
 spec = yaml.safe_load(open(resolve_spec_path(SPACE)))
 spec["train"]["epochs"], spec["search"]["n_trials"] = 4, 2  # 4: the space rewinds to epoch 3
 open(RUN_DIR + ".yaml", "w").write(yaml.safe_dump(spec))

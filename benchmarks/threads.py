@@ -244,7 +244,7 @@ def main() -> None:
         "# One busy core: torch's thread defaults vs sltsearch's",
         "",
         "`torch` = torch's defaults (one thread per core, libgomp's default wait policy); `sltsearch` = no flags "
-        "(OMP_WAIT_POLICY=PASSIVE, a worker per usable core with one thread each, see sltsearch/threads.py). "
+        "(OMP_WAIT_POLICY=PASSIVE, a worker per usable core with one thread each, see sltsearch/system/threads.py). "
         "The busy core is "
         '`python -c "while True: pass"`, started before the run and killed after it. `>` = stopped at the cap '
         "(`--cap` times the slowest quiet run), a lower bound. Others' cores = CPU seconds that every other "

@@ -26,9 +26,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sltsearch.cache import _atomic_write  # noqa: E402
 from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.results.store import TicketStore, part_path  # noqa: E402
+from sltsearch.system.files import atomic_write  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "ticket_store.md"
 PER_TRIAL = 5
@@ -65,7 +65,7 @@ def single_file_append(path: Path, trial: int):  # noqa: ANN201
 
     def append(i: int) -> None:
         frame = pd.concat([pd.read_parquet(path), pd.DataFrame([ticket(trial, i).row()])])
-        _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
     return append
 

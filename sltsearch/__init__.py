@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sltsearch.threads import set_default_wait_policy
+from sltsearch.system.threads import set_default_wait_policy
 
 # before any sltsearch module imports torch: libgomp reads the wait policy once, when torch loads it
 set_default_wait_policy()

@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from sltsearch import preflight, provenance
-from sltsearch.cache import _atomic_write
-from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import RunDirError, SpecError
 from sltsearch.results import (
     accuracy_floor,
@@ -29,18 +26,24 @@ from sltsearch.results import (
 )
 from sltsearch.results import hypervolume as results_hypervolume
 from sltsearch.results.plots import plot_front
-from sltsearch.results.store import TicketTableDamaged, check_tickets, highest_trial
-from sltsearch.rundir import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
+from sltsearch.runfolder.folder import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
+from sltsearch.runfolder.resume import (
+    check_study_matches_table,
+    check_tickets_readable,
+    finish_interrupted_records,
+)
 from sltsearch.search.backend import BACKENDS, SearchJob
 from sltsearch.search.backend import backend as backend_called
 from sltsearch.search.events import Event
 from sltsearch.search.interrupts import sigterm_as_interrupt
-from sltsearch.search.study import JOURNAL_FILE, finished_trials, open_study
+from sltsearch.search.study import finished_trials, open_study
+from sltsearch.spec import Spec, load_spec, preflight, provenance
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
-from sltsearch.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
-from sltsearch.spec import Spec, load_spec
-from sltsearch.threads import configure_threads, env_threads, plan, usable_cores
+from sltsearch.spec.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
+from sltsearch.system.diskfull import DiskFull, is_disk_full
+from sltsearch.system.files import atomic_write
+from sltsearch.system.threads import configure_threads, env_threads, plan, usable_cores
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +58,7 @@ def validate(spec: str | Path | Spec | None = None, *, device: str | None = None
 def check(
     spec: str | Path | Spec | None = None, *, device: str | None = None, data_memo: dict[str, Any] | None = None
 ) -> Any:
-    """`validate` with its findings: a `sltsearch.preflight.Checked` (the spec, data and model it built)."""
+    """`validate` with its findings: a `sltsearch.spec.preflight.Checked` (the spec, data and model it built)."""
     return preflight.check(_as_spec(spec), device=device, data_memo=data_memo)
 
 
@@ -104,7 +107,7 @@ def run(
     ``model``: your own network builder ``(input_shape, num_classes, options) -> nn.Module`` (the spec's
     ``model.name`` becomes its ``module:qualname``); ``data``: your own torch Datasets ``(train, val, test)``
     (val / test may be None: carved from train). Both are checked before the first trial
-    (`sltsearch.preflight`), and live in this process only: the search runs one worker.
+    (`sltsearch.spec.preflight`), and live in this process only: the search runs one worker.
 
     ``backend`` (``optuna`` | ``ray``) overrides ``search.backend``. Under Ray, each trial reserves
     ``cpus_per_trial`` CPUs (default: its threads) and ``gpus_per_trial`` GPUs, on a private local Ray started
@@ -195,7 +198,7 @@ def _workers_and_threads(
     workers: int | None, threads: int | None, cpus_per_trial: float | None, *, cluster: bool, left: int
 ) -> tuple[int | None, int]:
     """The workers (None: a Ray cluster's size decides) and torch threads per trial of a search with ``left``
-    trials to run: the user's choice, the rest filling this machine's usable cores (`sltsearch.threads.plan`)."""
+    trials to run: the user's choice, the rest filling this machine's usable cores (`sltsearch.system.threads.plan`)."""
     if threads is None and cpus_per_trial is not None:
         threads = max(1, int(cpus_per_trial))  # a trial's threads follow the CPUs it reserves
     if cluster and workers is None:
@@ -216,56 +219,13 @@ def _check_counts(**counts: float | None) -> None:
             raise SpecError(f"{flag}: must {wanted}, got {value}")
 
 
-def check_tickets_readable(run_dir: Path) -> None:
-    """Refuse to start on a damaged ticket table (one line naming the file and `sltsearch repair`)."""
-    problems = check_tickets(run_dir)
-    if problems:
-        more = f" (and {len(problems) - 1} more damaged files)" if len(problems) > 1 else ""
-        raise TicketTableDamaged(problems[0][1] + more)
-
-
-def check_study_matches_table(run_dir: Path, study: Any) -> None:
-    """Refuse to start a study that lacks trials the ticket table has tickets of: its next trials would reuse
-    their ticket ids (an empty study beside an old table, or a rebuild by `sltsearch repair` cut short)."""
-    highest = highest_trial(run_dir)
-    if highest is None:
-        return
-    held = len(study.get_trials(deepcopy=False))
-    if not held:
-        raise RunDirError(
-            f"{run_dir}: holds tickets but its study is empty (was {JOURNAL_FILE} deleted, or "
-            f"--storage changed?); restore the study, run `sltsearch repair {run_dir}` to rebuild it from the "
-            "ticket table, or pass a new --run-dir"
-        )
-    if held <= highest:
-        raise RunDirError(
-            f"{run_dir}: its study holds {held} trials but the ticket table has tickets of trial {highest} (a "
-            f"repair was interrupted while rebuilding the study?); run `sltsearch repair {run_dir}` to finish it"
-        )
-
-
-def finish_interrupted_records(
-    spec: Spec, run_dir: Path, study: Any, device: str | None, data_memo: dict[str, Any]
-) -> None:
-    """Finished trials whose ticket rows are missing or not ``ok`` (a repair killed while re-measuring) are
-    measured again from the stage cache before the first new trial, so the front never silently lacks them."""
-    from sltsearch.errors import warn
-    from sltsearch.run_repair import finish_records
-
-    redone = finish_records(spec, run_dir, study, load_tickets(run_dir), device=device, data_memo=data_memo)
-    if redone:
-        trials = ", ".join(map(str, redone))
-        warn(f"re-measured the tickets of finished trials {trials} from the stage cache (their recording was cut"
-             " short)")
-
-
 def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
     """Compute the front over every ticket and write pareto.csv and pareto.png beside the table."""
     if frame.empty:
         return frame
     objectives = spec.objective.metrics
     front = pareto_front(frame, objectives)
-    _atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
+    atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
     plot_front(frame, front, objectives, run_dir / "pareto.png", front_title(spec, frame))
     return front
 
@@ -376,9 +336,9 @@ def energy(
 
 
 def repair(run_dir: str | Path, *, storage: str | None = None, device: str | None = None) -> Any:
-    """Repair a damaged run folder (`sltsearch.run_repair.RepairReport`): damaged ticket files set aside and their
+    """Repair a damaged run folder (`sltsearch.runfolder.repair.RepairReport`): damaged ticket files set aside and their
     finished trials re-measured from the stage cache; a lost study rebuilt from the ticket table."""
-    from sltsearch.run_repair import repair as repair_run
+    from sltsearch.runfolder.repair import repair as repair_run
 
     report = repair_run(run_dir, storage=storage, device=device)
     if report.changed:
@@ -389,11 +349,11 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
 
 def catalog() -> dict[str, list[dict[str, str]]]:
     """The model families and datasets a spec can name (built-in, registered, plugged in but not loaded):
-    `sltsearch models`. Here, above both registries, so that `sltsearch.plugins` (which they load entry points
+    `sltsearch models`. Here, above both registries, so that `sltsearch.spec.plugins` (which they load entry points
     through) imports neither."""
     from sltsearch.data.registry import DATASETS, PATHED, ROOTED
     from sltsearch.models.registry import MODELS
-    from sltsearch.plugins import DATASET_GROUP, MODEL_GROUP, origin, plugged_in
+    from sltsearch.spec.plugins import DATASET_GROUP, MODEL_GROUP, origin, plugged_in
 
     models = [
         {"name": name, "presets": ", ".join(family.presets), "source": _source(family.build)}

@@ -15,7 +15,6 @@ from spikingjelly.activation_based.neuron import BaseNode
 from typer.testing import CliRunner
 
 import sltsearch
-from sltsearch import stages
 from sltsearch.cli import app
 from sltsearch.energy_model import measure_energy
 from sltsearch.errors import SpecError, UserError
@@ -25,6 +24,7 @@ from sltsearch.results import unique_tickets
 from sltsearch.results.plots import dense_labels, plot_front
 from sltsearch.spec import EnergySpec, parse_spec
 from sltsearch.tickets import attach_masks, magnitude_prune
+from sltsearch.trial import stages
 
 runner = CliRunner()
 FAMILIES = [
@@ -194,7 +194,7 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_a_users_network_has_a_twin_when_its_neurons_can_be_replaced(user_module: str) -> None:
-    from sltsearch.preflight import check_user_inputs
+    from sltsearch.spec.preflight import check_user_inputs
 
     for fn in ("own_neurons", "takes_make_neuron"):
         spec = parse_spec(tiny_spec_dict(model={"name": f"{user_module}:{fn}", "neuron": {"type": "relu"}}))
@@ -272,7 +272,7 @@ def test_an_ann_ticket_exports_and_reloads_to_the_same_numbers(mixed_run: Path, 
 
 
 def test_rungs_and_front_table_follow_the_network() -> None:
-    from sltsearch.cli import front_table
+    from sltsearch.cli.tables import front_table
     from sltsearch.search.early_stop import last_rung
 
     spec = parse_spec(tiny_spec_dict(tickets={"rounds": 3, "time_steps_search": 1}))

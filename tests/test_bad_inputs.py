@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import sltsearch
 from sltsearch.cli import app
 from sltsearch.errors import UserError
-from sltsearch.secrets import check_url, mask_url
+from sltsearch.system.secrets import check_url, mask_url
 
 runner = CliRunner()
 

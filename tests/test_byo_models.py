@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from conftest import tiny_spec_dict
 
-from sltsearch import preflight
 from sltsearch.errors import RunDirError, SpecError
-from sltsearch.spec import parse_spec
+from sltsearch.spec import parse_spec, preflight
 
 GOOD_NET = '''
 import torch
@@ -186,7 +185,7 @@ def test_make_neuron_is_passed_when_the_builder_asks_for_it(user_dir: Path) -> N
 
 
 def test_code_hash_keys_the_stages_and_version_overrides_it(user_dir: Path) -> None:
-    from sltsearch.stages import dense_key
+    from sltsearch.trial.stages import dense_key
 
     module = write_module(user_dir, GOOD_NET.format(variant=1))
     spec = user_spec(f"{module}:make_net")
@@ -243,9 +242,9 @@ def test_python_callable_searched_end_to_end_and_code_edits_invalidate_stages(us
     the code hash in run.json; editing the module retrains instead of loading its cached stages, and the run
     folder refuses to mix the two versions."""
     import sltsearch
-    from sltsearch.cache import StageCache
-    from sltsearch.rundir import run_info
+    from sltsearch.runfolder.folder import run_info
     from sltsearch.trial import TrialContext, run_trial
+    from sltsearch.trial.cache import StageCache
 
     arrays_file(user_dir / "data.npz")
     module = write_module(user_dir, GOOD_NET.format(variant=1))

@@ -10,9 +10,8 @@ import pytest
 from conftest import tiny_spec_dict
 from typer.testing import CliRunner
 
-from sltsearch import preflight
 from sltsearch.errors import SpecError
-from sltsearch.spec import parse_spec
+from sltsearch.spec import parse_spec, preflight
 
 PLUGIN = '''
 import numpy as np
@@ -63,7 +62,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_plugins_are_listed_and_usable_by_name(plugin: Path) -> None:
     from sltsearch.api import catalog
     from sltsearch.cli import app
-    from sltsearch.stages import dense_key
+    from sltsearch.trial.stages import dense_key
 
     listing = catalog()
     assert {"name": "plugnet", "presets": "", "source": "plugin: sltplug 1.2 (sltplug:make_net)"} in listing["models"]
@@ -75,7 +74,7 @@ def test_plugins_are_listed_and_usable_by_name(plugin: Path) -> None:
     memo: dict = {}
     preflight.check(spec, data_memo=memo)
     assert next(iter(memo.values())).input_shape == (2, 12)
-    from sltsearch.provenance import stage_inputs
+    from sltsearch.spec.provenance import stage_inputs
 
     inputs = stage_inputs(spec)
     assert inputs["model_code"].startswith("sha256:") and inputs["data_content"].startswith("sha256:")

@@ -22,20 +22,20 @@ from conftest import tiny_spec_dict, write_spec
 from torch import nn
 
 import sltsearch
-from sltsearch.cache import StageCache
 from sltsearch.data import build_data, make_loader
 from sltsearch.energy_model import measure_energy
 from sltsearch.models import build_model
 from sltsearch.spec import Spec
-from sltsearch.stages import evaluate_ticket_model
 from sltsearch.tickets import attach_masks, magnitude_prune, rewind
 from sltsearch.tickets.masks import MASK, prunable_layers
 from sltsearch.train import fit, make_optimizer, train_one_epoch
 from sltsearch.trial import TrialContext, run_trial
+from sltsearch.trial.cache import StageCache
+from sltsearch.trial.stages import evaluate_ticket_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 
-# CPU vs device, same ticket, measured in full FP32 on both (sltsearch.device.full_precision): the sums run in
+# CPU vs device, same ticket, measured in full FP32 on both (sltsearch.system.device.full_precision): the sums run in
 # another order, so a membrane potential within rounding of the threshold can spike on one side only.
 ACCURACY_TOLERANCE = 0.01  # absolute, on validation / test accuracy (1 % of the samples)
 ENERGY_RTOL = 1e-3  # relative, on energy_uj, acs and firing_rate

@@ -16,10 +16,10 @@ from conftest import tiny_spec_dict, write_spec
 from typer.testing import CliRunner
 
 import sltsearch
-from sltsearch import cache
 from sltsearch.cli import app
-from sltsearch.diskfull import DiskFull, describe, is_disk_full, mount_point
 from sltsearch.search import optuna_backend
+from sltsearch.system.diskfull import DiskFull, describe, is_disk_full, mount_point
+from sltsearch.trial import cache
 
 runner = CliRunner()
 

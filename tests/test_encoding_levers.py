@@ -8,13 +8,13 @@ import torch
 from conftest import tiny_spec_dict
 from torch.utils.data import DataLoader, TensorDataset
 
-import sltsearch.stages as stages
+import sltsearch.trial.stages as stages
 from sltsearch.energy_model import measure_energy
 from sltsearch.errors import SpecError
-from sltsearch.keys import content_key
 from sltsearch.models import build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.spec import EnergySpec, ModelSpec, parse_spec
+from sltsearch.spec.keys import content_key
 from sltsearch.tickets import attach_masks, encoding, prunable_layers
 from sltsearch.trial import run_trial
 
@@ -160,7 +160,7 @@ def test_front_shows_which_tickets_assume_first_layer_once() -> None:
     import pandas as pd
     from rich.console import Console
 
-    from sltsearch.cli import front_table
+    from sltsearch.cli.tables import front_table
 
     def render(flags: list[bool]) -> str:
         front = pd.DataFrame(

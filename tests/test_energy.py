@@ -216,16 +216,16 @@ def test_spec_knows_storage_metric_and_rejects_bad_breakpoints() -> None:
 
 
 def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
-    from sltsearch.cache import StageCache
     from sltsearch.data import build_data, make_loader
     from sltsearch.energy_model.report import energy_report
     from sltsearch.models import build_model
     from sltsearch.results import TicketStore
     from sltsearch.results.record import Ticket
-    from sltsearch.rundir import prepare_run_dir
+    from sltsearch.runfolder.folder import prepare_run_dir
     from sltsearch.ticket_io.source import TicketNotFound
     from sltsearch.tickets import attach_masks, magnitude_prune
     from sltsearch.train import state_copy
+    from sltsearch.trial.cache import StageCache
 
     spec = parse_spec(
         {
@@ -270,7 +270,7 @@ def test_report_reloads_a_ticket_from_a_run_folder(tmp_path) -> None:
 def test_fanout_count_equals_direct_convolution(kw) -> None:
     import torch.nn.functional as F
 
-    from sltsearch.energy_model.counter import _layer_ops
+    from sltsearch.energy_model.layer_ops import layer_ops
 
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 6, 3, bias=False, **kw)
@@ -285,7 +285,7 @@ def test_fanout_count_equals_direct_convolution(kw) -> None:
         dilation=conv.dilation,
         groups=conv.groups,
     ).sum()
-    ops, _, _ = _layer_ops(conv, x)
+    ops, _, _ = layer_ops(conv, x)
     assert ops == pytest.approx(float(direct))
 
 

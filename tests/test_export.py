@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import sltsearch
-from sltsearch.cache import StageCache
 from sltsearch.cli import app
 from sltsearch.errors import UserError
 from sltsearch.ticket_io import TicketFileError
+from sltsearch.trial.cache import StageCache
 
 runner = CliRunner()
 
@@ -156,7 +156,7 @@ def test_truncated_or_missing_files_are_refused(exported: Path) -> None:
 def test_weights_that_ignore_their_mask_are_refused_even_with_matching_checksums(exported: Path) -> None:
     from safetensors.torch import save_file
 
-    from sltsearch.cache import sha256_file
+    from sltsearch.system.files import sha256_file
 
     weights = load_file(str(exported / "weights.safetensors"))
     masks = load_file(str(exported / "masks.safetensors"))

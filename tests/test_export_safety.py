@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 import sltsearch
 from sltsearch.cli import app
 from sltsearch.errors import UserError
+from sltsearch.system.files import sha256_file
 from sltsearch.ticket_io import TicketFileError
-from sltsearch.ticket_io.bundle import sha256_file
 from sltsearch.ticket_io.load import UntrustedCode
 from sltsearch.ticket_io.place import WORK_TAG, remove_abandoned
 

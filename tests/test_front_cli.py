@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import sltsearch
 from sltsearch.cli import app
-from sltsearch.results.plots import accuracy_window
+from sltsearch.results.plots import accuracy_window, plot_front
 
 runner = CliRunner()
 
@@ -87,6 +87,19 @@ def test_png_and_interactive_html_plots(tmp_path: Path) -> None:
     # µ as it is (plotly >= 7) or JSON-escaped (plotly 5-6)
     assert "energy per inference [µJ]" in page or "energy per inference [\\u00b5J]" in page
     assert "cdn.plot.ly" not in page.split("<script", 2)[1][:200]  # plotly.js embedded: the page works offline
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_table_without_finished_tickets_draws_no_plot(tmp_path: Path) -> None:
+    """A run interrupted before its first finished ticket: no plot and no warning on stderr (the interrupt's
+    message stays the only line)."""
+    frame = _table()
+    frame["status"] = "interrupted"
+    objectives = {"val_accuracy": "maximize", "energy_uj": "minimize"}
+    assert plot_front(frame, frame.iloc[0:0], objectives, tmp_path / "front.png", "title") is None
+    assert not (tmp_path / "front.png").exists()
+    frame["status"] = ["ok"] + ["interrupted"] * (len(frame) - 1)  # one finished ticket: plotted
+    assert plot_front(frame, frame.iloc[0:1], objectives, tmp_path / "front.png", "title") is not None
 
 
 def test_accuracy_axis_spans_the_useful_region() -> None:

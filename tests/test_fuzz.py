@@ -34,7 +34,8 @@ from typer.testing import CliRunner
 
 from sltsearch.cli import app
 from sltsearch.errors import SpecError
-from sltsearch.spec import PARAM_ALIASES, Spec, load_spec
+from sltsearch.spec import Spec, load_spec
+from sltsearch.spec.space import PARAM_ALIASES
 
 # SLTSEARCH_FUZZ_SCALE=10 fuzzes ten times longer (locally); CI runs the default counts
 SCALE = max(1, int(os.environ.get("SLTSEARCH_FUZZ_SCALE", "1")))
@@ -339,7 +340,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 def _prepared_run() -> None:
     """A run folder with its spec and no tickets (a run whose trials all failed)."""
-    from sltsearch.rundir import prepare_run_dir
+    from sltsearch.runfolder.folder import prepare_run_dir
     from sltsearch.spec import parse_spec
 
     if not (RUN_DIR / "prepared").exists():

@@ -14,8 +14,8 @@ from typing import Annotated, Any, get_args, get_origin
 import pytest
 import torch
 
-from sltsearch import stages
-from sltsearch.keys import (
+from sltsearch.spec import ModelSpec, NeuronSpec, Spec, TicketSpec, parse_spec
+from sltsearch.spec.keys import (
     CACHED,
     NONE,
     Declared,
@@ -27,8 +27,8 @@ from sltsearch.keys import (
     run_identity,
     stage_parts,
 )
-from sltsearch.measurement import measurement_key
-from sltsearch.spec import ModelSpec, NeuronSpec, Spec, TicketSpec, parse_spec
+from sltsearch.trial import stages
+from sltsearch.trial.measurement import measurement_key
 
 CPU = torch.device("cpu")
 PINS = Path(__file__).parent / "data" / "stage_keys_3b09291.json"

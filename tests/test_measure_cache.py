@@ -1,4 +1,4 @@
-"""A cached stage is not measured again: its ticket's metrics are stored with it (sltsearch.measurement)."""
+"""A cached stage is not measured again: its ticket's metrics are stored with it (sltsearch.trial.measurement)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from conftest import tiny_spec_dict
 
-import sltsearch.stages as stages
-from sltsearch.cache import DAMAGED_DIR, MEASURED, StageCache
-from sltsearch.measurement import MEASURED_FIELDS, TRIAL_FIELDS
+import sltsearch.trial.stages as stages
 from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec, parse_spec
-from sltsearch.trial import TrialContext, prepare, run_trial
+from sltsearch.trial import TrialContext, run_trial
+from sltsearch.trial.cache import DAMAGED_DIR, MEASURED, StageCache
+from sltsearch.trial.context import prepare
+from sltsearch.trial.measurement import MEASURED_FIELDS, TRIAL_FIELDS
 
 
 def _spec(**overrides: Any) -> Spec:

@@ -12,8 +12,8 @@ from sltsearch import api
 from sltsearch.data import DataSplits, make_loader
 from sltsearch.data import registry as data_registry
 from sltsearch.errors import DataError
-from sltsearch.spaces import resolve_spec_path
 from sltsearch.spec import load_spec
+from sltsearch.spec.spaces import resolve_spec_path
 
 PAPER_SPACES = [
     "paper_vgg16_cifar10",
@@ -51,9 +51,9 @@ def test_paper_space_validates_and_needs_a_data_root(space: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("space", PAPER_SPACES)
 def test_paper_space_trains_one_step_on_generated_data(space: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sltsearch import stages
     from sltsearch.train import make_optimizer, train_one_epoch
-    from sltsearch.trial import TrialContext, prepare
+    from sltsearch.trial import TrialContext, stages
+    from sltsearch.trial.context import prepare
 
     spec = load_spec(resolve_spec_path(space))
     monkeypatch.setitem(data_registry.DATASETS, spec.data.name, generated(spec.data.name))

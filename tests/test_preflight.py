@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 import sltsearch
 from sltsearch import api
-from sltsearch.cli import _write_csv, app
+from sltsearch.cli import app
+from sltsearch.cli.output import write_csv
 from sltsearch.data import registry
 from sltsearch.errors import DataError, SpecError, UserError
-from sltsearch.rundir import prepare_run_dir
+from sltsearch.runfolder.folder import prepare_run_dir
 from sltsearch.spec import load_spec, parse_spec
 
 runner = CliRunner()
@@ -209,12 +210,12 @@ def test_csv_into_a_missing_folder_is_created_and_an_impossible_one_is_one_line(
 
     frame = pd.DataFrame({"a": [1, 2]})
     target = tmp_path / "new" / "deeper" / "front.csv"
-    _write_csv(frame, target)
+    write_csv(frame, target)
     assert pd.read_csv(target)["a"].tolist() == [1, 2]
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(UserError, match="--csv .*: cannot write there"):
-        _write_csv(frame, blocker / "front.csv")
+        write_csv(frame, blocker / "front.csv")
 
 
 def test_energy_on_a_missing_run_folder(tmp_path: Path) -> None:

@@ -245,7 +245,7 @@ def test_repaired_node_comes_from_the_best_record_or_stays_empty() -> None:
     from optuna.distributions import FloatDistribution
     from optuna.trial import create_trial
 
-    from sltsearch.run_repair import trial_node
+    from sltsearch.runfolder.repair import trial_node
     from sltsearch.search import liveness
 
     def trial(user: dict, system: dict) -> optuna.trial.FrozenTrial:
@@ -310,8 +310,8 @@ def test_damaged_cache_stage_is_set_aside_and_recomputed(finished_run: Path, tmp
     spec = sltsearch.load_spec(run / "spec.yaml")
     import torch
 
-    from sltsearch.cache import StageCache
     from sltsearch.trial import TrialContext, run_trial
+    from sltsearch.trial.cache import StageCache
 
     cache = StageCache(run / "cache")
     torch.set_num_threads(1)  # as the run's trials (a thread count changes the last digits)
@@ -420,7 +420,7 @@ def test_killed_at_random_moments_then_rerun(tmp_path: Path, signum: str) -> Non
     assert result.returncode == 0, result.stderr
     frame = _check_table(run, 4)
     assert set(frame["status"]) <= {"ok", "interrupted", "failed"}
-    from sltsearch.cache import StageCache
+    from sltsearch.trial.cache import StageCache
 
     cache = StageCache(run / "cache")
     stages = [f for f in (run / "cache").glob("*/*") if (f / "meta.json").is_file()]

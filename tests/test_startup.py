@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import tiny_spec_dict, write_spec
 
-from sltsearch import threads
-from sltsearch.spaces import bundled_spaces
+from sltsearch.spec.spaces import bundled_spaces
+from sltsearch.system import threads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +85,7 @@ def test_workers_times_threads_fill_the_usable_cores(monkeypatch: pytest.MonkeyP
 def test_the_progress_display_shows_workers_and_threads_with_every_running_trial(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from sltsearch.run_display import RunDisplay
+    from sltsearch.cli.display import RunDisplay
     from sltsearch.search.events import SearchStart, TrialEnd, TrialProgress, TrialStart
 
     console = Console(width=120, force_terminal=False, record=True)

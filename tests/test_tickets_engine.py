@@ -11,10 +11,10 @@ import torch
 from conftest import tiny_spec_dict
 from torch import nn
 
-import sltsearch.stages as stages
-from sltsearch.cache import StageCache
+import sltsearch.trial.stages as stages
 from sltsearch.models import build_model
-from sltsearch.spec import parse_spec, rates_to_target
+from sltsearch.spec import parse_spec
+from sltsearch.spec.schema import rates_to_target
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
@@ -27,7 +27,10 @@ from sltsearch.tickets import (
     resolve_layers,
     rewind,
 )
-from sltsearch.trial import TrialContext, prepare, pretrain_iterations, run_trial
+from sltsearch.trial import TrialContext, run_trial
+from sltsearch.trial.cache import StageCache
+from sltsearch.trial.context import prepare
+from sltsearch.trial.stages import pretrain_iterations
 
 
 def _model(seed: int = 0) -> nn.Module:

@@ -33,8 +33,7 @@ def find_dataset(name: str) -> Builder | None:
     on first use; ``needs_root = True`` on the builder makes it take data.root first), else None."""
     if name in DATASETS:
         return DATASETS[name]
-    from sltsearch import plugins
-
+    from sltsearch.spec import plugins
     found = plugins.load(plugins.DATASET_GROUP, name)
     if found is None:
         return None
@@ -96,7 +95,7 @@ def build_data(spec: Any) -> DataSplits:
 
 def build_data_memo(spec: Any, memo: dict[str, DataSplits]) -> DataSplits:
     """`build_data`, once per distinct `DataSpec` in ``memo``: the pre-run checks and every trial share it."""
-    from sltsearch.keys import content_key
+    from sltsearch.spec.keys import content_key
 
     key = content_key(spec.model_dump(mode="json"))
     if key not in memo:

@@ -16,6 +16,8 @@ do not depend on the batch size. The rules are stated in `sltsearch.energy_model
 Named ``energy_model`` (not ``energy``) so that the package never shadows the function ``sltsearch.energy``.
 """
 
-from sltsearch.energy_model.counter import EnergyReport, LayerCount, input_kind, layer_storage, measure_energy
+from sltsearch.energy_model.counter import measure_energy
+from sltsearch.energy_model.counts import EnergyReport, LayerCount, layer_storage
+from sltsearch.energy_model.layer_ops import input_kind
 
 __all__ = ["EnergyReport", "LayerCount", "input_kind", "layer_storage", "measure_energy"]

@@ -46,282 +46,31 @@ docs/energy.md for the full statement):
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from spikingjelly.activation_based.neuron import BaseNode
 from torch import nn
 from torch.utils.data import DataLoader
 
+from sltsearch.energy_model.counts import VALUE_BITS, EnergyReport, LayerCount, layer_storage
+from sltsearch.energy_model.layer_ops import (
+    REAL_ENCODERS,
+    WEIGHTED,
+    is_binary,
+    is_integer,
+    kind_from,
+    layer_ops_all_rules,
+    matmul_pairs,
+    matmul_rule,
+    repeated_over_time,
+)
 from sltsearch.models.ops import SpikeMatmul
 from sltsearch.models.twin import ReLUActivation
 
-_CONV = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
-_WEIGHTED = tuple(_CONV) + (nn.Linear,)
 # what the counter treats as a network's neurons: spiking nodes, and the ANN twin's ReLUs (density only)
 _NEURONS = (BaseNode, ReLUActivation)
-VALUE_BITS = 32  # fp32 weights
-BINARY_VALUE_BITS = 1
-ROW_POINTER_BITS = 32
-
-
-@dataclass
-class LayerCount:
-    """Per-sample counts of one layer (Conv/Linear, SpikeMatmul or neuron), summed over time steps."""
-
-    name: str
-    type: str
-    input_kind: str = "spike"  # spike | real | integer | AxB (matmul operands) | - (neurons)
-    binary_weights: bool = False
-    once: bool = False  # encoding layer counted once instead of T times (first_layer: once applied)
-    firing_rate: float = 0.0  # synaptic layers: fraction of non-zero inputs; neurons: output spike rate
-    # fraction of input positions that cost ops under the counting rule (1 for real inputs with real_inputs:
-    # all, |x| mean for ac_weighted integers, else the non-zero fraction); neurons: output spike rate
-    op_rate: float = 0.0
-    dense_ops: float = 0.0  # every synapse / pair that exists (no padding taps), every step, no sparsity
-    ops: float = 0.0  # counted exactly (= macs + acs + binary_ops, or neuron updates)
-    approx_ops: float = 0.0  # dense ops x op rate x weight density (the usual approximation)
-    macs: float = 0.0
-    acs: float = 0.0
-    binary_ops: float = 0.0
-    neuron_updates: float = 0.0
-    params: int = 0
-    nonzero_params: int = 0
-    storage_bits: int = 0
-    compute_pj: float = 0.0
-    memory_pj: float = 0.0
-    energy_pj: float = 0.0
-    _in_nonzero: float = field(default=0.0, repr=False)
-    _in_abs: float = field(default=0.0, repr=False)
-    _in_total: float = field(default=0.0, repr=False)
-    # per-measurement accumulators: ops under each operand rule, and whether every batch was binary/integer
-    _ops_nz: float = field(default=0.0, repr=False)  # operand 1[x!=0]
-    _ops_abs: float = field(default=0.0, repr=False)  # operand |x|
-    _ops_all: float = field(default=0.0, repr=False)  # operand 1 (every position)
-    _ops_abs_b: float = field(default=0.0, repr=False)  # matmul: |b| for the second operand
-    _binary: bool = field(default=True, repr=False)
-    _integer: bool = field(default=True, repr=False)
-    _binary_b: bool = field(default=True, repr=False)
-    _integer_b: bool = field(default=True, repr=False)
-    _repeated: bool = field(default=True, repr=False)  # identical at every time step in every batch
-    _seen: bool = field(default=False, repr=False)
-    _in_bytes_step: float = field(default=0.0, repr=False)
-    _out_bytes_step: float = field(default=0.0, repr=False)
-    _out_numel: float = field(default=0.0, repr=False)
-
-    def public(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
-
-
-@dataclass
-class EnergyReport:
-    """Totals and per-layer counts for one model on ``samples`` evaluation samples (per-sample values)."""
-
-    layers: list[LayerCount]
-    macs: float
-    acs: float
-    binary_ops: float
-    neuron_updates: float
-    energy_uj: float
-    compute_uj: float
-    memory_uj: float
-    firing_rate: float
-    samples: int
-    time_steps: int
-    params: int
-    nonzero_params: int
-    storage_bits: int
-    dense_storage_bits: int
-    model: str
-    e_mac_pj: float
-    e_ac_pj: float
-    e_neuron_pj: float
-    # the encoding layer (first weighted layer to run): where direct encoding's real-valued MACs go
-    encoding_layer: str | None = None
-    encoding_energy_uj: float = 0.0
-    first_layer_once: bool = False  # its count was divided by T (first_layer: once applied)
-    encoder: str | None = None  # the model's encoder kind, when it names one
-    real_inputs: str = "all"
-    network: str = "snn"  # snn | ann (the ANN twin: every synaptic op a MAC, firing_rate = activation density)
-
-    def table(self) -> list[dict[str, Any]]:
-        total = sum(layer.energy_pj for layer in self.layers) or 1.0
-        return [{**layer.public(), "energy_share": layer.energy_pj / total} for layer in self.layers]
-
-    def totals(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "layers"}
-
-
-# ----------------------------------------------------------------------------------------------- kinds
-
-
-def _is_binary(x: torch.Tensor) -> bool:
-    return bool(((x == 0) | (x == 1)).all())
-
-
-def _is_integer(x: torch.Tensor) -> bool:
-    return bool((x == torch.round(x)).all()) if x.is_floating_point() else True
-
-
-def input_kind(x: torch.Tensor, is_input_layer: bool = False) -> str:
-    """``spike`` (binary), ``integer`` (spike counts), ``real``; the encoding layer is never ``integer``.
-
-    The kind of one tensor; `measure_energy` applies the same rule to all of a layer's inputs at once.
-    """
-    return _kind(_is_binary(x), _is_integer(x), is_input_layer)
-
-
-def _kind(binary: bool, integer: bool, is_input_layer: bool) -> str:
-    if binary:
-        return "spike"
-    if integer and not is_input_layer:
-        return "integer"
-    return "real"
-
-
-def _repeated_over_time(x: torch.Tensor, time_steps: int) -> bool:
-    if time_steps <= 1 or x.dim() < 2 or x.shape[0] % time_steps:
-        return False
-    seq = x.reshape(time_steps, -1)
-    return bool((seq == seq[:1]).all())
-
-
-# encoders (``model.encoder.kind``) whose output makes the encoding layer's input real by role
-REAL_ENCODERS = ("direct", "learned")
-
-
-# ----------------------------------------------------------------------------------------------- counts
-
-
-def _fanout(
-    module: nn.Module, in_shape: tuple[int, ...], device: torch.device, all_weights: bool = False
-) -> tuple[torch.Tensor, int]:
-    """Per input element, the number of (output, surviving weight) pairs it takes part in; output size.
-
-    ``conv(x, 1[w!=0]).sum() == (x * fanout).sum()`` for any x of that shape: the fan-out map is the
-    gradient of the left side with respect to x (the transposed convolution of ones), computed once per
-    layer and input shape, so counting costs one multiply per input element instead of a convolution.
-    Zero-padding taps have no input element, so they are never counted. ``all_weights``: every weight,
-    pruned or not (for the dense count).
-    """
-    conv = next(f for c, f in _CONV.items() if isinstance(module, c))
-    weight = module.weight.detach()
-    w_nz = torch.ones_like(weight, dtype=torch.float32) if all_weights else (weight != 0).to(torch.float32)
-    kw = {"stride": module.stride, "padding": module.padding, "dilation": module.dilation}
-    x1 = torch.zeros(1, *in_shape, device=device, requires_grad=True)
-    with torch.enable_grad():
-        out = conv(x1, w_nz, groups=module.groups, **kw)
-        (grad,) = torch.autograd.grad(out.sum(), x1)
-    return grad[0].double(), out[0].numel()
-
-
-@dataclass
-class _Fanout:
-    """A layer's fan-out maps for one input shape (see `_fanout`)."""
-
-    surviving: torch.Tensor  # per input element: surviving weights it meets
-    dense_per_row: float  # every existing synapse of one input row (no padding taps)
-    out_numel: int  # outputs per input row
-
-
-def _fanouts(module: nn.Module, x2: torch.Tensor, cache: dict[Any, Any] | None) -> _Fanout:
-    key = (id(module), tuple(x2.shape[1:]))
-    if cache is not None and key in cache:
-        return cache[key]
-    weight = module.weight.detach()
-    if isinstance(module, nn.Linear):
-        fan = _Fanout((weight != 0).sum(0).double(), float(weight.numel()), weight.shape[0])
-    else:
-        surviving, out_numel = _fanout(module, tuple(x2.shape[1:]), x2.device)
-        dense, _ = _fanout(module, tuple(x2.shape[1:]), x2.device, all_weights=True)
-        fan = _Fanout(surviving, float(dense.sum()), out_numel)
-    if cache is not None:
-        cache[key] = fan
-    return fan
-
-
-def _rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x`` as [rows, *one row's shape]: [N, in_features] for Linear, [N, C, *spatial] for Conv."""
-    if isinstance(module, nn.Linear):
-        return x.reshape(-1, x.shape[-1])
-    spatial = module.weight.dim() - 2
-    return x.reshape(-1, *x.shape[-(spatial + 1) :])
-
-
-def _layer_ops(
-    module: nn.Module, x_op: torch.Tensor, cache: dict[Any, Any] | None = None
-) -> tuple[float, float, float]:
-    """(counted ops, dense ops, output elements) of a Conv/Linear for the operand tensor ``x_op``.
-
-    counted = conv(x_op, 1[w!=0]).sum(); dense = conv(1, 1).sum() (every existing synapse, no padding taps).
-    """
-    x2 = _rows(module, x_op)
-    fan = _fanouts(module, x2, cache)
-    ops = float((x2.sum(0, dtype=torch.float64) * fan.surviving).sum())
-    rows = x2.shape[0]
-    return ops, fan.dense_per_row * rows, float(fan.out_numel * rows)
-
-
-def _layer_ops_all_rules(
-    module: nn.Module, x: torch.Tensor, cache: dict[Any, Any] | None
-) -> tuple[float, float, float, float, float]:
-    """(ops with operand 1[x!=0], with |x|, with 1, dense ops, output elements) for one batch."""
-    x2 = _rows(module, x)
-    fan = _fanouts(module, x2, cache)
-    rows = x2.shape[0]
-    nz = float(((x2 != 0).sum(0, dtype=torch.float64) * fan.surviving).sum())
-    absx = float((x2.abs().sum(0, dtype=torch.float64) * fan.surviving).sum()) if x2.is_floating_point() else nz
-    every = float(fan.surviving.sum()) * rows
-    return nz, absx, every, fan.dense_per_row * rows, float(fan.out_numel * rows)
-
-
-def _matmul_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, float]:
-    """Pairs of ``a @ b`` with operands (1[a!=0], 1[b!=0]), (|a|, 1[b!=0]) and (1[a!=0], |b|)."""
-    ia, ib = (a != 0).double(), (b != 0).double()
-    # sum_{i,j} sum_k ia[i,k] ib[k,j] = sum_k (sum_i ia[i,k]) (sum_j ib[k,j]), batched over leading dims
-    col_a, row_b = ia.sum(-2), ib.sum(-1)
-    return (
-        float((col_a * row_b).sum()),
-        float((a.abs().double().sum(-2) * row_b).sum()),
-        float((col_a * b.abs().double().sum(-1)).sum()),
-    )
-
-
-def _matmul_rule(ka: str, kb: str, nonbinary: str) -> tuple[str, str]:
-    """(op type, which pair count) of ``a @ b`` for operand kinds ``ka``, ``kb`` (module docstring)."""
-    if "spike" in (ka, kb):
-        return "ac", "nz"
-    if nonbinary == "ac_weighted" and "integer" in (ka, kb):
-        return "ac", "abs_a" if ka == "integer" else "abs_b"
-    return "mac", "nz"
-
-
-# ----------------------------------------------------------------------------------------------- storage
-
-
-def layer_storage(module: nn.Module) -> tuple[int, int, int, int]:
-    """(weights, non-zero weights, storage bits, dense storage bits) of one Conv/Linear weight.
-
-    Dense: 32 bits per weight (binarized: 1 bit, 2 bits when pruned: sign + keep bit). Sparse, CSR-like:
-    per non-zero weight its value (32 bits, binarized 1) plus a column index of ceil(log2(fan_in)) bits,
-    plus one 32-bit row pointer per output row and one more. Binarized layers add one 32-bit scale per
-    output row. The cheaper of the two formats is stored.
-    """
-    w = module.weight.detach()
-    rows, fan_in = w.shape[0], w[0].numel()
-    n, nnz = w.numel(), int((w != 0).sum())
-    binary = bool(getattr(module, "sltsearch_binary", False))
-    value_bits = BINARY_VALUE_BITS if binary else VALUE_BITS
-    dense = n * VALUE_BITS
-    dense_fmt = n * (value_bits + (1 if binary and nnz < n else 0))
-    index_bits = max(1, math.ceil(math.log2(fan_in))) if fan_in > 1 else 1
-    sparse = nnz * (value_bits + index_bits) + (rows + 1) * ROW_POINTER_BITS
-    scale = rows * VALUE_BITS if binary else 0
-    return n, nnz, min(dense_fmt, sparse) + scale, dense
 
 
 # ----------------------------------------------------------------------------------------------- measure
@@ -354,7 +103,7 @@ def measure_energy(
     layers: dict[str, nn.Module] = {}
     counts: dict[str, LayerCount] = {}
     for name, mod in model.named_modules():
-        if isinstance(mod, (*_WEIGHTED, SpikeMatmul, *_NEURONS)):
+        if isinstance(mod, (*WEIGHTED, SpikeMatmul, *_NEURONS)):
             if any(name.startswith(p + ".") for p in layers if isinstance(layers[p], _NEURONS)):
                 continue  # modules inside a neuron (surrogates) are not layers
             layers[name] = mod
@@ -377,7 +126,7 @@ def measure_energy(
             x = inputs[0].detach()
             if not first:
                 first.append(name)
-            nz, absx, every, dense, out_numel = _layer_ops_all_rules(module, x, fanouts)
+            nz, absx, every, dense, out_numel = layer_ops_all_rules(module, x, fanouts)
             c = counts[name]
             c._seen = True
             c._ops_nz += nz
@@ -385,10 +134,10 @@ def measure_energy(
             c._ops_all += every
             c.dense_ops += dense
             c._out_numel += out_numel
-            c._binary = c._binary and _is_binary(x)
-            c._integer = c._integer and _is_integer(x)
+            c._binary = c._binary and is_binary(x)
+            c._integer = c._integer and is_integer(x)
             if first[0] == name and c._repeated:
-                c._repeated = steps_in(module) > 1 and _repeated_over_time(x, time_steps)
+                c._repeated = steps_in(module) > 1 and repeated_over_time(x, time_steps)
             c._in_nonzero += float((x != 0).sum())
             c._in_abs += float(x.abs().sum())
             c._in_total += x.numel()
@@ -401,16 +150,16 @@ def measure_energy(
     def matmul_hook(name: str):
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             a, b = inputs[0].detach(), inputs[1].detach()
-            nz, abs_a, abs_b = _matmul_pairs(a, b)
+            nz, abs_a, abs_b = matmul_pairs(a, b)
             c = counts[name]
             c._seen = True
             c._ops_nz += nz
             c._ops_abs += abs_a
             c._ops_abs_b += abs_b
-            c._binary = c._binary and _is_binary(a)
-            c._integer = c._integer and _is_integer(a)
-            c._binary_b = c._binary_b and _is_binary(b)
-            c._integer_b = c._integer_b and _is_integer(b)
+            c._binary = c._binary and is_binary(a)
+            c._integer = c._integer and is_integer(a)
+            c._binary_b = c._binary_b and is_binary(b)
+            c._integer_b = c._integer_b and is_integer(b)
             c.dense_ops += float(output.numel() * a.shape[-1])
             c._in_nonzero += float((a != 0).sum() + (b != 0).sum())
             c._in_total += a.numel() + b.numel()
@@ -484,7 +233,7 @@ def _settle_weighted(
     if ann:  # the ANN twin: real (MACs) unless binary by construction (MultiSp's binary activations)
         kind = "spike" if c._binary and c._in_nonzero > 0 and not real_by_role else "real"
     else:
-        kind = "real" if real_by_role else _kind(c._binary, c._integer, is_encoding)
+        kind = "real" if real_by_role else kind_from(c._binary, c._integer, is_encoding)
     c.input_kind = kind
     if kind == "spike":
         ops, optype = c._ops_nz, "ac"
@@ -510,8 +259,9 @@ def _settle_weighted(
 
 def _settle_matmul(c: LayerCount, opts: dict[str, Any], ann: bool = False) -> str:
     # the ANN twin's operands are real unless binary (never "integer"); see the module docstring
-    ka, kb = _kind(c._binary, c._integer and not ann, False), _kind(c._binary_b, c._integer_b and not ann, False)
-    optype, which = _matmul_rule(ka, kb, opts["nonbinary"])
+    ka = kind_from(c._binary, c._integer and not ann, False)
+    kb = kind_from(c._binary_b, c._integer_b and not ann, False)
+    optype, which = matmul_rule(ka, kb, opts["nonbinary"])
     c.ops = {"nz": c._ops_nz, "abs_a": c._ops_abs, "abs_b": c._ops_abs_b}[which]
     if ann and optype == "mac" and opts["real_inputs"] == "all":
         c.ops = c.dense_ops  # dense hardware multiplies every pair
@@ -542,7 +292,7 @@ def _finish(
         neuron = isinstance(mod, _NEURONS)
         if neuron and c._in_total == 0:
             continue
-        if not neuron and c._in_total == 0 and not isinstance(mod, _WEIGHTED):
+        if not neuron and c._in_total == 0 and not isinstance(mod, WEIGHTED):
             continue
         c.firing_rate = c._in_nonzero / c._in_total if c._in_total else 0.0
         if neuron:
@@ -572,7 +322,7 @@ def _finish(
             c.ops = c.neuron_updates
             c.compute_pj = c.neuron_updates * e_neuron
         else:
-            if isinstance(mod, _WEIGHTED):
+            if isinstance(mod, WEIGHTED):
                 c.params, c.nonzero_params, c.storage_bits, _ = layer_storage(mod)
                 density = c.nonzero_params / c.params if c.params else 0.0
             else:
@@ -586,7 +336,7 @@ def _finish(
 
     params = nonzero = storage = dense_storage = 0
     for mod in model.modules():
-        if isinstance(mod, _WEIGHTED):
+        if isinstance(mod, WEIGHTED):
             p, nz, bits, dense_bits = layer_storage(mod)
             params, nonzero, storage, dense_storage = (
                 params + p,
@@ -594,7 +344,7 @@ def _finish(
                 storage + bits,
                 dense_storage + dense_bits,
             )
-    weight_ids = {id(m.weight) for m in model.modules() if isinstance(m, _WEIGHTED)}
+    weight_ids = {id(m.weight) for m in model.modules() if isinstance(m, WEIGHTED)}
     for p in model.parameters():  # biases, BatchNorm affine, embeddings...: dense 32-bit
         if id(p) not in weight_ids:
             params += p.numel()

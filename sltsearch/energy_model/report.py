@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from sltsearch.energy_model.counter import EnergyReport, measure_energy
+from sltsearch.energy_model.counter import measure_energy
+from sltsearch.energy_model.counts import EnergyReport
 from sltsearch.errors import UserError
 
 COLUMNS = {
@@ -67,22 +68,22 @@ def energy_report(
     """Measure a run's ticket (``target`` = run folder, ``ticket`` = id like t0003r02) or a spec's model.
 
     A ticket is rebuilt as its trial left it (`sltsearch.ticket_io.source`: its finished row, its spec at the T it
-    ran at, its cached state) and measured as its trial measured it (`sltsearch.stages.measurement_rng`), so
+    ran at, its cached state) and measured as its trial measured it (`sltsearch.trial.stages.measurement_rng`), so
     with its own settings the report's totals are the table's. ``target`` that is not a run folder is read as a
     spec file or bundled space name; its dense model is measured at initialisation (untrained: firing rates,
     hence ACs, differ from a trained model's). ``overrides`` sets spec fields by dotted path after the ticket's
     params, e.g. ``{"objective.energy.model": "memory"}``; they must not change the model's shape.
     """
     from sltsearch.data import build_data, make_loader
-    from sltsearch.device import resolve_device, seed_everything
     from sltsearch.models import build_model
-    from sltsearch.rundir import SPEC_FILE, read_run
-    from sltsearch.spaces import resolve_spec_path
+    from sltsearch.runfolder.folder import SPEC_FILE, read_run
     from sltsearch.spec import load_spec
-    from sltsearch.stages import measurement_rng
+    from sltsearch.spec.spaces import resolve_spec_path
+    from sltsearch.system.device import resolve_device, seed_everything
     from sltsearch.ticket_io.rebuild import model_io
     from sltsearch.ticket_io.source import apply_params, ticket_source
     from sltsearch.tickets import attach_masks
+    from sltsearch.trial.stages import measurement_rng
 
     path = Path(target)
     if path.is_dir() or (path / SPEC_FILE).exists():

@@ -48,8 +48,7 @@ def find_family(name: str) -> ModelFamily | Callable[..., nn.Module] | None:
         return user.resolve(name)
     if name in _PLUGGED_BUILDERS:
         return _PLUGGED_BUILDERS[name]
-    from sltsearch import plugins
-
+    from sltsearch.spec import plugins
     found = plugins.load(plugins.MODEL_GROUP, name)
     if found is None:
         return None

@@ -21,7 +21,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sltsearch.errors import RunDirError, UserError
-from sltsearch.rundir import read_run, run_info
+from sltsearch.runfolder.folder import read_run, run_info
 
 HOST = "127.0.0.1"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sltsearch.cache import _atomic_write
 from sltsearch.errors import UserError
 from sltsearch.results.tickets import ok_rows, unique_tickets
+from sltsearch.system.files import atomic_write
 
 PERCENT = {"val_accuracy", "test_accuracy", "sparsity", "density", "patch_keep"}
 LABELS = {
@@ -133,7 +133,8 @@ def plot_front(
 ) -> Path | None:
     """Plot every ticket and the front on the first two objectives to ``path`` (.png or .html).
 
-    None with fewer than two objectives or no tickets.
+    None with fewer than two objectives or no finished tickets (a run interrupted before its first finished
+    ticket: an empty plot would say nothing, and matplotlib would warn on stderr about its empty legend).
     """
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
@@ -142,6 +143,8 @@ def plot_front(
     if len(names) < 2 or frame.empty:
         return None
     tickets, dense, front = _parts(frame, front)
+    if tickets.empty:
+        return None
     y, x = names[0], names[1]
     low, below = accuracy_window(y, tickets, pd.concat([front, dense]), floor)
     note = ""
@@ -216,7 +219,7 @@ def _plot_png(fig: _Figure) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
     return path
@@ -291,5 +294,5 @@ def _plot_html(fig: _Figure) -> Path:
         top = max(float(tickets[y].max()), float(dense[y].max()) if not dense.empty else 0.0)
         fig.update_yaxes(range=[low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9])
     # self-contained (works offline), written atomically like every file of a run folder
-    _atomic_write(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs=True, full_html=True))
+    atomic_write(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs=True, full_html=True))
     return path

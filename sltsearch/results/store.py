@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sltsearch.cache import _atomic_write
 from sltsearch.errors import RunDirError
 from sltsearch.results.record import Ticket
+from sltsearch.system.files import atomic_write
 
 TICKETS_DIR = "tickets"
 LEGACY_FILE = "tickets.parquet"
@@ -70,7 +70,7 @@ def read_columns(path: Path, columns: Iterable[str]) -> dict[str, list]:
 
 
 def _write(path: Path, frame: pd.DataFrame) -> None:
-    _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False, write_page_checksum=True))
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False, write_page_checksum=True))
 
 
 class TicketStore:

@@ -6,7 +6,7 @@ network, trained once and loaded by every trial with the same T and seed) appear
 per key, and blanks on dense rows the searched parameters that only shape pruning (``tickets.*``,
 ``multisp.*``), which would otherwise show the values of whichever trial happened to load it. For the same
 reason the ANN twin's rows (``network`` = ``ann``) have the searched parameters blanked that only shape a
-spiking network (``model.time_steps``, the neuron's spiking parameters: `sltsearch.spec.SPIKING_ONLY_PATHS`).
+spiking network (``model.time_steps``, the neuron's spiking parameters: `sltsearch.spec.schema.SPIKING_ONLY_PATHS`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from sltsearch.errors import UserError
-from sltsearch.spec import SPIKING_ONLY_PATHS, resolve_param_path
+from sltsearch.spec.schema import SPIKING_ONLY_PATHS
+from sltsearch.spec.space import resolve_param_path
 
 # spec sections whose values never change the dense network (they act from the first pruning round on)
 TICKET_ONLY_SECTIONS = ("tickets.", "multisp.")
@@ -40,7 +41,7 @@ def ticket_only_params(frame: pd.DataFrame) -> list[str]:
 
 
 def spiking_only_params(frame: pd.DataFrame) -> list[str]:
-    """``param_*`` columns of searched values that the ANN twin ignores (`sltsearch.spec.SPIKING_ONLY_PATHS`)."""
+    """``param_*`` columns of searched values that the ANN twin ignores (`sltsearch.spec.schema.SPIKING_ONLY_PATHS`)."""
     return [
         c
         for c in frame.columns
@@ -122,7 +123,7 @@ def run_labels(run_dirs: list[Path]) -> list[str]:
 def load_runs(run_dirs: list[str | Path] | tuple[str | Path, ...]) -> pd.DataFrame:
     """The ticket tables of several runs stacked, with a ``run`` column first (see `run_labels`)."""
     from sltsearch.results.store import load_tickets
-    from sltsearch.rundir import read_run
+    from sltsearch.runfolder.folder import read_run
 
     paths = [read_run(p)[0] for p in run_dirs]
     frames = []

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from sltsearch.search.events import Event, SearchStart
 from sltsearch.spec import Spec
-from sltsearch.threads import wait_policy
+from sltsearch.system.threads import wait_policy
 
 BACKENDS = {"optuna": "sltsearch.search.optuna_backend", "ray": "sltsearch.search.ray_backend"}
 

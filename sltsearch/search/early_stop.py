@@ -18,7 +18,7 @@ from sltsearch.search.constraints import constraint_values, metric_value
 from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, total_violation
 from sltsearch.search.rung_view import RungView
 from sltsearch.spec import Spec
-from sltsearch.trial_context import TrialAborted
+from sltsearch.trial.context import TrialAborted
 
 
 class StoppedEarly(TrialAborted):

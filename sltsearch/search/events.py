@@ -46,7 +46,7 @@ class TrialProgress:
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> TrialProgress:
-        """From a trial's progress report (`sltsearch.trial_context.TrialContext.progress`)."""
+        """From a trial's progress report (`sltsearch.trial.context.TrialContext.progress`)."""
         return cls(event["trial"], str(event.get("stage", "")), int(event.get("round") or 0),
                    event.get("epoch"), event.get("val"))
 

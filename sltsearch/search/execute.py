@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sltsearch.cache import StageCache, _atomic_write
 from sltsearch.results.record import Ticket
 from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
 from sltsearch.search.constraints import is_feasible
 from sltsearch.search.early_stop import imp_rounds
 from sltsearch.search.events import Event, TrialProgress, TrialStart
 from sltsearch.spec import Spec
-from sltsearch.trial import TrialAborted, TrialContext, run_trial
+from sltsearch.system.files import atomic_write
+from sltsearch.trial import TrialContext, run_trial
+from sltsearch.trial.cache import StageCache
+from sltsearch.trial.context import TrialAborted
 
 LOG_DIR = "logs"
 
@@ -86,5 +88,5 @@ class TrialRunner:
     def log_error(self, number: int, text: str) -> Path:
         """Keep a failed trial's traceback in ``logs/trial-<n>.log`` (the summary shows one line)."""
         path = self.run_dir / LOG_DIR / f"trial-{number:06d}.log"
-        _atomic_write(path, lambda tmp: tmp.write_text(text))
+        atomic_write(path, lambda tmp: tmp.write_text(text))
         return path

@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from sltsearch.errors import warn
+from sltsearch.errors import one_line, warn
 from sltsearch.results.record import Ticket
 from sltsearch.search import liveness
 from sltsearch.search.backend import SearchJob
@@ -46,13 +46,7 @@ from sltsearch.search.study import (  # noqa: F401 - names other modules reach t
 )
 from sltsearch.search.workers import WorkerProcesses, label
 from sltsearch.spec import Spec
-from sltsearch.trial_context import TrialAborted
-
-
-def one_line(err: BaseException) -> str:
-    """A trial's error as the one line the summary shows (the traceback goes to its log)."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+from sltsearch.trial.context import TrialAborted
 
 
 def deadline_of(spec: Spec) -> float | None:
@@ -165,7 +159,7 @@ def _run(
             shared.fail(trial, "", end="interrupted")
             raise
         except Exception as err:  # noqa: BLE001 - a trial's failure is recorded; the search goes on
-            reason = one_line(err)
+            reason = one_line(err, first_line=True)  # the summary's line; the traceback goes to its log
             log = on_error(trial.number, "".join(traceback.format_exception(err))) if on_error else None
             shared.fail(trial, reason)
             return TrialEnd(trial.number, "FAIL", shared.finished(), reason, log)

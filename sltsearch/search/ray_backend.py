@@ -35,21 +35,19 @@ from ray.tune import Callback
 from ray.tune.search import Searcher
 
 from sltsearch.compat import ray as ray_compat
-from sltsearch.errors import UserError
-from sltsearch.results.record import Ticket
+from sltsearch.errors import UserError, one_line
+from sltsearch.results.record import MAIN_KINDS, Ticket
 from sltsearch.results.store import INTERRUPTED, OK, TicketStore, part_path, read_columns
 from sltsearch.search import interrupts, liveness
 from sltsearch.search.backend import SearchJob
 from sltsearch.search.early_stop import RungStopper, StoppedEarly, imp_rounds
 from sltsearch.search.events import TrialEnd, TrialProgress, TrialStart
 from sltsearch.search.mo_asha import RUNG_KINDS
-from sltsearch.search.optuna_backend import one_line
 from sltsearch.search.ray_env import AUTH
 from sltsearch.search.study import FailureStreak, SearchStudy, SpaceExhausted
 
 NUMBER = "sltsearch_trial"  # config key: the Optuna trial number (ticket ids t<number>r<round>)
 ERROR_KEY = "sltsearch_error"  # result key of a trial that raised: its one-line error
-MAIN_KINDS = ("dense", *RUNG_KINDS, "early_time")  # the tickets reported to Tune (one per round)
 RAY_DIR = "ray"  # Tune's experiment folders, under the run folder
 MAX_WORKER_RETRIES = 2  # Tune restarts of a trial whose worker died
 MAX_TEMP_BASE = 40  # longest temp folder a private Ray's session (sockets) can live under
@@ -82,7 +80,7 @@ def make_trainable(job: SearchJob) -> Callable[..., None]:
         runner = TrialRunner(spec, run_dir, device=device, node=node, data_memo=data_memo, worker="ray")
 
         def on_ticket(ticket: Ticket) -> None:
-            if ticket.kind not in MAIN_KINDS:
+            if ticket.kind not in MAIN_KINDS:  # the tickets reported to Tune: one per round
                 return
             try:
                 tune.report(_result(ticket, number))
@@ -96,7 +94,7 @@ def make_trainable(job: SearchJob) -> Callable[..., None]:
         except Exception as err:  # noqa: BLE001 - a trial's failure is recorded; the search goes on
             runner.log_error(number, "".join(traceback.format_exception(err)))
             failed = {m: math.nan for m in spec.objective.metrics}  # Tune wants the metrics in every result
-            tune.report({**failed, NUMBER: number, ERROR_KEY: one_line(err)})
+            tune.report({**failed, NUMBER: number, ERROR_KEY: one_line(err, first_line=True)})
 
     return trainable
 

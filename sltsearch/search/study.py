@@ -39,8 +39,8 @@ from sltsearch.results.store import INTERRUPTED, TicketStore
 from sltsearch.search import liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
-from sltsearch.secrets import check_url, mask_url
 from sltsearch.spec import Spec
+from sltsearch.system.secrets import check_url, mask_url
 
 JOURNAL_FILE = "study.journal"
 ASK_LOCK = "study.ask.lock"  # serialises asks of the workers sharing a run folder

@@ -93,7 +93,7 @@ def _worker_main(job: SearchJob, index: int, deadline: float | None, events: Any
         interrupts.arm()
         threading.Thread(target=_watch_caller, args=(caller,), name="sltsearch-caller-watch", daemon=True).start()
         from sltsearch.search.optuna_backend import work
-        from sltsearch.threads import configure_threads
+        from sltsearch.system.threads import configure_threads
 
         configure_threads(job.threads)
         job.emit = events.put

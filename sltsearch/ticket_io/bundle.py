@@ -20,8 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from sltsearch.cache import _FILE_MODE, sha256_file
 from sltsearch.errors import UserError
+from sltsearch.system.files import FILE_MODE, sha256_file
 from sltsearch.ticket_io import place
 from sltsearch.tickets.masks import MASK, masks_in
 
@@ -98,7 +98,7 @@ def write_folder(
             files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         (staging / MANIFEST).write_text(json.dumps({**manifest, "files": files}, indent=1, default=str) + "\n")
         for path in staging.iterdir():  # safetensors writes 0600: give the files the mode the umask gives others
-            path.chmod(_FILE_MODE)
+            path.chmod(FILE_MODE)
 
     return place.place_folder(out, fill)
 

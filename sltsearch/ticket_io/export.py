@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from sltsearch.data import DataSplits, build_data
-from sltsearch.device import resolve_device
 from sltsearch.errors import UserError
 from sltsearch.results import load_tickets
 from sltsearch.results.select import RULES, select
-from sltsearch.rundir import read_run
+from sltsearch.runfolder.folder import read_run
 from sltsearch.spec import Spec
+from sltsearch.system.device import resolve_device
 from sltsearch.ticket_io import place
 from sltsearch.ticket_io.bundle import FORMAT, MANIFEST, NIR_FILE, read_manifest, split_state, write_folder
 from sltsearch.ticket_io.rebuild import compare, measure_ticket, model_io

@@ -21,11 +21,12 @@ import torch
 from pydantic import ValidationError
 
 from sltsearch.data import build_data
-from sltsearch.device import resolve_device, seed_everything
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.user import is_import_path
-from sltsearch.spec import Spec, format_validation_error
+from sltsearch.spec import Spec
+from sltsearch.spec.wording import format_validation_error
+from sltsearch.system.device import resolve_device, seed_everything
 from sltsearch.ticket_io.bundle import (
     MANIFEST,
     MASKS,
@@ -57,7 +58,7 @@ def _spec_of(folder: Path, manifest: dict[str, Any]) -> Spec:
     try:
         return Spec.model_validate(manifest["spec"])
     except ValidationError as err:
-        raise TicketFileError(format_validation_error(str(folder / MANIFEST) + " spec", err)) from None
+        raise TicketFileError(format_validation_error(str(folder / MANIFEST) + " spec", err, Spec)) from None
 
 
 def _check_pruned_zero(folder: Path, files: dict[str, dict[str, torch.Tensor]]) -> None:

@@ -21,9 +21,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import UserError
-from sltsearch.rundir import check_writable
+from sltsearch.runfolder.folder import check_writable
+from sltsearch.system.diskfull import DiskFull, is_disk_full
 
 WORK_TAG = ".export-"  # .<name>.export-XXXXXXXX: the hidden work folder of an export into <name>
 NEW, OLD = "new", "old"

@@ -1,6 +1,6 @@
 """Rebuild a ticket's model from a spec and a state, and re-measure it exactly as a trial measured it.
 
-`measure_ticket` runs the evaluation a trial's ticket came from (`sltsearch.stages.evaluate_ticket_model`:
+`measure_ticket` runs the evaluation a trial's ticket came from (`sltsearch.trial.stages.evaluate_ticket_model`:
 mask statistics, energy on the validation samples, validation and test accuracy), so on the same machine and
 device a rebuilt ticket gives the recorded numbers bit for bit.
 """
@@ -13,13 +13,13 @@ from typing import Any
 import torch
 
 from sltsearch.data import DataSplits, make_loader
-from sltsearch.device import seed_everything
-from sltsearch.energy_model.counter import EnergyReport
+from sltsearch.energy_model.counts import EnergyReport
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.spec import Spec
-from sltsearch.stages import evaluate_ticket_model
+from sltsearch.system.device import seed_everything
 from sltsearch.tickets import load_masked_state
+from sltsearch.trial.stages import evaluate_ticket_model
 
 # metrics a re-measurement reproduces: table column -> where it comes from
 COMPARED = (
@@ -83,7 +83,7 @@ class Measurement:
 
 
 def measure_ticket(model: SpikingClassifier, spec: Spec, data: DataSplits, device: torch.device) -> Measurement:
-    """Energy, validation and test accuracy, sparsity: the evaluation of `sltsearch.stages.measure`."""
+    """Energy, validation and test accuracy, sparsity: the evaluation of `sltsearch.trial.stages.measure`."""
     ebs = spec.data.eval_batch_size
     val_loader = make_loader(data.val, ebs, shuffle=False)
     test_loader = make_loader(data.test, ebs, shuffle=False)

@@ -17,14 +17,15 @@ import pandas as pd
 import torch
 from pydantic import ValidationError
 
-from sltsearch.cache import DamagedArtefact, StageCache
 from sltsearch.errors import RunDirError, SpecError, UserError
 from sltsearch.models import SpikingClassifier
 from sltsearch.results import load_tickets
 from sltsearch.results.record import row_params
-from sltsearch.rundir import read_run
-from sltsearch.spec import Spec, format_validation_error
+from sltsearch.runfolder.folder import read_run
+from sltsearch.spec import Spec
+from sltsearch.spec.wording import format_validation_error
 from sltsearch.ticket_io.rebuild import build_ticket_model
+from sltsearch.trial.cache import DamagedArtefact, StageCache
 
 
 class TicketNotFound(UserError):
@@ -56,7 +57,7 @@ def apply_params(spec: Spec, params: dict[str, Any], what: str) -> Spec:
     try:
         return spec.with_params(params)
     except ValidationError as err:
-        raise SpecError(format_validation_error(what, err)) from None
+        raise SpecError(format_validation_error(what, err, Spec)) from None
 
 
 def ticket_spec(base: Spec, row: pd.Series) -> Spec:

@@ -3,8 +3,8 @@
 Dense run (per-epoch checkpoints), rewind point (epoch or iteration), a pruning round's retraining, the
 random-pruning / random-re-init controls, early-bird masks, and the measurement that turns a trained
 model into a `Ticket` (validation and test accuracy, sparsity, energy), stored with the stage it measures
-(`sltsearch.measurement`) so a cached stage is not evaluated again. Keys are derived from the stage every
-spec field declares it affects (`sltsearch.keys`): data, model (with its resolved sizes and T), recipe and
+(`sltsearch.trial.measurement`) so a cached stage is not evaluated again. Keys are derived from the stage every
+spec field declares it affects (`sltsearch.spec.keys`): data, model (with its resolved sizes and T), recipe and
 seed for the dense run; rewind point, the pruning schedule so far and the strategy for a round; a control's
 or an early-time ticket's key adds what it is to its round's. So a rerun, another trial or another process
 that shares the cache skips what exists.
@@ -22,16 +22,17 @@ from typing import Any
 
 import torch
 
-from sltsearch import keys, measurement, provenance
 from sltsearch.data import make_loader
-from sltsearch.device import full_precision, seed_everything
 from sltsearch.energy_model import measure_energy
-from sltsearch.energy_model.counter import EnergyReport
-from sltsearch.keys import Stage, content_key
+from sltsearch.energy_model.counts import EnergyReport
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
-from sltsearch.spec import SPIKING_ONLY_PATHS, Spec, drop_paths
+from sltsearch.spec import Spec, keys, provenance
+from sltsearch.spec.keys import Stage, content_key
+from sltsearch.spec.schema import SPIKING_ONLY_PATHS
+from sltsearch.spec.space import drop_paths
+from sltsearch.system.device import full_precision, seed_everything
 from sltsearch.tickets import (
     attach_masks,
     current_masks,
@@ -46,12 +47,13 @@ from sltsearch.tickets import (
 )
 from sltsearch.tickets.masks import MaskStats
 from sltsearch.train import evaluate, fit, lr_at, make_optimizer, state_copy, train_one_epoch
-from sltsearch.trial_context import TrialContext, TrialSetup
+from sltsearch.trial import measurement
+from sltsearch.trial.context import TrialContext, TrialSetup
 
 
 def dense_key(spec: Spec) -> str:
-    """The dense run's key: every field declared ``DENSE`` (`sltsearch.keys`), the sizes the model resolves to,
-    and users' code and data (their hashes, `sltsearch.provenance`; absent for built-ins, so those keys stay
+    """The dense run's key: every field declared ``DENSE`` (`sltsearch.spec.keys`), the sizes the model resolves to,
+    and users' code and data (their hashes, `sltsearch.spec.provenance`; absent for built-ins, so those keys stay
     as they were). Early-time tickets train the dense run at ``tickets.time_steps_search``: that is its T. The
     ANN twin runs once with ReLU: T and the spiking neuron's parameters are moot and leave its key."""
     t_search = spec.tickets.time_steps_search
@@ -238,9 +240,10 @@ def measure(
 @contextmanager
 def measurement_rng(spec: Spec, device: torch.device | str) -> Iterator[None]:
     """What a measurement runs under: the torch RNG seeded with the spec's seed (a rate encoder draws its spikes
-    from it), forked so the caller's RNG is not used up, and full FP32 on CUDA (`sltsearch.device.full_precision`,
-    so a GPU's numbers re-measure on the CPU). Every measurement of a ticket runs under it, so a ticket measured
-    again (`sltsearch energy`, an export's check) sees the spikes its trial saw."""
+    from it), forked so the caller's RNG is not used up, and full FP32 on CUDA
+    (`sltsearch.system.device.full_precision`, so a GPU's numbers re-measure on the CPU). Every measurement of a
+    ticket runs under it, so a ticket measured again (`sltsearch energy`, an export's check) sees the spikes its
+    trial saw."""
     cuda = [device] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda), full_precision(device):
         torch.manual_seed(spec.seed)
@@ -254,7 +257,7 @@ def evaluate_ticket_model(
 
     The one evaluation behind a trial's tickets (`measured_values`) and an exported ticket's re-measurement
     (`sltsearch.ticket_io.rebuild.measure_ticket`), so both give the same numbers bit for bit. It runs under
-    `measurement_rng`, so a measurement depends on the stage and `sltsearch.measurement.measurement_key` alone.
+    `measurement_rng`, so a measurement depends on the stage and `sltsearch.trial.measurement.measurement_key` alone.
     """
     with measurement_rng(spec, device):
         stats = mask_stats(current_masks(model))

@@ -49,7 +49,7 @@ def data_content(data: Any) -> str | None:
 def _file_digest(path: Path) -> str:
     """The file's sha256 (16 hex digits, so stage keys change when its content does), remembered per (path,
     size, mtime) so a large file is read once per process."""
-    from sltsearch.cache import sha256_file
+    from sltsearch.system.files import sha256_file
 
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -68,7 +68,7 @@ def run_inputs(spec: Any) -> dict[str, str]:
 
 def check_resume(run_dir: Path, inputs: dict[str, str]) -> None:
     """Refuse to add trials of other user code or data to a run folder that already holds some."""
-    from sltsearch.rundir import run_info
+    from sltsearch.runfolder.folder import run_info
 
     previous = run_info(run_dir).get("inputs") if run_dir.exists() else None
     if not previous or previous == inputs:

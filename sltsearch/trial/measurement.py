@@ -8,12 +8,12 @@ on how it is measured, so it is stored in the stage's folder under a *measuremen
 and read back on a hit.
 
 The measurement key holds everything the numbers depend on beyond the stage's weights (which the stage key
-already names): the spec fields declared ``MEASURE`` (`sltsearch.keys`: the objective's energy settings,
+already names): the spec fields declared ``MEASURE`` (`sltsearch.spec.keys`: the objective's energy settings,
 the evaluation batch size, the seed the measurement runs under, from which a rate encoder draws its spikes), the
 device kind (CUDA measures in IEEE FP32 since the first GPU run, key ``cuda-fp32``; its kernels sum in another
 order than the CPU's, so a potential within rounding of the threshold may spike on one and not the other), the
 list of measured fields (a new ticket column re-measures old stages once) and `MEASURE_VERSION`. sltsearch's own
-code is not hashed into stage keys (only users' networks and data are, `sltsearch.provenance`), so, as for
+code is not hashed into stage keys (only users' networks and data are, `sltsearch.spec.provenance`), so, as for
 training, a change to how sltsearch measures is declared by bumping `MEASURE_VERSION`.
 """
 
@@ -25,11 +25,10 @@ from typing import Any
 
 import torch
 
-from sltsearch import keys
-from sltsearch.keys import Stage, content_key
 from sltsearch.results.record import Ticket
-from sltsearch.spec import Spec
-from sltsearch.trial_context import TrialContext, TrialSetup
+from sltsearch.spec import Spec, keys
+from sltsearch.spec.keys import Stage, content_key
+from sltsearch.trial.context import TrialContext, TrialSetup
 
 # bump when sltsearch's measurement changes its numbers (energy counting rules, accuracy evaluation, a field's
 # meaning), so stored measurements are taken again instead of reused
@@ -60,7 +59,7 @@ MEASURED_FIELDS = tuple(sorted(f.name for f in fields(Ticket) if f.name not in T
 
 def measurement_key(spec: Spec, device: torch.device) -> str:
     """What a measurement depends on beyond the weights of the stage it measures (see the module docstring):
-    the fields declared ``MEASURE`` (`sltsearch.keys`), the device kind, the measured fields, the version."""
+    the fields declared ``MEASURE`` (`sltsearch.spec.keys`), the device kind, the measured fields, the version."""
     parts = keys.stage_parts(spec, Stage.MEASURE)
     # "cuda-fp32": CUDA measurements taken under FP16 autocast (before the first GPU run) are not reused
     kind = "cuda-fp32" if device.type == "cuda" else device.type
@@ -83,7 +82,9 @@ def plain(values: dict[str, Any]) -> dict[str, Any]:
 
     unknown = set(values) - set(MEASURED_FIELDS)
     if unknown:
-        raise ValueError(f"not measured ticket fields: {sorted(unknown)} (see sltsearch.measurement.TRIAL_FIELDS)")
+        raise ValueError(
+            f"not measured ticket fields: {sorted(unknown)} (see sltsearch.trial.measurement.TRIAL_FIELDS)"
+        )
     return {k: convert(v) for k, v in values.items()}
 
 

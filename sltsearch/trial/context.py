@@ -12,12 +12,12 @@ from typing import Any
 
 import torch
 
-from sltsearch.cache import StageCache
 from sltsearch.data import DataSplits, make_loader
 from sltsearch.data.registry import build_data_memo
-from sltsearch.device import resolve_device
 from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec
+from sltsearch.system.device import resolve_device
+from sltsearch.trial.cache import StageCache
 
 
 class TrialAborted(Exception):

@@ -1,4 +1,4 @@
-"""The search spec: one validated, frozen pydantic model for a whole search, loaded from YAML.
+"""The search spec's schema: one validated, frozen pydantic model for a whole search.
 
 A spec names the data, model, training recipe, ticket strategy, objective and the searched *space*.
 Each searched parameter overrides one field of the spec (an alias such as ``prune_rate`` or a dotted
@@ -7,91 +7,40 @@ range check written on the fields below also guards the search space.
 
 Every field also declares, in its annotation, which cached stages its value decides (``DENSE``, ``ROUND``,
 ``MEASURE``) or that it decides none (``RUN``: the search itself; ``NONE``: budget and storage): the cache keys
-and the run folder's identity are derived from these declarations (`sltsearch.keys`).
+and the run folder's identity are derived from these declarations (`sltsearch.spec.keys`).
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import re
-import types
-import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from sltsearch.errors import SpecError, UserError
-from sltsearch.keys import DENSE, MEASURE, NONE, ROUND, RUN, Stage, affects
-from sltsearch.keys import content_hash as _content_hash
-from sltsearch.secrets import check_url
-from sltsearch.yaml_bounds import MAX_BYTES, YamlTooLarge, check_bounds
+from sltsearch.errors import UserError
+from sltsearch.spec.keys import DENSE, MEASURE, NONE, ROUND, RUN, Stage, affects
+from sltsearch.spec.keys import content_hash as _content_hash
+from sltsearch.spec.scalars import Strict
+from sltsearch.spec.space import ParamSpec, check_space, resolve_param_path, set_path
+from sltsearch.system.secrets import check_url
 
-# How each field enters the cache keys (`sltsearch.keys`); the shared declarations, named once:
+# How each field enters the cache keys (`sltsearch.spec.keys`); the shared declarations, named once:
 _RATES = affects(Stage.ROUND, via="rates")  # the round key holds the pruning rates these fields give
 _EARLY_BIRD = affects(Stage.ROUND, via="early_bird")  # the round key of an early_bird strategy only
 _TIME_STEPS = affects(Stage.DENSE, via="time_steps")  # the T the dense run trains at (T_search if set)
 _NEW_DENSE = affects(Stage.DENSE, when_set=True)  # added later: in the dense key only when set
 
 
-class _Strict(BaseModel):
-    """Unknown keys are errors, and so are booleans given for numbers and numbers given for booleans."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic's lax mode reads `time_steps: true` as 1 and `detach_reset: 1` as true; a spec is strict
-        field = cls.model_fields.get(info.field_name or "")
-        expected = _scalar_mismatch(value, field.annotation) if field is not None else None
-        if expected:
-            raise ValueError(f"expected {expected}, got {json.dumps(value, default=str)}")
-        return value
-
-
-def _scalar_mismatch(value: Any, annotation: Any) -> str | None:
-    """What ``annotation`` expects when ``value`` is a scalar of the wrong kind for it (else None).
-
-    Only int, float and bool are judged (and lists/tuples of them); every other type is left to pydantic.
-    """
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        found = [_scalar_mismatch(value, member) for member in typing.get_args(annotation)]
-        return None if any(f is None for f in found) else next(f for f in found if f)
-    if annotation is type(None):
-        return None if value is None else "null"
-    if annotation is bool:
-        return None if isinstance(value, bool) or not isinstance(value, int | float | str) else "true or false"
-    if annotation is int:
-        return None if not isinstance(value, bool | float | str) else "an integer"
-    if annotation is float:
-        return "a number" if isinstance(value, bool) else None
-    if origin in (list, tuple) and isinstance(value, list | tuple):
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-        for i, item in enumerate(value):
-            item_type = args[0] if origin is list or len(args) == 1 else args[min(i, len(args) - 1)]
-            inner = _scalar_mismatch(item, item_type)
-            if inner:
-                return f"{inner} at position {i}"
-    return None
-
-
-# what `sltsearch.device.resolve_device` understands; checked here so `validate` catches e.g. "tpu"
+# what `sltsearch.system.device.resolve_device` understands; checked here so `validate` catches e.g. "tpu"
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 
 
-class DataSpec(_Strict):
+class DataSpec(Strict):
     """Which dataset and how it is split; splits are fixed by ``split_seed``."""
 
     name: Annotated[str, DENSE] = "digits"
@@ -112,7 +61,7 @@ class DataSpec(_Strict):
 # neuron types that make the model the ANN twin of its spiking network (sltsearch/models/twin.py)
 ANN_ACTIVATIONS = ("relu",)
 # spec paths that only shape a spiking network: the ANN twin runs once with ReLU, so these neither change it nor
-# enter its stage keys (`sltsearch.stages.dense_key`), and the ticket table blanks them on its rows
+# enter its stage keys (`sltsearch.trial.stages.dense_key`), and the ticket table blanks them on its rows
 SPIKING_ONLY_PATHS = (
     "model.time_steps",
     "model.neuron.tau",
@@ -125,7 +74,7 @@ SPIKING_ONLY_PATHS = (
 )
 
 
-class NeuronSpec(_Strict):
+class NeuronSpec(Strict):
     """Spiking neuron used throughout the model, or ``relu``: the same network as an ANN (its twin)."""
 
     type: Annotated[Literal["lif", "plif", "if", "lif_multi", "relu"], DENSE] = Field(
@@ -147,7 +96,7 @@ class NeuronSpec(_Strict):
         return self
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     """A registered model family, a size preset, explicit size overrides and the time dimension."""
 
     name: Annotated[str, DENSE] = "spiking_cnn"
@@ -189,7 +138,7 @@ class ModelSpec(_Strict):
         return self
 
 
-class TrainSpec(_Strict):
+class TrainSpec(Strict):
     """Surrogate-gradient BPTT recipe; the LR schedule is a function of the absolute epoch."""
 
     epochs: Annotated[int, DENSE] = Field(10, ge=1, le=10000)
@@ -211,7 +160,7 @@ class TrainSpec(_Strict):
         return value
 
 
-class TicketSpec(_Strict):
+class TicketSpec(Strict):
     """How tickets are drawn from the dense network (see sltsearch/tickets/__init__.py for the strategies).
 
     Rounds: ``prune_rates`` (explicit per-round rates) > ``target_sparsity`` (rounds derived: the smallest R
@@ -299,7 +248,7 @@ def rates_to_target(rate: float, target: float) -> list[float]:
     return rates
 
 
-class MultiSpSpec(_Strict):
+class MultiSpSpec(Strict):
     """MultiSp (Cheng et al., arXiv 2309.13302) for ``model.name: spikformer``; see sltsearch/tickets/multisp.py.
 
     Applied from the first IMP round on (the dense network, round 0, is untouched): ``patch_keep`` keeps the
@@ -331,7 +280,7 @@ class MultiSpSpec(_Strict):
         return self != MultiSpSpec()
 
 
-class EnergySpec(_Strict):
+class EnergySpec(Strict):
     """Energy constants (pJ per op) and counting options; defaults are 45 nm FP32 (Horowitz 2014)."""
 
     e_mac_pj: float = Field(4.6, gt=0.0)
@@ -381,7 +330,7 @@ KNOWN_METRICS: dict[str, Direction] = {
 }
 
 
-class Bound(_Strict):
+class Bound(Strict):
     """A constraint on one ticket metric: ``min`` and/or ``max`` (inclusive)."""
 
     min: float | None = None
@@ -396,7 +345,7 @@ class Bound(_Strict):
         return self
 
 
-class ObjectiveSpec(_Strict):
+class ObjectiveSpec(Strict):
     """Which ticket metrics the search optimises and in which direction; test metrics are never allowed.
 
     ``constraints`` bound ticket metrics (e.g. ``val_accuracy: {min: 0.97}``): Optuna's samplers steer away
@@ -434,7 +383,7 @@ def _check_validation_metrics(names: Any, what: str, why_not_test: str) -> None:
             raise ValueError(f"unknown {what} '{name}'; allowed: {', '.join(KNOWN_METRICS)}")
 
 
-class EarlyStoppingSpec(_Strict):
+class EarlyStoppingSpec(Strict):
     """Multi-objective ASHA over IMP rounds (sltsearch/search/mo_asha.py): at every rung (by default IMP rounds
     ``min_rungs * eta**k``, ASHA's spacing), a trial continues only if its ticket ranks in the top 1/``eta`` of
     that rung."""
@@ -447,7 +396,7 @@ class EarlyStoppingSpec(_Strict):
     )
 
 
-class SearchSpec(_Strict):
+class SearchSpec(Strict):
     """The driver: backend, sampler, budget, storage and early stopping."""
 
     backend: Annotated[Literal["optuna", "ray"], NONE] = "optuna"
@@ -474,101 +423,7 @@ class SearchSpec(_Strict):
         return value
 
 
-class ParamSpec(_Strict):
-    """One searched parameter: a float/int range or a list of choices."""
-
-    type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = Field(None, gt=0.0)
-    choices: list[Any] | None = None
-
-    @model_validator(mode="after")
-    def _shape(self) -> ParamSpec:
-        if self.type == "categorical":
-            if not self.choices:
-                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
-            if self.low is not None or self.high is not None:
-                raise ValueError("a categorical parameter takes 'choices', not 'low'/'high'")
-        else:
-            if self.low is None or self.high is None:
-                raise ValueError(f"a {self.type} parameter needs 'low' and 'high'")
-            if self.low > self.high:
-                raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-            if self.log and self.low <= 0:
-                raise ValueError("a log-scaled parameter needs low > 0")
-            if self.choices is not None:
-                raise ValueError(f"a {self.type} parameter takes 'low'/'high', not 'choices'")
-            if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
-                raise ValueError("an int parameter needs integer 'low' and 'high'")
-            if self.log and self.step is not None:
-                raise ValueError("a parameter is either log-scaled or stepped, not both; drop 'log' or 'step'")
-            if self.type == "int" and self.step is not None and self.step != int(self.step):
-                raise ValueError(f"an int parameter needs an integer 'step', got {self.step}")
-            if not all(map(_finite, (self.low, self.high, self.step or 1.0))):
-                raise ValueError("'low', 'high' and 'step' must be finite numbers")
-        if self.type == "categorical":
-            odd = [c for c in self.choices or [] if c is not None and not isinstance(c, bool | int | float | str)]
-            if odd:
-                raise ValueError(
-                    f"choices must be numbers, strings, true/false or null (the values a study can store), "
-                    f"got {json.dumps(odd[0], default=str)}"
-                )
-        return self
-
-    def probe_values(self) -> list[Any]:
-        """Values that must all be valid for the range to be valid (the bounds, or every choice).
-
-        The upper bound is the highest value a sampler can draw: ``low`` plus whole steps.
-        """
-        if self.type == "categorical":
-            return list(self.choices or [])
-        low, high = float(self.low), float(self.high)
-        if self.step:
-            high = low + ((high - low) // self.step) * self.step
-        cast = int if self.type == "int" else float
-        return list(dict.fromkeys([cast(low), cast(high)]))
-
-
-def _finite(value: float | None) -> bool:
-    return value is None or abs(value) != float("inf") and value == value
-
-
-# Short names for the parameters people search most; any dotted path into the spec works too.
-PARAM_ALIASES: dict[str, str] = {
-    "prune_rate": "tickets.prune_rate",
-    "rounds": "tickets.rounds",
-    "rewind_epoch": "tickets.rewind_epoch",
-    "rewind_iteration": "tickets.rewind_iteration",
-    "target_sparsity": "tickets.target_sparsity",
-    "strategy": "tickets.strategy",
-    "time_steps_search": "tickets.time_steps_search",
-    "eb_threshold": "tickets.eb_threshold",
-    "scope": "tickets.scope",
-    "patch_keep": "multisp.patch_keep",
-    "pep_sparsity": "multisp.pep_sparsity",
-    "pep_binary_weights": "multisp.pep_binary_weights",
-    "pep_binary_activations": "multisp.pep_binary_activations",
-    "attn_sparsity": "multisp.attn_sparsity",
-    "mlp_sparsity": "multisp.mlp_sparsity",
-    "pep_first_conv": "multisp.pep_first_conv",
-    "time_steps": "model.time_steps",
-    "encoder": "model.encoder",
-    "encoder_channels": "model.encoder_channels",
-    "encoding_sparsity": "tickets.encoding_sparsity",
-    "lr": "train.lr",
-    "epochs": "train.epochs",
-    "weight_decay": "train.weight_decay",
-}
-
-
-def resolve_param_path(key: str) -> str:
-    """The dotted spec path a searched parameter overrides."""
-    return PARAM_ALIASES.get(key, key)
-
-
-class Spec(_Strict):
+class Spec(Strict):
     """A whole search. ``space`` maps a parameter name (alias or dotted path) to its range."""
 
     # the name becomes a folder name (results/<name>) and the study's name: short enough for any file system
@@ -618,36 +473,18 @@ class Spec(_Strict):
 
     @model_validator(mode="after")
     def _space_is_valid(self) -> Spec:
-        base = self.model_dump(mode="json", exclude={"space"})
-        probes: dict[str, tuple[str, list[Any]]] = {}
-        owners: dict[str, str] = {}
-        for key, param in self.space.items():
-            path = resolve_param_path(key)
-            if _get_path(base, path) is _MISSING:
-                allowed = ", ".join(sorted(PARAM_ALIASES))
-                raise ValueError(
-                    f"space.{key}: not a spec field; use an alias ({allowed}) or a dotted path such as train.lr"
-                )
-            if path in owners:
-                raise ValueError(f"space.{key}: {path} is already searched as space.{owners[path]}; keep one")
-            owners[path] = key
-            for value in param.probe_values():
-                problem = _invalid_with(base, {path: value})
-                if problem:
-                    raise ValueError(f"space.{key}: value {value!r} is out of range for {path} ({problem})")
-            probes[key] = (path, param.probe_values())
-        _check_combinations(base, probes)
+        check_space(Spec, self.model_dump(mode="json", exclude={"space"}), self.space)
         return self
 
     def with_params(self, params: dict[str, Any]) -> Spec:
         """The concrete spec of one trial: the searched values applied, re-validated, without a space."""
         data = self.model_dump(mode="json", exclude={"space"})
         for key, value in params.items():
-            data = _set_path(data, resolve_param_path(key), value)
+            data = set_path(data, resolve_param_path(key), value)
         return Spec.model_validate(data)
 
     def content_hash(self, *sections: str) -> str:
-        """A short stable hash of every field a cached stage depends on (`sltsearch.keys`), in the named
+        """A short stable hash of every field a cached stage depends on (`sltsearch.spec.keys`), in the named
         top-level sections (all when none given): two specs with one hash train and measure the same."""
         return _content_hash(self, sections)
 
@@ -655,209 +492,3 @@ class Spec(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-class _Missing:
-    pass
-
-
-_MISSING = _Missing()
-
-
-def _get_path(data: dict[str, Any], path: str) -> Any:
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def _set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of ``data`` with ``path`` set; intermediate dicts are copied, never mutated."""
-    head, _, rest = path.partition(".")
-    out = dict(data)
-    if rest:
-        child = out.get(head)
-        out[head] = _set_path(child if isinstance(child, dict) else {}, rest, value)
-    else:
-        out[head] = value
-    return out
-
-
-def drop_paths(data: dict[str, Any], paths: typing.Iterable[str]) -> dict[str, Any]:
-    """A copy of ``data`` without the dotted ``paths`` (absent ones are ignored); ``data`` is not mutated."""
-    out = dict(data)
-    for path in paths:
-        head, _, rest = path.partition(".")
-        if head not in out:
-            continue
-        if not rest:
-            del out[head]
-        elif isinstance(out[head], dict):
-            out[head] = drop_paths(out[head], [rest])
-    return out
-
-
-def _invalid_with(base: dict[str, Any], values: dict[str, Any]) -> str | None:
-    """The first problem of ``base`` with ``values`` (dotted path -> value) set, or None when valid."""
-    data = base
-    for path, value in values.items():
-        data = _set_path(data, path, value)
-    try:
-        Spec.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        return str(first["msg"]).removeprefix("Value error, ")
-    return None
-
-
-# the whole box of corners is checked up to this many combinations; beyond it, every pair of corners
-MAX_COMBINATIONS = 1024
-
-
-def _check_combinations(base: dict[str, Any], probes: dict[str, tuple[str, list[Any]]]) -> None:
-    """Every combination of the searched parameters' bounds (or choices) a sampler can draw must be valid.
-
-    Cross-field rules (``rewind_epoch < epochs``, ``time_steps_search <= time_steps``, MultiSp needs a
-    Spikformer) are monotone in each value, so a box is valid exactly when its corners are. Pairs are
-    checked first, so a message names the two parameters that clash.
-    """
-    keys = list(probes)
-    groups = [list(pair) for pair in itertools.combinations(keys, 2)]
-    total = 1
-    for _, values in probes.values():
-        total *= len(values)
-    if len(keys) > 2 and total <= MAX_COMBINATIONS:
-        groups.append(keys)
-    for group in groups:
-        for corner in itertools.product(*(probes[k][1] for k in group)):
-            problem = _invalid_with(base, {probes[k][0]: v for k, v in zip(group, corner, strict=True)})
-            if problem:
-                drawn = " with ".join(f"{k}={v!r}" for k, v in zip(group, corner, strict=True))
-                raise ValueError(
-                    f"space: {drawn} can be drawn together, but then {problem}; narrow the ranges so that every "
-                    "combination is valid"
-                )
-
-
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """One line: the source, the first failing key, what is allowed, and how many more problems."""
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(first["loc"][:-1])
-        msg = f"unknown key; allowed here: {', '.join(allowed)}" if allowed else "unknown key"
-    more = len(err.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    where = f"{loc}: " if loc else ""
-    return f"{source}: {where}{msg}{suffix}"
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The keys allowed in the mapping at ``loc``: walks fields, optional fields, dict values and list items."""
-    annotation: Any = Spec
-    for part in loc:
-        model = _model_in(annotation)
-        if model is not None and str(part) in model.model_fields:
-            annotation = model.model_fields[str(part)].annotation
-            continue
-        origin = typing.get_origin(_unwrap_optional(annotation))
-        args = typing.get_args(_unwrap_optional(annotation))
-        if origin is dict and len(args) == 2:
-            annotation = args[1]
-        elif origin in (list, tuple) and args:
-            annotation = args[0]
-        else:
-            return []
-    model = _model_in(annotation)
-    return list(model.model_fields) if model is not None else []
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    annotation = _unwrap_optional(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def parse_spec(data: Any, source: str = "<spec>") -> Spec:
-    """Validate a spec given as a dict; errors name the source, the key and what is allowed."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: the spec must be a mapping of keys to values, got {type(data).__name__}")
-    try:
-        return Spec.model_validate(data)
-    except ValidationError as err:
-        raise SpecError(format_validation_error(source, err)) from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that a key given twice in one mapping is an error, not "the last wins"."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key; the base class reports it
-                break
-            if duplicate:
-                mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", mark
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: Path) -> Any:
-    """The YAML document in ``path``; every way a file can be unreadable is one `SpecError` line."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise SpecError(f"{path}: {size} bytes, more than a spec file may hold ({MAX_BYTES}); pass the spec file")
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise SpecError(
-            f"{path}: not a UTF-8 text file (byte {err.start} is {err.object[err.start]:#04x}); a spec is YAML text"
-        ) from None
-    except OSError as err:
-        raise SpecError(f"{path}: cannot be read ({err.strerror or err})") from None
-    try:
-        loader = _UniqueKeyLoader(text)  # a SafeLoader subclass
-        try:
-            node = loader.get_single_node()
-            check_bounds(node)  # before constructing: an alias bomb never becomes Python objects
-            return loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except YamlTooLarge as err:
-        raise SpecError(f"{path}: refused: the YAML document {err}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        if isinstance(err, yaml.reader.ReaderError):
-            where, problem = f" at character {err.position}", f"unacceptable character #x{err.character:04x}"
-        problem = " ".join(str(problem).split())
-        raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
-    except RecursionError:
-        raise SpecError(f"{path}: not valid YAML: nested too deeply") from None
-
-
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a YAML spec file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: spec file not found; list the bundled ones with `sltsearch spaces`")
-    return parse_spec(read_yaml(path), str(path))

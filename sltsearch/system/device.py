@@ -15,7 +15,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU; an explicit CUDA request without CUDA is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from sltsearch.spec import DEVICE_PATTERN
+    from sltsearch.spec.schema import DEVICE_PATTERN
 
     if not re.match(DEVICE_PATTERN, name):
         from sltsearch.errors import SpecError

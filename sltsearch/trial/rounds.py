@@ -25,12 +25,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sltsearch import stages
 from sltsearch.data import make_loader
 from sltsearch.errors import SpecError
 from sltsearch.results.record import Ticket
 from sltsearch.spec import Spec
-from sltsearch.stages import early_bird_masks, pretrain_iterations
 from sltsearch.tickets import (
     current_masks,
     encoding,
@@ -38,7 +36,9 @@ from sltsearch.tickets import (
     multisp,
     resolve_layers,
 )
-from sltsearch.trial_context import TrialAborted, TrialContext, TrialSetup, prepare
+from sltsearch.trial import stages
+from sltsearch.trial.context import TrialAborted, TrialContext, TrialSetup, prepare
+from sltsearch.trial.stages import early_bird_masks, pretrain_iterations
 
 __all__ = [
     "TrialAborted",

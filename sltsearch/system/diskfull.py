@@ -1,6 +1,6 @@
 """A full disk stops the work like Ctrl-C does, with one line that names the disk and what to free.
 
-Every file sltsearch writes goes through a temp file and a rename (`sltsearch.cache._atomic_write`, the
+Every file sltsearch writes goes through a temp file and a rename (`sltsearch.system.files.atomic_write`, the
 export folder's work folder), so a write that fails for lack of space leaves the earlier file intact and its
 temp file removed. The failure is raised as `DiskFull`, a `KeyboardInterrupt`: every backend already treats
 an interrupt as "stop now, mark the running trial interrupted, keep what is finished", and no

@@ -10,7 +10,7 @@ Users' networks and data (a callable or torch Datasets handed to `sltsearch.run`
 taken (`check_user_inputs`). Anything a trial would otherwise find once per trial, as a traceback, is one
 `UserError` line here.
 
-The data built here goes into the caller's ``data_memo`` under the same key `sltsearch.trial_context.prepare`
+The data built here goes into the caller's ``data_memo`` under the same key `sltsearch.trial.context.prepare`
 uses, so a run never builds it twice.
 """
 
@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sltsearch.errors import DataError, SpecError, UserError, one_line
-from sltsearch.spec import DEVICE_PATTERN, Spec, resolve_param_path
+from sltsearch.spec import Spec
+from sltsearch.spec.schema import DEVICE_PATTERN
+from sltsearch.spec.space import resolve_param_path
 
 # searched parameters under these sections change the data or the model: their corners are built too
 _DATA_MODEL = ("data.", "model.")
@@ -77,7 +79,7 @@ def _device(name: str, where: str) -> str:
         raise SpecError(f"{where}: '{name}' is not a device; allowed: auto, cpu, cuda, cuda:N, mps")
     import torch
 
-    from sltsearch.device import resolve_device
+    from sltsearch.system.device import resolve_device
 
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SpecError(f"{where}: '{name}' asked for, but this machine has no CUDA device; use 'auto' or 'cpu'")
@@ -185,8 +187,7 @@ def with_python_inputs(spec: Spec, model: Callable[..., Any] | None, data: Seque
 
 def needs_check(spec: Spec) -> bool:
     """Users' code or data is involved: its network or its dataset is not one of sltsearch's own."""
-    from sltsearch import provenance
-
+    from sltsearch.spec import provenance
     return bool(provenance.stage_inputs(spec)) or spec.data.name in {"arrays", "python"}
 
 
@@ -216,6 +217,5 @@ def check_user_inputs(spec: Spec, data_memo: dict[str, Any]) -> None:
             f"model {spec.model.name}: multisp needs a ConvPEP: a `patch_embed` "
             f"(sltsearch.models.spikformer.PatchEmbed) on the network, as model.name: spikformer has"
         )
-    from sltsearch import provenance
-
+    from sltsearch.spec import provenance
     provenance.stage_inputs(spec)  # takes the code fingerprint now: an unreadable source is an error here

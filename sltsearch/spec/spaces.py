@@ -14,8 +14,8 @@ from pathlib import Path
 from sltsearch.errors import SpecError
 
 DEFAULT_SPACE = "default"
-# the folder in a source checkout (this file is sltsearch/spaces.py)
-CHECKOUT_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+# the folder in a source checkout (this file is sltsearch/spec/spaces.py)
+CHECKOUT_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 
 
 def _folders() -> list:

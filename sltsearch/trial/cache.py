@@ -7,18 +7,16 @@ records the sha256 of every tensor file, and a stage whose files do not match (o
 used: it is moved aside to ``<root>/.damaged/``, the user is told which file, and the stage is recomputed.
 
 A stage may also hold its measurements (`store_measured`): ``measured-<key>.json`` files, one per measurement
-key (`sltsearch.measurement`), each checksummed under ``meta.json``'s ``measured_sha256``. A damaged one is
+key (`sltsearch.trial.measurement`), each checksummed under ``meta.json``'s ``measured_sha256``. A damaged one is
 moved aside alone (the stage's tensors are still good) and measured again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,63 +25,17 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
-from sltsearch.diskfull import DiskFull, is_disk_full
 from sltsearch.errors import warn
+from sltsearch.system.files import atomic_write, save_json, sha256_file
 
 CHECKSUMS = "sha256"  # meta.json key: tensor file name -> sha256 hex digest
 MEASURED = "measured_sha256"  # meta.json key: measurement file name -> sha256 hex digest
 DAMAGED_DIR = ".damaged"
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_current_umask()
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through a temp file in the same folder and rename it into place.
-
-    The file gets the mode any other new file gets (0666 less the umask), not mkstemp's private 0600, so a
-    run folder shared by a group stays readable by it. A full disk raises `DiskFull` (the old file intact).
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as err:
-        if is_disk_full(err):
-            raise DiskFull(path) from None
-        raise
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)  # frees what the failed write took, so marking the trial can succeed
-        if is_disk_full(err) and not isinstance(err, DiskFull):
-            raise DiskFull(path) from None
-        raise
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     data = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    _atomic_write(path, lambda tmp: save_file(data, str(tmp)))
-
-
-def save_json(path: Path, data: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str)))
+    atomic_write(path, lambda tmp: save_file(data, str(tmp)))
 
 
 class DamagedArtefact(Exception):
@@ -277,7 +229,7 @@ class StageCache:
             return
         folder, meta = stored
         path = folder / self.measured_name(measure_key)
-        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(values, indent=1, sort_keys=True)))
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(values, indent=1, sort_keys=True)))
         meta[MEASURED] = {**meta.get(MEASURED, {}), path.name: sha256_file(path)}
         save_json(folder / "meta.json", meta)
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sltsearch.cache import _atomic_write, save_json
 from sltsearch.errors import RunDirError
-from sltsearch.keys import run_identity
-from sltsearch.secrets import mask_url
 from sltsearch.spec import Spec, load_spec
+from sltsearch.spec.keys import run_identity
+from sltsearch.system.files import atomic_write, save_json
+from sltsearch.system.secrets import mask_url
 
 SPEC_FILE = "spec.yaml"
 RUN_FILE = "run.json"
@@ -67,7 +67,7 @@ def prepare_run_dir(spec: Spec, run_dir: Path, storage_url: str | None) -> None:
         safe = spec.model_copy(
             update={"search": spec.search.model_copy(update={"storage": mask_url(spec.search.storage)})}
         )
-    _atomic_write(frozen, lambda tmp: tmp.write_text(safe.to_yaml()))
+    atomic_write(frozen, lambda tmp: tmp.write_text(safe.to_yaml()))
     import torch
 
     from sltsearch import __version__
@@ -103,5 +103,5 @@ def run_info(run_dir: Path) -> dict[str, Any]:
 
 
 def record(run_dir: Path, **fields: Any) -> None:
-    """Add fields to run.json (e.g. ``inputs``: the user code and data hashes, `sltsearch.provenance`)."""
+    """Add fields to run.json (e.g. ``inputs``: the user code and data hashes, `sltsearch.spec.provenance`)."""
     save_json(run_dir / RUN_FILE, {**run_info(run_dir), **fields})

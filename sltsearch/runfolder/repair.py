@@ -37,12 +37,12 @@ from sltsearch.results.store import (
     load_tickets,
     read_columns,
 )
-from sltsearch.rundir import read_run
+from sltsearch.runfolder.folder import read_run
 from sltsearch.search import liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
-from sltsearch.trial_context import TrialAborted
+from sltsearch.trial.context import TrialAborted
 
 
 @dataclass

@@ -3,9 +3,9 @@
 Each spec field declares once, in its annotation (``tau: Annotated[float, DENSE] = ...``), which stages its
 value decides:
 
-- ``DENSE``: the dense run, and so every stage trained from it (`sltsearch.stages.dense_key`);
-- ``ROUND``: an IMP round's stage: its masks, rewind point and retraining (`sltsearch.stages.round_key`);
-- ``MEASURE``: how a stage is measured (`sltsearch.measurement.measurement_key`);
+- ``DENSE``: the dense run, and so every stage trained from it (`sltsearch.trial.stages.dense_key`);
+- ``ROUND``: an IMP round's stage: its masks, rewind point and retraining (`sltsearch.trial.stages.round_key`);
+- ``MEASURE``: how a stage is measured (`sltsearch.trial.measurement.measurement_key`);
 - ``RUN``: the search itself (which trials, which tickets are kept and how they are judged): part of the run
   folder's identity (`run_identity`), of no cached stage;
 - ``NONE``: the budget and where the study lives, which may change between invocations of one run.
@@ -129,7 +129,7 @@ def _walk(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[Declared]
         else:
             raise UndeclaredField(
                 f"{'.'.join(path)} ({_type_name(info.annotation)}) declares no stage: annotate it with one of "
-                "DENSE, ROUND, MEASURE, RUN, NONE from sltsearch.keys (see its docstring)"
+                "DENSE, ROUND, MEASURE, RUN, NONE from sltsearch.spec.keys (see its docstring)"
             )
 
 

@@ -1,0 +1,68 @@
+"""Where the commands print, and how a command ends on bad input: one line on stderr naming the problem and
+the fix, exit code 2, no traceback (`user_errors`); Ctrl-C or SIGTERM: one line and exit 130 / 143.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from sltsearch.errors import UserError
+from sltsearch.system.diskfull import DiskFull, describe
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The command ``fn`` with user errors, a full disk and interrupts told in one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            # a name holding rich markup is shown, not obeyed (UserError already escapes line breaks)
+            message = escape(str(err))
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except DiskFull as err:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as err:  # a write sltsearch does not make itself (Optuna's journal) on a full disk
+            text = describe(err)
+            if text is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt as err:
+            from sltsearch.search.interrupts import EXIT_CODE, Terminated
+
+            how = "terminated" if isinstance(err, Terminated) else "interrupted"
+            err_console.print(
+                f"{how}: finished trials and stages are kept; rerun the same command to resume",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_CODE if isinstance(err, Terminated) else 130) from None
+
+    return wrapper
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table to CSV, creating its folder; a path that cannot be written is one line, not a traceback."""
+    from sltsearch.system.files import atomic_write
+
+    try:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    except OSError as err:
+        raise UserError(f"--csv {path}: cannot write there ({err.strerror or err}); choose another path") from None
