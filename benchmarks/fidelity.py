@@ -62,8 +62,8 @@ from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
 from sltsearch.search.mo_asha import MOASHA, RUNG_KINDS, as_losses, nondominated_ranks, rung_rows  # noqa: E402
 from sltsearch.search.optuna_backend import make_sampler  # noqa: E402
 from sltsearch.search.space import to_distributions  # noqa: E402
-from sltsearch.spaces import resolve_spec_path  # noqa: E402
 from sltsearch.spec import Spec, load_spec  # noqa: E402
+from sltsearch.spec.spaces import resolve_spec_path  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "fidelity.md"
 BENCH = ROOT / "results" / "benchmarks"

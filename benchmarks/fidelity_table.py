@@ -37,10 +37,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sltsearch.cache import StageCache  # noqa: E402
-from sltsearch.spaces import resolve_spec_path  # noqa: E402
 from sltsearch.spec import ParamSpec, Spec, load_spec  # noqa: E402
+from sltsearch.spec.spaces import resolve_spec_path  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
+from sltsearch.trial.cache import StageCache  # noqa: E402
 
 RESOURCE = "rounds"  # the searched parameter that is the resource (IMP rounds)
 COLUMNS = ["round", "kind", "val_accuracy", "test_accuracy", "energy_uj", "sparsity", "stage_key", "cost_s", "epochs",
@@ -142,9 +142,8 @@ def calibrate(spec: Spec, repeats: int, threads: int) -> dict[str, dict[str, flo
     costs ``epochs x epoch_s + measure_s``, see `benchmarks/fidelity.py`)."""
     import torch
 
-    from sltsearch import stages
     from sltsearch.train import evaluate, make_optimizer, train_one_epoch
-    from sltsearch.trial import prepare
+    from sltsearch.trial import prepare, stages
 
     torch.set_num_threads(threads)
     choices = spec.space["time_steps"].choices if "time_steps" in spec.space else [spec.model.time_steps]

@@ -56,7 +56,7 @@ from threads import SLTSEARCH_DEFAULTS, Measured, cli_env, run_measured, timed_r
 
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
 from sltsearch.results.store import TICKETS_DIR, load_tickets  # noqa: E402
-from sltsearch.spaces import resolve_spec_path  # noqa: E402
+from sltsearch.spec.spaces import resolve_spec_path  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "time_to_front.md"
 OBJECTIVES = {"val_accuracy": "maximize", "energy_uj": "minimize"}
