@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("same_run"), help="folder for the spec and both runs")
     args = parser.parse_args()
+    args.out = args.out.resolve()  # the runs start in their own folder: a relative path would point elsewhere
     args.out.mkdir(parents=True, exist_ok=True)
     spec = reduced_spec(args.after, args.out, args.epochs)
     runs = {}
