@@ -56,6 +56,7 @@ from threads import SLTSEARCH_DEFAULTS, Measured, cli_env, run_measured, timed_r
 
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
 from sltsearch.results.store import TICKETS_DIR, load_tickets  # noqa: E402
+from sltsearch.spec.space import set_path  # noqa: E402
 from sltsearch.spec.spaces import resolve_spec_path  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "time_to_front.md"
@@ -86,8 +87,12 @@ def load() -> str:
     return f"{one:.2f}"
 
 
-def seeded_spec(space: str, seed: int, trials: int | None, baseline: bool, folder: Path) -> Path:
-    """The bundled space with its seed (and budget) set; the baseline's with early stopping pinned off."""
+def seeded_spec(space: str, seed: int, trials: int | None, baseline: bool, folder: Path,
+                label: str | None = None, changes: dict[str, Any] | None = None) -> Path:
+    """The bundled space with its seed (and budget) set; the baseline's with early stopping pinned off.
+
+    ``changes`` (dotted path -> value, e.g. ``space.strategy`` or ``search.timeout_s``) are set last: how a
+    variant of the bundled search is written (benchmarks/ticket_strategies.py)."""
     data = yaml.safe_load(resolve_spec_path(space).read_text())
     data["seed"] = seed
     search = data.setdefault("search", {})
@@ -95,7 +100,9 @@ def seeded_spec(space: str, seed: int, trials: int | None, baseline: bool, folde
         search["n_trials"] = trials
     if baseline:
         search["early_stopping"] = None
-    path = folder / f"{space}-seed{seed}-{'baseline' if baseline else 'new'}.yaml"
+    for path, value in (changes or {}).items():
+        data = set_path(data, path, value)
+    path = folder / f"{space}-seed{seed}-{label or ('baseline' if baseline else 'new')}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -111,8 +118,13 @@ def trial_ends(run_dir: Path, started_at: float) -> dict[int, float]:
 def search(task: str, mode: str, seed: int, args: argparse.Namespace, tmp: Path) -> Run:
     space, _ = TASKS[task]
     spec = seeded_spec(space, seed, args.trials, mode == "baseline", tmp)
+    return run_search(task, mode, seed, spec, shlex.split(args.baseline_args if mode == "baseline" else args.new_args),
+                      tmp)
+
+
+def run_search(task: str, mode: str, seed: int, spec: Path, extra: list[str], tmp: Path) -> Run:
+    """``sltsearch run SPEC`` as its own process into a fresh run folder: its clock, trial ends and tickets."""
     run_dir = tmp / f"{task}-{mode}-{seed}"
-    extra = shlex.split(args.baseline_args if mode == "baseline" else args.new_args)
     command = [sys.executable, "-c", SLTSEARCH_DEFAULTS, "run", str(spec), "--run-dir", str(run_dir), "--quiet",
                *extra]
     measured = run_measured(command, cli_env(), None, busy=False, cwd=ROOT)
