@@ -74,6 +74,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "early_bird": {"strategy": {"type": "categorical", "choices": ["imp", "early_bird"]}},
 }
 PAYS_ABOVE = 1.1
+TRIAL_FACTOR = 3  # a variant's trials: this many times the imp run's (its clock, not its budget, ends it)
 
 
 def until(curve: list[tuple[float, float]], clock: float) -> list[tuple[float, float]]:
@@ -82,12 +83,24 @@ def until(curve: list[tuple[float, float]], clock: float) -> list[tuple[float, f
 
 
 def variant_run(task: str, variant: str, seed: int, trials: int, clock: float, tmp: Path) -> Run:
-    """The bundled space with ``variant``'s parameters added, twice the trials, ``clock`` seconds to spend."""
+    """The bundled space with ``variant``'s parameters added, more trials, ``clock`` seconds to spend."""
     space, _ = TASKS[task]
     changes = {f"space.{name}": value for name, value in VARIANTS[variant].items()}
-    changes |= {"search.n_trials": 2 * trials, "search.timeout_s": round(clock, 1)}
+    changes |= {"search.n_trials": TRIAL_FACTOR * trials, "search.timeout_s": round(clock, 1)}
     spec = seeded_spec(space, seed, None, False, tmp, label=variant, changes=changes)
     return run_search(task, variant, seed, spec, [], tmp)
+
+
+def measure(task: str, variants: list[str], seeds: range, args: argparse.Namespace, tmp: Path) -> list[Run]:
+    """Per seed: the imp run, then each variant on the imp run's clock."""
+    space, _ = TASKS[task]
+    trials = budget(task, args.trials)
+    runs = []
+    for seed in seeds:
+        base = run_search(task, BASE, seed, seeded_spec(space, seed, trials, False, tmp, label=BASE), [], tmp)
+        runs.append(base)
+        runs += [variant_run(task, v, seed, trials, base.measured.seconds, tmp) for v in variants]
+    return runs
 
 
 def budget(task: str, trials: int | None) -> int:
@@ -95,30 +108,34 @@ def budget(task: str, trials: int | None) -> int:
     return trials or int(yaml.safe_load(resolve_spec_path(TASKS[task][0]).read_text())["search"]["n_trials"])
 
 
-def task_section(task: str, runs: list[Run], variants: list[str], args: argparse.Namespace
-                 ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+def task_section(
+    task: str, runs: list[Run], variants: list[str], seeds: range, args: argparse.Namespace, title: str
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """A task's table per variant: per seed, imp and variant wall time, hypervolume at the imp's end, t95; ratio."""
     space, min_acc = TASKS[task]
     min_acc = args.hv_min_accuracy.get(task, min_acc)
     reference = {"val_accuracy": min_acc, "energy_uj": 1.1 * max(float(r.frame["energy_uj"].max()) for r in runs)}
     for run in runs:
         run.curve = hv_curve(run, reference)
-    seeds = range(args.seed, args.seed + args.seeds)
     clock = {seed: next(r for r in runs if r.seed == seed and r.mode == BASE).measured.seconds for seed in seeds}
     for run in runs:
         if run.mode != BASE:
             run.curve = until(run.curve, clock[run.seed])
     union_hv = hypervolume(pareto_front(load_union(runs), OBJECTIVES), OBJECTIVES, reference)
     lines = [
-        f"## {task} (`sltsearch run {space}` and variants)",
+        f"## {task} (`sltsearch run {space}`): {title}",
         "",
         f"Reference point ({min_acc}, {reference['energy_uj']:.4f} uJ): tickets above {min_acc:.0%} validation "
         f"accuracy; 1.1 x the highest energy of any ticket of the {len(runs)} runs. Hypervolume of the union of all "
         f"runs' tickets: {union_hv:.4f}.",
         "",
-        "| seed | imp wall s (trials) | " + " | ".join(f"{v} trials by then" for v in variants)
-        + " | imp HV | " + " | ".join(f"{v} HV" for v in variants) + " | imp t95 s | "
-        + " | ".join(f"{v} t95 s | imp / {v}" for v in variants) + " | others' cores |",
+        "| seed | imp wall s (trials) | "
+        + " | ".join(f"{v} trials by then" for v in variants)
+        + " | imp HV | "
+        + " | ".join(f"{v} HV" for v in variants)
+        + " | imp t95 s | "
+        + " | ".join(f"{v} t95 s | imp / {v}" for v in variants)
+        + " | others' cores |",
         "|---|---:|" + "---:|" * (len(variants) * 4 + 2) + "---|",
     ]
     verdict: dict[str, dict[str, Any]] = {v: {"ratios": [], "hv": []} for v in variants}
@@ -148,12 +165,26 @@ def task_section(task: str, runs: list[Run], variants: list[str], args: argparse
         pays = statistics.median(ratios) > PAYS_ABOVE and min(ratios) > 0 and within
         verdict[v] |= {"median": statistics.median(ratios), "within": within, "pays": pays}
         lines.append(
-            f"- **{v}**: time to 95 %, imp / {v}: {fmt_ratio(ratios)} (0x: it never got there); hypervolume at the "
-            f"imp run's end {v_mean:.4f} ± {v_sd:.4f}, **{'within' if within else 'below'}** the imp runs' spread; "
-            f"**{'pays' if pays else 'does not pay'}**."
+            f"- **{v}**: time to 95 %, imp / {v}: {fmt_ratio(ratios)} (0x: it never got there, inf: imp never did); "
+            f"hypervolume at the imp run's end {v_mean:.4f} ± {v_sd:.4f}, **{'within' if within else 'below'}** the "
+            f"imp runs' spread; **{'pays' if pays else 'does not pay'}**. "
+            + front_kinds([r for r in runs if r.mode == v], clock, reference)
         )
     lines.append("")
     return lines, verdict
+
+
+def front_kinds(runs: list[Run], clock: dict[int, float], reference: dict[str, float]) -> str:
+    """Which kinds of ticket make the variant's fronts: each run's front in the region of interest at the imp
+    run's end, counted over seeds (e.g. whether an early-time ticket, not an IMP round, is ever on it)."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        done = [n for n, t in run.ends.items() if t <= clock[run.seed]]
+        seen = run.frame[run.frame["trial"].isin(done) & (run.frame["val_accuracy"] > reference["val_accuracy"])]
+        for kind, n in pareto_front(seen, OBJECTIVES)["kind"].value_counts().items():
+            counts[str(kind)] = counts.get(str(kind), 0) + int(n)
+    listed = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"Its runs' fronts hold {sum(counts.values())} tickets: {listed or 'none'}."
 
 
 def plot(runs: dict[str, list[Run]], variants: list[str], path: Path) -> None:
@@ -168,8 +199,14 @@ def plot(runs: dict[str, list[Run]], variants: list[str], path: Path) -> None:
         labelled: set[str] = set()
         for run in task_runs:
             xs, ys = zip(*run.curve, strict=True)
-            ax.step(xs, ys, where="post", color=colors[run.mode], alpha=0.8,
-                    label=None if run.mode in labelled else run.mode)
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color=colors[run.mode],
+                alpha=0.8,
+                label=None if run.mode in labelled else run.mode,
+            )
             labelled.add(run.mode)
         ax.set(title=task, xlabel="wall time (s)", ylabel="hypervolume (val acc x energy)")
         ax.legend()
@@ -183,10 +220,17 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--confirm-seeds", type=int, default=3, help="fresh seeds a paying variant must pay on again")
     parser.add_argument("--trials", type=int, default=None, help="the imp runs' trials (default: the spec's)")
-    parser.add_argument("--hv-min-accuracy", nargs="*", default=[], metavar="TASK=ACC",
-                        help="region of interest per task (default: benchmarks/fidelity.py's)")
+    parser.add_argument(
+        "--hv-min-accuracy",
+        nargs="*",
+        default=[],
+        metavar="TASK=ACC",
+        help="region of interest per task (default: benchmarks/fidelity.py's)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run folders here (default: deleted)")
     args = parser.parse_args()
     args.out = args.out.resolve()
     args.hv_min_accuracy = {k: float(v) for k, v in (item.split("=", 1) for item in args.hv_min_accuracy)}
@@ -204,8 +248,9 @@ def main() -> None:
         f"every run: `sltsearch run SPEC` (the new defaults: all cores); imp = the bundled space, "
         f"{args.trials or 'the spec`s'} trials; a variant = the space plus "
         + "; ".join(f"{v}: `{yaml.safe_dump(VARIANTS[v], default_flow_style=True).strip()}`" for v in args.variants)
-        + f", twice the trials, the imp run's wall time as `search.timeout_s`; seeds {args.seed}.."
-        f"{args.seed + args.seeds - 1}",
+        + f", {TRIAL_FACTOR} x the trials, the imp run's wall time as `search.timeout_s`; seeds {args.seed}.."
+        f"{args.seed + args.seeds - 1}, a variant that pays there again on seeds {args.seed + args.seeds}.."
+        f"{args.seed + args.seeds + args.confirm_seeds - 1}",
         "",
     ]
     print("\n".join(header), flush=True)
@@ -213,30 +258,42 @@ def main() -> None:
     verdicts: dict[str, dict[str, dict[str, Any]]] = {}
     runs: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="sltsearch-strategies-") as tmpdir:
-        tmp = Path(tmpdir)
+        tmp = Path(tmpdir) if args.keep is None else args.keep.resolve()
+        tmp.mkdir(parents=True, exist_ok=True)
         for task in args.tasks:
-            space, _ = TASKS[task]
-            trials = budget(task, args.trials)
-            runs[task] = []
-            for seed in range(args.seed, args.seed + args.seeds):
-                base = run_search(task, BASE, seed, seeded_spec(space, seed, trials, False, tmp, label=BASE), [], tmp)
-                runs[task].append(base)
-                runs[task] += [variant_run(task, v, seed, trials, base.measured.seconds, tmp) for v in args.variants]
-            section, verdicts[task] = task_section(task, runs[task], args.variants, args)
+            seeds = range(args.seed, args.seed + args.seeds)
+            runs[task] = measure(task, args.variants, seeds, args, tmp)
+            section, verdicts[task] = task_section(
+                task, runs[task], args.variants, seeds, args, "the bundled space against it plus each variant"
+            )
             lines += section
+            paying = [v for v in args.variants if verdicts[task][v]["pays"]]
+            if paying and args.confirm_seeds:
+                fresh = range(seeds.stop, seeds.stop + args.confirm_seeds)
+                again = measure(task, paying, fresh, args, tmp)
+                section, confirmed = task_section(task, again, paying, fresh, args, "does it pay again on fresh seeds?")
+                lines += section
+                for v in paying:
+                    verdicts[task][v] |= {"again": confirmed[v]["median"], "pays": confirmed[v]["pays"]}
     plot(runs, args.variants, args.out.with_suffix(".png"))
-    lines += [f"Plot: `{args.out.with_suffix('.png').name}` (hypervolume against wall time, every seed; variants "
-              "up to the imp run's end).", ""]
+    lines += [
+        f"Plot: `{args.out.with_suffix('.png').name}` (hypervolume against wall time, every seed; variants "
+        "up to the imp run's end).",
+        "",
+    ]
     parts = []
     for v in args.variants:
-        per_task = "; ".join(f"{task} {verdicts[task][v]['median']:.2f}x "
-                             f"({'within' if verdicts[task][v]['within'] else 'below'})" for task in args.tasks)
+        per_task = "; ".join(
+            f"{task} {verdicts[task][v]['median']:.2f}x ({'within' if verdicts[task][v]['within'] else 'below'})"
+            + (f", again {verdicts[task][v]['again']:.2f}x" if "again" in verdicts[task][v] else "")
+            for task in args.tasks
+        )
         paying = [task for task in args.tasks if verdicts[task][v]["pays"]]
         parts.append(f"{v} {per_task}: {'pays on ' + ', '.join(paying) if paying else 'does not pay'}")
     lines.append("Summary: strategies " + " | ".join(parts))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[len(header):]))
+    print("\n".join(lines[len(header) :]))
     print(f"written: {args.out}")
 
 

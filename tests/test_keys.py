@@ -218,6 +218,21 @@ def test_early_time_dense_key_is_the_same_from_the_trial_spec_and_the_search_spe
     assert stages.dense_key(spec) == stages.dense_key(at_two)  # the dense run trains at T_search
 
 
+@pytest.mark.parametrize("rate", [0.3, 0.8])
+def test_one_shot_at_a_rate_is_imps_first_round_at_it(rate: float) -> None:
+    """Why no bundled space searches ``strategy: one_shot`` (benchmarks/ticket_strategies.py): at rate p it is the
+    stage IMP's first round at p already computes, so a search with IMP rounds 1..R lacks no one-shot ticket."""
+    one_shot = parse_spec({"tickets": {"strategy": "one_shot", "prune_rate": rate}})
+    imp = parse_spec({"tickets": {"strategy": "imp", "prune_rate": rate, "rounds": 3}})
+    dense = stages.dense_key(imp)
+    assert stages.dense_key(one_shot) == dense
+    assert one_shot.tickets.round_rates() == [rate]
+    assert stages.round_key(dense, one_shot, [rate]) == stages.round_key(dense, imp, [rate])
+    assert stages.round_key(dense, imp, [rate]) != stages.round_key(dense, imp, [rate, rate])
+    early_bird = parse_spec({"tickets": {"strategy": "early_bird", "prune_rate": rate}})
+    assert stages.round_key(dense, early_bird, [rate]) != stages.round_key(dense, imp, [rate])  # its own mask
+
+
 # ---------------------------------------------------------------- the keys of existing run folders stay valid
 
 
