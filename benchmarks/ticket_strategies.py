@@ -239,6 +239,7 @@ def main() -> None:
     import torch
 
     me = "python benchmarks/ticket_strategies.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    trials = args.trials or "the spec's"
     header = [
         "# Cheaper ticket strategies in the bundled spaces: do they reach the front sooner?",
         "",
@@ -246,7 +247,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
         f"torch {torch.__version__}, Python {platform.python_version()}, load {load()} at start  ",
         f"every run: `sltsearch run SPEC` (the new defaults: all cores); imp = the bundled space, "
-        f"{args.trials or 'the spec`s'} trials; a variant = the space plus "
+        f"{trials} trials; a variant = the space plus "
         + "; ".join(f"{v}: `{yaml.safe_dump(VARIANTS[v], default_flow_style=True).strip()}`" for v in args.variants)
         + f", {TRIAL_FACTOR} x the trials, the imp run's wall time as `search.timeout_s`; seeds {args.seed}.."
         f"{args.seed + args.seeds - 1}, a variant that pays there again on seeds {args.seed + args.seeds}.."
