@@ -218,6 +218,17 @@ def test_early_time_dense_key_is_the_same_from_the_trial_spec_and_the_search_spe
     assert stages.dense_key(spec) == stages.dense_key(at_two)  # the dense run trains at T_search
 
 
+def test_early_time_search_rounds_are_imps_rounds_at_the_search_t() -> None:
+    """Why the default space's early-time trials share work with its T = 2 trials (and their ``et_search`` tickets
+    are the T = 2 IMP tickets, results/benchmarks/ticket_strategies.md): the same dense and round keys."""
+    early = stages.search_spec(parse_spec({"tickets": {"time_steps_search": 2}, "model": {"time_steps": 6}}))
+    at_two = stages.search_spec(parse_spec({"model": {"time_steps": 2}}))
+    dense = stages.dense_key(early)
+    assert dense == stages.dense_key(at_two)
+    for rates in ([0.5], [0.5, 0.5]):
+        assert stages.round_key(dense, early, rates) == stages.round_key(dense, at_two, rates)
+
+
 @pytest.mark.parametrize("rate", [0.3, 0.8])
 def test_one_shot_at_a_rate_is_imps_first_round_at_it(rate: float) -> None:
     """Why no bundled space searches ``strategy: one_shot`` (benchmarks/ticket_strategies.py): at rate p it is the

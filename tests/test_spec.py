@@ -13,6 +13,7 @@ from sltsearch.errors import SpecError
 from sltsearch.spec import SearchSpec, Spec, load_spec, parse_spec
 
 FIDELITY_REPORT = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / "fidelity.md"
+STRATEGIES_REPORT = FIDELITY_REPORT.with_name("ticket_strategies.md")
 
 
 def test_bundled_spaces_validate() -> None:
@@ -45,6 +46,33 @@ def test_bundled_spaces_stop_early_only_where_a_rule_pays() -> None:
         assert (early is None) == (verdict == "none pays"), f"{task}: {verdict}, yet early_stopping {early}"
     if all(v == "none pays" for v in verdicts.values()):
         assert SearchSpec().early_stopping is None
+
+
+def _searches_strategy(spec: Spec, variant: str) -> bool:
+    """Whether a spec's tickets (fixed or searched) include the cheaper strategy ``variant`` of the report."""
+    if variant == "early_time":
+        searched = spec.space.get("time_steps_search")
+        return spec.tickets.time_steps_search is not None or bool(searched and any(searched.choices or [1]))
+    searched = spec.space.get("strategy")
+    return spec.tickets.strategy == variant or bool(searched and variant in (searched.choices or []))
+
+
+def test_bundled_spaces_use_a_cheaper_ticket_strategy_only_where_it_pays() -> None:
+    """`benchmarks/ticket_strategies.py` -> results/benchmarks/ticket_strategies.md decides whether a bundled space
+    adds early-time or early-bird tickets: only where the variant reached the front sooner, again on fresh seeds."""
+    text = STRATEGIES_REPORT.read_text()
+    spaces = dict(re.findall(r"^## (\w+) \(`sltsearch run (\w+)`\)", text, flags=re.M))  # task -> bundled space
+    summary = text.strip().splitlines()[-1]
+    assert summary.startswith("Summary: strategies "), f"{STRATEGIES_REPORT} does not end with its Summary line"
+    parts = summary.removeprefix("Summary: strategies ").split(" | ")
+    verdicts = {part.split(" ", 1)[0]: part.rsplit(": ", 1)[1] for part in parts}
+    assert set(verdicts) == {"early_time", "early_bird"} and set(spaces) == {"digits", "mnist1d"}
+    for variant, verdict in verdicts.items():
+        paying = set(verdict.removeprefix("pays on ").split(", ")) if verdict.startswith("pays on ") else set()
+        assert verdict == "does not pay" or paying <= set(spaces), verdict
+        for task, space in spaces.items():
+            spec = load_spec(bundled_spaces()[space])
+            assert _searches_strategy(spec, variant) == (task in paying), f"{space}: {variant} {verdict}"
 
 
 def test_tiny_spec_roundtrips_through_yaml(tmp_path: Path) -> None:
