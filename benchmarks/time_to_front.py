@@ -253,7 +253,8 @@ def old_checkout(ref: str, folder: Path) -> Path:
 def default_run_section(args: argparse.Namespace, tmp: Path) -> tuple[list[str], float | None, float | None,
                                                                        float | None]:
     """`sltsearch run` (default space and budget) old vs new, and the new one's busy-core ratio."""
-    spec = argparse.Namespace(space="default", trials=args.default_trials)
+    # this checkout's default.yaml for both: the old code would otherwise resolve "default" to its own space
+    spec = argparse.Namespace(space=str(resolve_spec_path("default")), trials=args.default_trials)
     lines = ["## The default run", ""]
     old = new = busy = None
     if "default-run" not in args.skip:
@@ -266,9 +267,9 @@ def default_run_section(args: argparse.Namespace, tmp: Path) -> tuple[list[str],
                    "new": timed_run("sltsearch", "quiet", spec, None)}
         old, new = timings["old"].seconds, timings["new"].seconds
         lines += [
-            f"`sltsearch run default --trials {args.default_trials}` (the default space; its own budget is 10) "
-            f"into a fresh run folder; old = the code at {args.old_ref} (extracted with `git archive`, same Python "
-            "and packages), new = this checkout, no other flags.",
+            f"`sltsearch run default --trials {args.default_trials}` (this checkout's default space for both; its own "
+            f"budget is 10) into a fresh run folder; old = the code at {args.old_ref} (extracted with `git archive`, "
+            "same Python and packages), new = this checkout, no other flags.",
             "",
             "| code | wall s | others' cores | load before |",
             "|---|---:|---:|---:|",
@@ -315,6 +316,7 @@ def main() -> None:
     import torch
 
     me = "python benchmarks/time_to_front.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    trials = args.trials or "the spec's"
     header = [
         "# Time to the front: today's behaviour against the new defaults",
         "",
@@ -323,7 +325,7 @@ def main() -> None:
         f"torch {torch.__version__}, Python {platform.python_version()}, load {load()} at start  ",
         f"baseline: `sltsearch run SPEC {args.baseline_args}` with `search.early_stopping: null`; new: "
         f"`sltsearch run SPEC{' ' + args.new_args if args.new_args else ''}`; "
-        f"{args.trials or 'the spec`s'} trials, seeds {args.seed}..{args.seed + args.seeds - 1}",
+        f"{trials} trials, seeds {args.seed}..{args.seed + args.seeds - 1}",
         "",
     ]
     print("\n".join(header), flush=True)

@@ -19,7 +19,9 @@ Five properties, EXAMPLES generated inputs in all per run (each test asserts how
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -48,7 +50,10 @@ EXAMPLES = SPEC_EXAMPLES + PROMISE_EXAMPLES + CLI_EXAMPLES + RESULTS_CLI_EXAMPLE
 
 def fuzz(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
 WORK = Path(tempfile.mkdtemp(prefix="sltsearch-fuzz-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)  # module-level scratch: removed when pytest exits
 
 # ---------------------------------------------------------------- documents
 

@@ -131,6 +131,33 @@ def test_no_trial_is_spent_twice() -> None:
     assert optuna_backend.enqueue_retries(study, limit=10) == []  # and never queued to run again
 
 
+def test_parameters_that_compute_the_same_stages_are_not_run_twice() -> None:
+    # early-time tickets searched at the full T are plain IMP at T (the default space draws both): of the four
+    # draws (T, time_steps_search) only three compute something new, and the fourth is never run
+    spec = parse_spec(
+        tiny_spec_dict(
+            search={"n_trials": 4, "sampler": "random"},
+            space={
+                "prune_rate": {"type": "categorical", "choices": [0.5]},
+                "time_steps": {"type": "categorical", "choices": [2, 4]},
+                "time_steps_search": {"type": "categorical", "choices": [None, 2]},
+            },
+        )
+    )
+    study = _study(spec)
+    ran: list[tuple[int, int | None]] = []
+
+    def run_one(number: int, params: dict[str, Any]) -> list[Ticket]:
+        ran.append((params["time_steps"], params["time_steps_search"]))
+        return [_ticket(number, 1, 0.5, 0.1)]
+
+    optuna_backend.optimize(spec, study, run_one)
+    assert len(ran) == 3 and len(set(ran)) == 3
+    assert {(4, None), (4, 2)} <= set(ran) and len({(2, None), (2, 2)} & set(ran)) == 1
+    repeats = [t for t in study.get_trials() if optuna_backend.DUPLICATE_OF in t.user_attrs]
+    assert repeats and all(t.state == TrialState.FAIL for t in repeats)  # never used the budget
+
+
 def test_cli_and_optuna_backend_never_import_ray() -> None:
     code = (
         "import sys, sltsearch.cli, sltsearch.api, sltsearch.search.optuna_backend, sltsearch.search.early_stop; "

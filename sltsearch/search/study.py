@@ -257,6 +257,7 @@ class SearchStudy:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         # workers sharing the run folder ask one at a time (a study without a folder has one process)
         self._ask_lock = FileLock(str(self.run_dir / ASK_LOCK)) if self.run_dir is not None else nullcontext()
+        self._identities: dict[int, tuple | str] = {}
         # a database can be away for a while (a restart); Optuna wraps an RDB storage in a cache of its own
         self._db = not isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage))
 
@@ -325,18 +326,31 @@ class SearchStudy:
         raise SpaceExhausted
 
     def repeat_of(self, trial: optuna.Trial | FrozenTrial) -> int | None:
-        """The number of a trial that ran, or is running, ``trial``'s parameters; None when they are new.
+        """The number of a trial that ran, or is running, ``trial``'s parameters or parameters that compute the
+        same stages (`stages.trial_identity`); None when they are new.
 
-        The same parameters give the same tickets, so running them again would spend a trial on nothing new.
+        The same stages give the same tickets, so running them again would spend a trial on nothing new.
         Of two trials running the same parameters, the one claimed first (its owner recorded), or else the
         one asked first, keeps them."""
-        key = params_key(trial.params)
+        key = self._identity(trial.number, trial.params)
         for other in self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)):
-            if other.number == trial.number or params_key(other.params) != key:
+            if other.number == trial.number or self._identity(other.number, other.params) != key:
                 continue
             if other.state != TrialState.RUNNING or other.number < trial.number or liveness.OWNER in other.system_attrs:
                 return other.number
         return None
+
+    def _identity(self, number: int, params: Mapping[str, Any]) -> tuple | str:
+        """What a trial computes (`stages.trial_identity`), remembered per trial (its parameters never change);
+        its parameters themselves where they make no valid spec (the trial then fails with that error)."""
+        if number not in self._identities:
+            from sltsearch.trial import stages  # torch and the models: only a study that runs trials needs them
+
+            try:
+                self._identities[number] = stages.trial_identity(self.spec.with_params(dict(params)))
+            except (ValueError, UserError):  # pydantic's ValidationError is a ValueError
+                self._identities[number] = params_key(params)
+        return self._identities[number]
 
     def _ahead_of(self, number: int) -> int:
         """Trials numbered below ``number`` that hold budget (finished or running)."""
