@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
 import pytest
-import torch
 
 from sltsearch.spec import ModelSpec, NeuronSpec, Spec, TicketSpec, parse_spec
 from sltsearch.spec.keys import (
@@ -28,9 +27,7 @@ from sltsearch.spec.keys import (
     stage_parts,
 )
 from sltsearch.trial import stages
-from sltsearch.trial.measurement import measurement_key
 
-CPU = torch.device("cpu")
 PINS = Path(__file__).parent / "data" / "stage_keys_3b09291.json"
 # the round key's derived entries, each a stand-in value
 ROUND_DERIVED = dict.fromkeys(["rates", "keep_dense", "early_bird", "encoding_sparsity", "multisp"], lambda: {})
@@ -159,17 +156,11 @@ def _changed(item: Declared, base: dict[str, Any]) -> Spec:
 
 def observed(spec: Spec) -> dict[str, Any]:
     """The keys a trial of ``spec`` (without searched values) uses, the run identity and the content hash."""
-    sspec = stages.search_spec(spec)
-    dense = stages.dense_key(sspec)
-    rates = spec.tickets.round_rates()
-    exclude = tuple(spec.tickets.keep_dense)  # stands for the layers they resolve to on a model
-    rounds = [stages.round_key(dense, sspec, rates[:r], exclude) for r in range(1, len(rates) + 1)]
-    final = stages.early_time_key(rounds[-1], spec) if sspec is not spec else None
-    rewind = stages.rewind_key(dense, spec) if spec.tickets.rewind_iteration is not None else None
+    keys_ = stages.trial_keys(spec)
     return {
-        "dense": dense,
-        "round": (rounds, final, rewind),
-        "measure": (measurement_key(sspec, CPU), measurement_key(spec, CPU)),
+        "dense": keys_["dense"],
+        "round": (keys_["rounds"], keys_.get("early_time"), keys_.get("rewind")),
+        "measure": (keys_["measure"], keys_["measure_final"]),
         "identity": json.dumps(run_identity(spec), sort_keys=True),
         "content_hash": spec.content_hash(),
     }
@@ -248,28 +239,10 @@ def test_one_shot_at_a_rate_is_imps_first_round_at_it(rate: float) -> None:
 
 
 def pinned_keys(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
-    """Every key of a trial, in the shape tests/data/stage_keys_3b09291.json was written in at commit 3b09291
-    (where each key picked its spec fields by hand)."""
-    tspec = spec.with_params(params)
-    sspec = stages.search_spec(tspec)
-    dense = stages.dense_key(sspec)
-    exclude = tuple(tspec.tickets.keep_dense)
-    rates = tspec.tickets.round_rates()
-    rounds = [stages.round_key(dense, sspec, rates[:r], exclude) for r in range(1, len(rates) + 1)]
-    out: dict[str, Any] = {
-        "params": params,
-        "dense": dense,
-        "rounds": rounds,
-        "measure": measurement_key(sspec, CPU),
-        "measure_final": measurement_key(tspec, CPU),
-    }
-    if tspec.tickets.rewind_iteration is not None:
-        out["rewind"] = stages.rewind_key(dense, tspec)
-    last = rounds[-1]
-    if sspec is not tspec:
-        last = out["early_time"] = stages.early_time_key(rounds[-1], tspec)
-    out["controls"] = {c: stages.control_key(last, c) for c in tspec.tickets.controls}
-    return out
+    """Every key of a trial (`stages.trial_keys`, what a search compares trials by), in the shape
+    tests/data/stage_keys_3b09291.json was written in at commit 3b09291 (where each key picked its spec fields
+    by hand)."""
+    return {"params": params, **stages.trial_keys(spec.with_params(params))}
 
 
 PINNED = json.loads(PINS.read_text())

@@ -89,29 +89,36 @@ def early_time_key(search_round_key: str, spec: Spec) -> str:
     return content_key({"search_round": search_round_key, "time_steps": spec.model.time_steps})
 
 
-def trial_identity(tspec: Spec) -> str:
-    """Every stage one trial computes and measures, as one key. Two trials with one identity give the same tickets
-    (each stage of one is the other's cache hit), so a search runs only one of them (`SearchStudy.repeat_of`):
-    early-time tickets searched at the full T are plain IMP, one-shot at p is IMP's first round at p, and the ANN
-    twin's trials ignore T. ``keep_dense`` enters as written: equal names resolve to equal layers."""
+def trial_keys(tspec: Spec) -> dict[str, Any]:
+    """Every stage key one trial computes and measures: dense, each round, the rewind point, the early-time ticket,
+    the controls, and the measurement keys of the search and final T. ``keep_dense`` enters as written: equal
+    names resolve to equal layers (the resolved layers need a model)."""
     sspec = search_spec(tspec)
     dense = dense_key(sspec)
-    t = sspec.tickets
-    rates = t.round_rates()
-    exclude = tuple(t.keep_dense)
+    rates = tspec.tickets.round_rates()
+    exclude = tuple(tspec.tickets.keep_dense)
     rounds = [round_key(dense, sspec, rates[:r], exclude) for r in range(1, len(rates) + 1)]
     cpu = torch.device("cpu")  # one device for every trial of a run: only equality matters here
-    parts: dict[str, Any] = {
+    keys_: dict[str, Any] = {
         "dense": dense,
         "rounds": rounds,
-        "measure": [measurement.measurement_key(sspec, cpu), measurement.measurement_key(tspec, cpu)],
-        "controls": sorted(tspec.tickets.controls),
+        "measure": measurement.measurement_key(sspec, cpu),
+        "measure_final": measurement.measurement_key(tspec, cpu),
     }
-    if t.rewind_iteration is not None:
-        parts["rewind"] = rewind_key(dense, sspec)
+    if tspec.tickets.rewind_iteration is not None:
+        keys_["rewind"] = rewind_key(dense, tspec)
+    last = rounds[-1] if rounds else dense
     if sspec is not tspec and rounds:
-        parts["early_time"] = early_time_key(rounds[-1], tspec)
-    return content_key(parts)
+        last = keys_["early_time"] = early_time_key(rounds[-1], tspec)
+    keys_["controls"] = {c: control_key(last, c) for c in tspec.tickets.controls}
+    return keys_
+
+
+def trial_identity(tspec: Spec) -> str:
+    """`trial_keys` as one key. Two trials with one identity give the same tickets (each stage of one is the
+    other's cache hit), so a search runs only one of them (`SearchStudy.repeat_of`): early-time tickets searched
+    at the full T are plain IMP, one-shot at p is IMP's first round at p, and the ANN twin's trials ignore T."""
+    return content_key(trial_keys(tspec))
 
 
 def rewind_key(dense_key: str, spec: Spec) -> str:
