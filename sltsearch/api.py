@@ -79,6 +79,7 @@ def run(
     *,
     run_dir: str | Path | None = None,
     n_trials: int | None = None,
+    budget_epochs: float | None = None,
     storage: str | None = None,
     device: str | None = None,
     workers: int | None = None,
@@ -93,7 +94,8 @@ def run(
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
 
-    ``n_trials`` overrides ``search.n_trials`` (the total the study should hold); ``storage`` an RDB URL
+    ``n_trials`` overrides ``search.n_trials`` (the total the study should hold), ``budget_epochs``
+    ``search.budget_epochs`` (the epochs x T its trials may train, cached stages free); ``storage`` an RDB URL
     shared by `sltsearch run` processes on several machines. Rerunning into the same folder resumes: finished
     stages and trials are kept.
 
@@ -121,7 +123,12 @@ def run(
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"backend": backend})})
     ray = spec.search.backend == "ray"
     _check_counts(
-        trials=n_trials, workers=workers, threads=threads, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
+        trials=n_trials,
+        budget_epochs=budget_epochs,
+        workers=workers,
+        threads=threads,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
     )
     if not ray and (address or gpus_per_trial or cpus_per_trial is not None):
         raise SpecError(
@@ -137,6 +144,8 @@ def run(
         )
     if n_trials is not None:
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"n_trials": n_trials})})
+    if budget_epochs is not None:
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"budget_epochs": budget_epochs})})
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec)
     if not ray and not in_process and (workers or usable_cores()) > 1 and spec.search.n_trials > 1:
         from sltsearch.search.workers import warm_up
@@ -209,7 +218,11 @@ def _workers_and_threads(
 def _check_counts(**counts: float | None) -> None:
     """``--trials``, ``--workers``, ``--threads``: at least 1; ``--cpus-per-trial``: above 0;
     ``--gpus-per-trial``: not negative."""
-    lowest = {"cpus_per_trial": ("be above 0", 0.0, False), "gpus_per_trial": ("not be negative", 0.0, True)}
+    lowest = {
+        "cpus_per_trial": ("be above 0", 0.0, False),
+        "budget_epochs": ("be above 0", 0.0, False),
+        "gpus_per_trial": ("not be negative", 0.0, True),
+    }
     for name, value in counts.items():
         if value is None:
             continue

@@ -42,7 +42,7 @@ class RunDisplay:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            TextColumn("[bold]trials"),
+            TextColumn("[bold]{task.fields[what]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.description}"),
@@ -51,6 +51,7 @@ class RunDisplay:
         )
         self.live = Live(self, console=console, refresh_per_second=4, transient=False)
         self.task: int | None = None
+        self.budget: int | None = None  # the compute budget's bar (epochs x T), when the spec sets one
         self.best = float("nan")
         self.threads = 1
         self.running: dict[int, _Running] = {}
@@ -69,7 +70,12 @@ class RunDisplay:
         if isinstance(event, SearchStart):
             self.threads = event.threads
             setup = f"{plural(event.workers, 'worker')} x {plural(event.threads, 'thread')}"
-            self.task = self.progress.add_task("", total=event.n_trials, completed=event.done)
+            self.task = self.progress.add_task("", total=event.n_trials, completed=event.done, what="trials")
+            if event.budget_epochs is not None:
+                self.budget = self.progress.add_task(
+                    "epochs x T trained", total=event.budget_epochs, completed=min(event.spent, event.budget_epochs),
+                    what="compute",
+                )
             return [
                 escape(f"run folder: {event.run_dir}"),
                 f"{event.backend} backend: {setup} (trials at once x torch CPU threads each; OMP_WAIT_POLICY "
@@ -95,6 +101,8 @@ class RunDisplay:
     def _progress(self, event: TrialProgress) -> None:
         trial = self.running.setdefault(event.number, _Running("?", "?"))
         if event.stage == "ticket":
+            if self.budget is not None and event.compute:
+                self.progress.advance(self.budget, event.compute)
             if event.val is not None:
                 self.best = event.val if self.best != self.best else max(self.best, event.val)
                 self.progress.update(self.task, description=f"best val acc {100 * self.best:.1f}%")

@@ -28,6 +28,10 @@ def run(
     trials: Annotated[
         int | None, typer.Option("--trials", "-n", help="total trials the study should hold")
     ] = None,
+    budget_epochs: Annotated[
+        float | None,
+        typer.Option(help="compute budget: stop once the trials trained this many epochs x T (cached stages free)"),
+    ] = None,
     storage: Annotated[
         str | None, typer.Option(help="RDB URL shared by many workers (e.g. postgresql://...)")
     ] = None,
@@ -69,6 +73,7 @@ def run(
             spec,
             run_dir=run_dir,
             n_trials=trials,
+            budget_epochs=budget_epochs,
             storage=storage,
             device=device,
             threads=threads,

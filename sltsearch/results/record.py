@@ -66,6 +66,7 @@ class Ticket:
     encoding_sparsity: float | None = None  # its measured weight sparsity
     encoding_energy_uj: float = 0.0  # its share of energy_uj
     first_layer_once: bool = False  # True: its count was divided by T (objective.energy.first_layer: once)
+    measured_at: float = 0.0  # unix time the search stored it (0: an older run folder): fronts against time
 
     @property
     def ticket_id(self) -> str:

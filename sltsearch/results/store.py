@@ -159,3 +159,32 @@ def load_tickets(run_dir: str | Path) -> pd.DataFrame:
     frame = pd.concat(frames, ignore_index=True)
     # a legacy table and parts never share a ticket id (parts are written only for newer trials)
     return frame.drop_duplicates("ticket_id", keep="last").reset_index(drop=True)
+
+
+def ticket_points(run_dir: str | Path, metrics: Iterable[str]) -> list[dict[str, float]]:
+    """The objective values of every usable ticket of a run so far (finished or still running, feasible): what a
+    path's stop rule compares against (`sltsearch.trial.paths`). Only the needed columns are read; a part that
+    vanished or is damaged is skipped, since a stop rule must not fail a trial (`sltsearch repair` reports it)."""
+    metrics = list(metrics)
+    points: list[dict[str, float]] = []
+    for path in table_files(run_dir):
+        try:
+            cols = read_columns(path, [*metrics, "status", "feasible"])
+        except (FileNotFoundError, TicketTableDamaged):
+            continue
+        if any(m not in cols for m in metrics):
+            continue
+        n = len(cols[metrics[0]])
+        for i in range(n):
+            if cols.get("status", [OK] * n)[i] not in (OK, RUNNING) or cols.get("feasible", [True] * n)[i] is False:
+                continue
+            values = {m: cols[m][i] for m in metrics}
+            if all(v is not None for v in values.values()):
+                points.append({m: float(v) for m, v in values.items()})
+    return points
+
+
+def stage_compute(ticket: Ticket) -> float:
+    """What computing ``ticket``'s stage cost in epochs x T (0 for a cached stage): the unit of
+    ``search.budget_epochs``, machine-independent, and what GPU-hours scale with."""
+    return 0.0 if ticket.cached else float(ticket.epochs_trained) * float(ticket.time_steps)

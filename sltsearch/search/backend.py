@@ -12,6 +12,7 @@ tell the caller what happens through the same typed events (`sltsearch.search.ev
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,8 @@ class SearchJob:
     data_memo: dict[str, Any] = field(default_factory=dict)  # the data the checks built, shared with the trials
     emit: Callable[[Event], None] = _ignore
 
-    def started(self, done: int) -> None:
-        """Tell the caller the search starts (``done`` trials finished already)."""
+    def started(self, done: int, spent: float = 0.0) -> None:
+        """Tell the caller the search starts (``done`` trials finished already, ``spent`` epochs x T trained)."""
         self.emit(
             SearchStart(
                 run_dir=self.run_dir,
@@ -55,6 +56,8 @@ class SearchJob:
                 workers=self.workers or 1,
                 threads=self.threads,
                 wait_policy=wait_policy(),
+                budget_epochs=self.spec.search.budget_epochs,
+                spent=spent,
             )
         )
 
@@ -65,6 +68,11 @@ class SearchJob:
         from sltsearch.search.early_stop import RungStopper
 
         return RungStopper(self.spec, self.run_dir)
+
+
+def label(index: int) -> str:
+    """How the progress display names worker ``index``: its number and this process's pid."""
+    return f"worker {index} (pid {os.getpid()})"
 
 
 class Backend(Protocol):

@@ -31,7 +31,7 @@ class StoppedEarly(TrialAborted):
 
 def imp_rounds(spec: Spec, params: dict[str, Any]) -> int:
     """How many IMP rounds a trial with ``params`` runs (its last round's ticket is its value)."""
-    return len(spec.with_params(params).tickets.round_rates())
+    return len(spec.with_params(params).round_rates())
 
 
 def last_rung(spec: Spec, params: dict[str, Any]) -> int:

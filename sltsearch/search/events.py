@@ -23,6 +23,8 @@ class SearchStart:
     workers: int  # trials run at once
     threads: int  # torch CPU threads per trial
     wait_policy: str  # OpenMP's, as libgomp read it
+    budget_epochs: float | None = None  # the compute budget (epochs x T), when the spec sets one
+    spent: float = 0.0  # epochs x T trained already (a resumed search)
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,13 @@ class TrialProgress:
     round: int = 0
     epoch: int | None = None
     val: float | None = None
+    compute: float = 0.0  # a ticket's stage cost in epochs x T (0 when cached)
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> TrialProgress:
         """From a trial's progress report (`sltsearch.trial.context.TrialContext.progress`)."""
         return cls(event["trial"], str(event.get("stage", "")), int(event.get("round") or 0),
-                   event.get("epoch"), event.get("val"))
+                   event.get("epoch"), event.get("val"), float(event.get("compute") or 0.0))
 
 
 @dataclass(frozen=True)

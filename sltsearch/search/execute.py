@@ -9,13 +9,14 @@ table as it is measured (status ``running``), and the trial's rows marked ``ok``
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sltsearch.results.record import Ticket
-from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore
+from sltsearch.results.store import FAILED, INTERRUPTED, OK, RUNNING, TicketStore, stage_compute, ticket_points
 from sltsearch.search.constraints import is_feasible
 from sltsearch.search.early_stop import imp_rounds
 from sltsearch.search.events import Event, TrialProgress, TrialStart
@@ -39,6 +40,10 @@ class TrialRunner:
     data_memo: dict[str, Any] = field(default_factory=dict)
     node: str = field(default_factory=socket.gethostname)  # recorded in every ticket row
     worker: str = "worker 1"  # who runs the trials, for the progress display
+    # the compute budget: what the search may still train (epochs x T; None: no budget), and where each
+    # ticket's stage cost goes (trial number, epochs x T) so the study can count it
+    budget_left: Callable[[], float | None] | None = None
+    on_compute: Callable[[int, float], None] | None = None
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -56,9 +61,12 @@ class TrialRunner:
 
         def report(ticket: Ticket) -> None:
             ticket.node = self.node
+            ticket.measured_at = time.time()
             ticket.feasible = is_feasible(self.spec, ticket)
             self.store.append([ticket], status=RUNNING)
             reported.append(ticket)
+            if self.on_compute:
+                self.on_compute(number, stage_compute(ticket))
             if on_ticket:
                 on_ticket(ticket)
 
@@ -69,6 +77,8 @@ class TrialRunner:
             on_progress=lambda event: self.emit(TrialProgress.of(event)),
             device=self.device,
             data_memo=self.data_memo,
+            front=self.front if self.spec.search.paths is not None else None,
+            budget_left=self.budget_left,
         )
         try:
             tickets = run_trial(self.spec, params, ctx)
@@ -84,6 +94,10 @@ class TrialRunner:
             raise
         self.store.set_status(number, OK)
         return tickets
+
+    def front(self) -> list[dict[str, float]]:
+        """The objective values of the run folder's tickets so far: what paths stop against."""
+        return ticket_points(self.run_dir, self.spec.objective.metrics)
 
     def log_error(self, number: int, text: str) -> Path:
         """Keep a failed trial's traceback in ``logs/trial-<n>.log`` (the summary shows one line)."""

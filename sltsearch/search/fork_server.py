@@ -9,4 +9,4 @@ import signal
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-import sltsearch.search.optuna_backend  # noqa: E402, F401 - the trial code, imported once for every worker
+import sltsearch.search.worker_loop  # noqa: E402, F401 - the trial code, imported once for every worker

@@ -37,7 +37,7 @@ from ray.tune.search import Searcher
 from sltsearch.compat import ray as ray_compat
 from sltsearch.errors import UserError, one_line
 from sltsearch.results.record import MAIN_KINDS, Ticket
-from sltsearch.results.store import INTERRUPTED, OK, TicketStore, part_path, read_columns
+from sltsearch.results.store import INTERRUPTED, OK, TicketStore, part_path, read_columns, stage_compute
 from sltsearch.search import interrupts, liveness
 from sltsearch.search.backend import SearchJob
 from sltsearch.search.early_stop import RungStopper, StoppedEarly, imp_rounds
@@ -48,6 +48,8 @@ from sltsearch.search.study import FailureStreak, SearchStudy, SpaceExhausted
 
 NUMBER = "sltsearch_trial"  # config key: the Optuna trial number (ticket ids t<number>r<round>)
 ERROR_KEY = "sltsearch_error"  # result key of a trial that raised: its one-line error
+COMPUTE_KEY = "sltsearch_compute"  # result key: epochs x T trained since the trial's previous result
+FINAL_KEY = "sltsearch_final"  # result key of a trial's last result: its value (a path may end before its plan)
 RAY_DIR = "ray"  # Tune's experiment folders, under the run folder
 MAX_WORKER_RETRIES = 2  # Tune restarts of a trial whose worker died
 MAX_TEMP_BASE = 40  # longest temp folder a private Ray's session (sockets) can live under
@@ -79,16 +81,22 @@ def make_trainable(job: SearchJob) -> Callable[..., None]:
         node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
         runner = TrialRunner(spec, run_dir, device=device, node=node, data_memo=data_memo, worker="ray")
 
+        pending = [0.0]  # compute of the tickets not reported yet (controls ride with the next round's result)
+
         def on_ticket(ticket: Ticket) -> None:
+            pending[0] += stage_compute(ticket)
             if ticket.kind not in MAIN_KINDS:  # the tickets reported to Tune: one per round
                 return
             try:
-                tune.report(_result(ticket, number))
+                tune.report({**_result(ticket, number), COMPUTE_KEY: pending[0]})
+                pending[0] = 0.0
             except SystemExit:  # Tune stopped the trial (MO-ASHA): end it here, its tickets stand
                 raise StoppedEarly(ticket) from None
 
         try:
-            runner(number, params, on_ticket=on_ticket)
+            tickets = runner(number, params, on_ticket=on_ticket)
+            # the trial's value last (a path's is not always its last round), marked as its end
+            tune.report({**_result(tickets[-1], number), COMPUTE_KEY: pending[0], FINAL_KEY: True})
         except StoppedEarly:
             return
         except Exception as err:  # noqa: BLE001 - a trial's failure is recorded; the search goes on
@@ -162,6 +170,11 @@ class StudySearcher(Searcher):
         self.beats[trial_id] = liveness.Heartbeat(trial).__enter__()  # the driver owns the trial
         return {**trial.params, NUMBER: trial.number}
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        trial = self.trials.get(trial_id)
+        if trial is not None and result.get(COMPUTE_KEY):
+            self.shared.add_compute(trial.number, float(result[COMPUTE_KEY]))
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         trial = self.trials.pop(trial_id, None)
         if trial is None:
@@ -188,6 +201,8 @@ class StudySearcher(Searcher):
 
     def _finished(self, trial: optuna.Trial, result: dict) -> bool:
         """True when ``result`` is the trial's last round (its value), not a round Tune cut it at."""
+        if result.get(FINAL_KEY):
+            return True
         return int(result.get("round", 0)) >= imp_rounds(self.shared.spec, dict(trial.params))
 
     def _tickets(self, number: int) -> int | None:
@@ -231,7 +246,9 @@ def _scheduler(stopper: RungStopper, stopped: set[int]) -> Any:
         """MO-ASHA over IMP rounds as a Tune scheduler: the pure rule on the run folder's rung tables."""
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-            if ERROR_KEY in result or result.get("kind") not in RUNG_KINDS or int(result.get("round", 0)) < 1:
+            if ERROR_KEY in result or FINAL_KEY in result or result.get("kind") not in RUNG_KINDS or int(
+                result.get("round", 0)
+            ) < 1:
                 return TrialScheduler.CONTINUE
             number = int(result[NUMBER])
             params = {k: v for k, v in trial.config.items() if k != NUMBER}
@@ -301,13 +318,13 @@ def run_search(job: SearchJob) -> None:
     try:
         if job.workers is None:  # on a cluster, by default as many trials at once as it has CPUs for
             job.workers = max(1, int(ray.cluster_resources().get("CPU", 1) // _cpus(job)))
-        job.started(shared.finished())
+        job.started(shared.finished(), shared.spent())
         memo = ray.put(job.data_memo)  # once in the object store, for every trial
         failures = FailureStreak(shared.budget)
         while True:
             shared.retrying(lambda: shared.recover(requeue_always=True), "recovering interrupted trials")
             remaining = shared.budget - shared.finished()
-            if remaining <= 0:
+            if remaining <= 0 or shared.out_of_budget():
                 return
             if remaining <= shared.running():  # other processes hold the rest of the budget: wait for them
                 time.sleep(2.0)

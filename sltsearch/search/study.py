@@ -40,6 +40,7 @@ from sltsearch.search import liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
+from sltsearch.spec.space import resolve_param_path
 from sltsearch.system.secrets import check_url, mask_url
 
 JOURNAL_FILE = "study.journal"
@@ -49,6 +50,7 @@ RETRY_OF = "retry_of"  # user attr of a trial that re-runs the parameters of tri
 ERROR = "error"  # user attr: the one-line error of a failed trial
 DUPLICATE_OF = "duplicate_of"  # user attr of an asked trial never run: its parameters were run or are running
 NODE = "node"  # user attr: the node that ran a finished trial (its tickets' ``node``)
+COMPUTE = "compute"  # user attr: epochs x T a trial trained so far (its uncached stages), for search.budget_epochs
 MAX_REPEATS_IN_ROW = 100  # the sampler proposing only repeats this often means the space is exhausted
 
 
@@ -144,7 +146,9 @@ def _sampler_for(spec: Spec, seed: int) -> BaseSampler:
     if spec.search.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=spec.search.population_size, seed=seed)
     if spec.search.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        startup = spec.search.startup_trials
+        extra = {"n_startup_trials": startup} if startup else {}
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, **extra)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -196,13 +200,33 @@ def make_sampler(spec: Spec) -> BaseSampler:
 def open_study(spec: Spec, run_dir: Path, storage_url: str | None = None) -> optuna.Study:
     """The run's Optuna study (created on first use), with the spec's directions and sampler."""
     optuna.logging.set_verbosity(logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=spec.search.study_name or spec.name,
         storage=make_storage(spec, run_dir, storage_url),
         sampler=make_sampler(spec),
         directions=list(spec.objective.metrics.values()),
         load_if_exists=True,
     )
+    if spec.search.paths is not None and not study.get_trials(deepcopy=False):
+        cheapest = cheapest_start(spec)
+        if cheapest:
+            study.enqueue_trial(cheapest)
+    return study
+
+
+def cheapest_start(spec: Spec) -> dict[str, Any]:
+    """Where a search of paths starts: at the smallest T of the space (the rest drawn by the sampler).
+
+    A path stops once it cannot reach the front (`sltsearch.trial.paths`), so what the first path leaves decides
+    how much every later one may spend: the cheapest T gives that first front for the least compute, and a costlier
+    T then pays only where its tickets reach the front (on a task that needs more time steps, they do)."""
+    for key, param in spec.space.items():
+        if resolve_param_path(key) == "model.time_steps" and param.type in ("categorical", "int"):
+            values = param.choices if param.type == "categorical" else [int(param.low or 0)]
+            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+            if numbers:
+                return {key: min(numbers)}
+    return {}
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -258,6 +282,8 @@ class SearchStudy:
         # workers sharing the run folder ask one at a time (a study without a folder has one process)
         self._ask_lock = FileLock(str(self.run_dir / ASK_LOCK)) if self.run_dir is not None else nullcontext()
         self._identities: dict[int, tuple | str] = {}
+        self._asked: dict[int, optuna.Trial] = {}  # trials this process asked, by number (their compute is ours)
+        self._compute: dict[int, float] = {}
         # a database can be away for a while (a restart); Optuna wraps an RDB storage in a cache of its own
         self._db = not isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage))
 
@@ -272,6 +298,28 @@ class SearchStudy:
 
     def running(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    def spent(self) -> float:
+        """Epochs x T every trial of the study trained so far (running ones included, as of their last round)."""
+        return sum(float(t.user_attrs.get(COMPUTE, 0.0)) for t in self.study.get_trials(deepcopy=False))
+
+    def budget_left(self) -> float | None:
+        """Epochs x T the search may still train (``search.budget_epochs``); None without a compute budget."""
+        limit = self.spec.search.budget_epochs
+        return None if limit is None else limit - self.spent()
+
+    def out_of_budget(self) -> bool:
+        """The study holds ``search.n_trials`` finished trials, or spent ``search.budget_epochs``."""
+        left = self.budget_left()
+        return self.finished() >= self.budget or (left is not None and left <= 0)
+
+    def add_compute(self, number: int, amount: float) -> None:
+        """Count ``amount`` epochs x T trained by trial ``number`` (asked by this process) in the study."""
+        if amount <= 0 or number not in self._asked:
+            return
+        self._compute[number] = self._compute.get(number, 0.0) + amount
+        total = self._compute[number]
+        self.retrying(lambda: self._asked[number].set_user_attr(COMPUTE, total), f"saving trial {number}'s compute")
 
     def recover(self, requeue_always: bool = False) -> int:
         """Fail the stale RUNNING trials (their process died; their ticket rows are marked interrupted, off the
@@ -312,6 +360,9 @@ class SearchStudy:
         """A new trial to run, its parameters drawn (or a queued retry's); None when the budget is held by
         trials of other workers (the trial asked meanwhile is given back). Raises `SpaceExhausted`."""
         with self._ask_lock:
+            left = self.budget_left()
+            if left is not None and left <= 0:  # the compute budget is spent: nothing more to ask
+                return None
             for _ in range(MAX_REPEATS_IN_ROW):
                 trial = self.study.ask(self.distributions)
                 if self._ahead_of(trial.number) >= self.budget:
@@ -320,6 +371,7 @@ class SearchStudy:
                 original = self.repeat_of(trial)
                 if original is None:
                     liveness.claim(trial)  # its owner: from now on other workers see it as taken
+                    self._asked[trial.number] = trial
                     return trial
                 trial.set_user_attr(DUPLICATE_OF, original)
                 self._end_unrun(trial, "duplicate")

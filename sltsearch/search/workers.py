@@ -1,6 +1,6 @@
 """The Optuna backend's worker processes on this machine: started, heard, watched and stopped.
 
-Not a scheduler: every worker runs the same loop (`sltsearch.search.optuna_backend.work`) against the run's
+Not a scheduler: every worker runs the same loop (`sltsearch.search.worker_loop.work`) against the run's
 shared study and stage cache, and the study decides what each runs. The process that starts the search is
 worker 1; `WorkerProcesses` starts the others. They start from a fork server that imported the trial code
 once (``spawn`` where there is none), never by forking the caller: a forked copy of a process with torch's
@@ -31,7 +31,7 @@ from typing import Any
 
 from sltsearch.errors import UserError
 from sltsearch.search import interrupts, liveness
-from sltsearch.search.backend import SearchJob
+from sltsearch.search.backend import SearchJob, label
 from sltsearch.search.events import WorkerNote
 
 HELD = (signal.SIGINT, signal.SIGTERM)  # what a worker's start holds back
@@ -75,8 +75,6 @@ def warm_up() -> None:
         forkserver.ensure_running()
 
 
-def label(index: int) -> str:
-    return f"worker {index} (pid {os.getpid()})"
 
 
 def _watch_caller(caller: dict[str, Any]) -> None:
@@ -92,7 +90,7 @@ def _worker_main(job: SearchJob, index: int, deadline: float | None, events: Any
     try:
         interrupts.arm()
         threading.Thread(target=_watch_caller, args=(caller,), name="sltsearch-caller-watch", daemon=True).start()
-        from sltsearch.search.optuna_backend import work
+        from sltsearch.search.worker_loop import work
         from sltsearch.system.threads import configure_threads
 
         configure_threads(job.threads)

@@ -396,6 +396,30 @@ class EarlyStoppingSpec(Strict):
     )
 
 
+class PathsSpec(Strict):
+    """Trials as IMP paths (sltsearch/trial/paths.py): a trial prunes at its rate round after round while its
+    tickets can still reach the front, instead of a drawn number of rounds. IMP rounds are nested (the 90 %
+    ticket is the 80 % one pruned once more), so one path yields a ticket per sparsity, and every one is kept.
+
+    A path stops after the round whose ticket (1) reaches ``max_sparsity``; (2) falls more than
+    ``accuracy_drop`` below the best value of the first maximised metric among the run's tickets (further
+    pruning only loses more); (3) cannot reach the front any more: its next round, projected optimistically
+    (maximised metrics no better than now + ``slack``, minimised metrics shrinking by the ratio the path's last
+    round showed, or by the density the next round keeps after the dense network), is dominated by a ticket of
+    the run; or (4) when the compute budget (``search.budget_epochs``) is spent."""
+
+    max_sparsity: float = Field(0.98, gt=0.0, lt=1.0, description="a path never prunes beyond this sparsity")
+    accuracy_drop: float = Field(
+        0.1, gt=0.0, le=1.0, description="stop a path once its ticket is this far below the run's best accuracy"
+    )
+    slack: float = Field(
+        0.005, ge=0.0, le=1.0, description="how much a maximised metric may still improve in the next round"
+    )
+    stop: Literal["front", "region", "never"] = Field(
+        "front", description="front: rules (1)-(4); region: (1), (2), (4); never: prune to max_sparsity"
+    )
+
+
 class SearchSpec(Strict):
     """The driver: backend, sampler, budget, storage and early stopping."""
 
@@ -406,7 +430,21 @@ class SearchSpec(Strict):
     sampler: Annotated[Literal["nsga2", "tpe", "random"], RUN] = "nsga2"
     n_trials: Annotated[int, NONE] = Field(8, ge=1, le=100000)
     timeout_s: Annotated[float | None, NONE] = Field(None, gt=0.0)
+    budget_epochs: Annotated[float | None, NONE] = Field(
+        None,
+        gt=0.0,
+        description="stop once the trials trained this many epochs x T (summed over the stages they trained; "
+        "cached stages are free): a budget in compute, as GPU-hours scale with it",
+    )
+    paths: Annotated[PathsSpec | None, RUN] = Field(
+        None,
+        description="trials as IMP paths that go on while their tickets can reach the front (unset: every trial "
+        "runs tickets.rounds, as searched)",
+    )
     population_size: Annotated[int, RUN] = Field(8, ge=2, description="NSGA-II population size")
+    startup_trials: Annotated[int | None, RUN] = Field(
+        None, ge=1, le=1000, description="tpe: random trials before its model takes over (unset: Optuna's 10)"
+    )
     storage: Annotated[str | None, NONE] = Field(
         None, description="RDB URL shared by many workers; default: journal file in run dir"
     )
@@ -463,6 +501,46 @@ class Spec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _paths_own_the_rounds(self) -> Spec:
+        """A path's rounds come from its rate and where it stops: nothing else may fix or search them."""
+        if self.search.paths is None:
+            return self
+        searched = {resolve_param_path(key) for key in self.space}
+        fixed = {
+            "tickets.rounds": "rounds",
+            "tickets.target_sparsity": "target_sparsity",
+            "tickets.prune_rates": "prune_rates",
+        }
+        for path, name in fixed.items():
+            if path in searched:
+                raise ValueError(
+                    f"space.{name}: search.paths runs each trial's rounds until its tickets can no longer reach the "
+                    f"front; remove {name} from the space (or search.paths from the spec)"
+                )
+        t = self.tickets
+        if t.target_sparsity is not None or t.prune_rates:
+            raise ValueError(
+                "search.paths prunes at tickets.prune_rate up to search.paths.max_sparsity: unset "
+                "tickets.target_sparsity / tickets.prune_rates"
+            )
+        strategies = {t.strategy} | {
+            v for key, param in self.space.items() if resolve_param_path(key) == "tickets.strategy"
+            for v in param.probe_values()
+        }
+        if strategies != {"imp"}:
+            raise ValueError("search.paths needs tickets.strategy: imp (one_shot and early_bird run a single round)")
+        t_search = {t.time_steps_search} | {
+            v for key, param in self.space.items() if resolve_param_path(key) == "tickets.time_steps_search"
+            for v in param.probe_values()
+        }
+        if t_search != {None}:
+            raise ValueError(
+                "search.paths does not run early-time tickets (tickets.time_steps_search): their search rounds are "
+                "at another T than the front they would be judged against; unset one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _multisp_needs_spikformer(self) -> Spec:
         own_network = ":" in self.model.name  # a user's network: checked for a ConvPEP when it is built
         if self.multisp.active and self.model.name != "spikformer" and not own_network:
@@ -475,6 +553,13 @@ class Spec(Strict):
     def _space_is_valid(self) -> Spec:
         check_space(Spec, self.model_dump(mode="json", exclude={"space"}), self.space)
         return self
+
+    def round_rates(self) -> list[float]:
+        """Every round's pruning rate a trial may run: ``tickets.round_rates()``, or with ``search.paths`` the whole
+        path to ``max_sparsity`` (`sltsearch.trial.paths` decides where it stops)."""
+        if self.search.paths is not None:
+            return rates_to_target(self.tickets.prune_rate, self.search.paths.max_sparsity)
+        return self.tickets.round_rates()
 
     def with_params(self, params: dict[str, Any]) -> Spec:
         """The concrete spec of one trial: the searched values applied, re-validated, without a space."""

@@ -40,6 +40,10 @@ class TrialContext:
     # trial without a disk cache can still rewind; they live as long as the context, never the process
     dense_checkpoints: dict[str, dict[int, dict[str, torch.Tensor]]] = field(default_factory=dict)
     rewind_states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    # for paths (`sltsearch.trial.paths`): the objective values of the run's tickets so far, and the epochs x T
+    # the search may still train (None: no compute budget); a driver without them lets paths stop on their own
+    front: Callable[[], list[dict[str, float]]] | None = None
+    budget_left: Callable[[], float | None] | None = None
 
     def progress(self, **event: Any) -> None:
         if self.on_progress:

@@ -10,7 +10,8 @@ measured and stored, never used to choose.
 Strategies (``tickets.strategy``): ``imp`` (rounds, or rounds derived from ``target_sparsity``),
 ``one_shot`` (one round straight to the target) and ``early_bird`` (the mask is drawn from the dense
 run's per-epoch checkpoints as soon as consecutive masks differ by less than ``eb_threshold``; the
-dense trajectory is the same, so no extra training is needed). ``time_steps_search`` < T gives
+dense trajectory is the same, so no extra training is needed). With ``search.paths`` the rounds go on while
+the path's tickets can still reach the front (`sltsearch.trial.paths`). ``time_steps_search`` < T gives
 early-time tickets: dense run and rounds at T_search, then the final mask trained once at T.
 ``controls`` add random-pruning / random-re-init tickets on the same masks (kinds ``random_prune`` /
 ``random_reinit``). The returned list always ends with the trial's ticket (the last main round);
@@ -36,7 +37,7 @@ from sltsearch.tickets import (
     multisp,
     resolve_layers,
 )
-from sltsearch.trial import stages
+from sltsearch.trial import paths, stages
 from sltsearch.trial.context import TrialAborted, TrialContext, TrialSetup, prepare
 from sltsearch.trial.stages import early_bird_masks, pretrain_iterations
 
@@ -88,7 +89,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     final = tickets[-1]
 
     t = sspec.tickets
-    all_rates = t.round_rates()
+    all_rates = sspec.round_rates()
     exclude = resolve_layers(model, t.keep_dense)
     # the encoding layer's own target (tickets.encoding_sparsity): out of the shared ranking, pruned on its own
     enc = encoding.encoding_layer(model) if t.encoding_sparsity is not None else None
@@ -108,7 +109,13 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     round_kind = {"imp": "imp", "one_shot": "one_shot", "early_bird": "early_bird"}[t.strategy]
     rates: list[float] = []
     key = dense_key
+    path = [final]  # the path's main tickets so far, the dense one first (`sltsearch.trial.paths`)
     for round_, rate in enumerate(all_rates, start=1):
+        why = paths.stop_reason(sspec, path, ctx.front() if ctx.front else [], rate,
+                                ctx.budget_left() if ctx.budget_left else None)
+        if why is not None:
+            ctx.progress(stage="path_end", round=round_ - 1, why=why)
+            break
         started = time.perf_counter()
         rates.append(rate)
         key = stages.round_key(dense_key, sspec, rates, exclude)
@@ -141,6 +148,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
         masks = current_masks(model)
         stages.emit(ticket, tickets, ctx)
         final = ticket
+        path.append(ticket)
         if not early_time:
             stages.controls(
                 setup,
@@ -188,4 +196,6 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             params=params,
             tickets=tickets,
         )
+    if sspec.search.paths is not None:
+        final = paths.final_ticket(sspec, path, ctx.front() if ctx.front else [])
     return [tk for tk in tickets if tk is not final] + [final]

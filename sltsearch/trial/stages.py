@@ -28,6 +28,7 @@ from sltsearch.energy_model.counts import EnergyReport
 from sltsearch.models import SpikingClassifier, build_model
 from sltsearch.models.registry import resolved_options
 from sltsearch.results.record import Ticket
+from sltsearch.results.store import stage_compute
 from sltsearch.spec import Spec, keys, provenance
 from sltsearch.spec.keys import Stage, content_key
 from sltsearch.spec.schema import SPIKING_ONLY_PATHS
@@ -69,7 +70,7 @@ def round_key(dense_key: str, spec: Spec, rates: list[float], exclude: tuple[str
     ``dense_key``, with ``exclude`` the layers ``tickets.keep_dense`` resolved to: every field declared
     ``ROUND``, each entry present only where it changes what the round computes."""
     t = spec.tickets
-    n_rounds = len(t.round_rates())  # encoding and MultiSp targets are scheduled over all rounds
+    n_rounds = len(spec.round_rates())  # encoding and MultiSp targets are scheduled over all rounds
     derived = {
         "rates": lambda: {"rates": rates},
         "keep_dense": lambda: {"keep_dense": list(exclude)} if exclude else {},
@@ -95,7 +96,7 @@ def trial_keys(tspec: Spec) -> dict[str, Any]:
     names resolve to equal layers (the resolved layers need a model)."""
     sspec = search_spec(tspec)
     dense = dense_key(sspec)
-    rates = tspec.tickets.round_rates()
+    rates = tspec.round_rates()
     exclude = tuple(tspec.tickets.keep_dense)
     rounds = [round_key(dense, sspec, rates[:r], exclude) for r in range(1, len(rates) + 1)]
     cpu = torch.device("cpu")  # one device for every trial of a run: only equality matters here
@@ -332,7 +333,13 @@ def measured_values(setup: TrialSetup, model: SpikingClassifier) -> dict[str, An
 
 def emit(ticket: Ticket, tickets: list[Ticket], ctx: TrialContext) -> None:
     tickets.append(ticket)
-    ctx.progress(stage="ticket", round=ticket.round, val=ticket.val_accuracy, sparsity=ticket.sparsity)
+    ctx.progress(
+        stage="ticket",
+        round=ticket.round,
+        val=ticket.val_accuracy,
+        sparsity=ticket.sparsity,
+        compute=stage_compute(ticket),
+    )
     if ctx.report:
         ctx.report(ticket)
 
