@@ -30,6 +30,7 @@ Writes results/benchmarks/recipe.md (and .png).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +102,21 @@ def search_spec(space: str, seed: int, folder: Path) -> Path:
     return path
 
 
-def run_one(task: str, mode: str, seed: int, spec: Path, extra: list[str], tmp: Path) -> Run:
+def run_one(task: str, mode: str, seed: int, spec: Path, extra: list[str], tmp: Path, reuse: bool = False) -> Run:
+    """One ``sltsearch run`` into ``tmp``; with ``reuse``, a run this script finished there before is read back
+    (its timing from the file written beside it), so tasks can run in separate processes and meet in one report."""
     run_dir = tmp / f"{task}-{mode}-{seed}"
-    command = [sys.executable, "-c", SLTSEARCH_DEFAULTS, "run", str(spec), "--run-dir", str(run_dir), "--quiet",
-               *extra]
-    measured = run_measured(command, cli_env(), None, busy=False, cwd=ROOT)
-    if measured.returncode != 0:
-        raise SystemExit(f"{task} {mode} seed {seed} failed (exit {measured.returncode}): "
-                         f"{shlex.join(command)}\n{measured.stderr[-3000:]}")
+    saved = tmp / f"{task}-{mode}-{seed}.measured.json"
+    if reuse and saved.is_file():
+        measured = Measured(**json.loads(saved.read_text()))
+    else:
+        command = [sys.executable, "-c", SLTSEARCH_DEFAULTS, "run", str(spec), "--run-dir", str(run_dir), "--quiet",
+                   *extra]
+        measured = run_measured(command, cli_env(), None, busy=False, cwd=ROOT)
+        if measured.returncode != 0:
+            raise SystemExit(f"{task} {mode} seed {seed} failed (exit {measured.returncode}): "
+                             f"{shlex.join(command)}\n{measured.stderr[-3000:]}")
+        saved.write_text(json.dumps(asdict(measured)))
     frame = load_tickets(run_dir)
     frame = frame[frame["status"] == "ok"].sort_values("measured_at", kind="stable").reset_index(drop=True)
     cost = [0.0 if c else e * t for c, e, t in zip(frame["cached"], frame["epochs_trained"], frame["time_steps"],
@@ -276,6 +284,8 @@ def main() -> None:
     parser.add_argument("--search-args", default="", help="extra flags for the search's `sltsearch run`")
     parser.add_argument("--skip-default-run", action="store_true")
     parser.add_argument("--keep", type=Path, help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read back the runs this script finished in --keep before instead of running them again")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     command = "python benchmarks/recipe.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -291,12 +301,12 @@ def main() -> None:
             space, _ = TASKS[task]
             runs[task] = []
             for seed in seeds:
-                recipes = [run_one(task, f"recipe-{rate}", seed, recipe_spec(space, seed, rate, tmp), [], tmp)
-                           for rate in args.rates]
+                recipes = [run_one(task, f"recipe-{rate}", seed, recipe_spec(space, seed, rate, tmp), [], tmp,
+                                   args.reuse) for rate in args.rates]
                 runs[task] += recipes
                 budget = max(r.compute for r in recipes)
                 extra = ["--budget-epochs", f"{budget:g}", *shlex.split(args.search_args)]
-                runs[task].append(run_one(task, "search", seed, search_spec(space, seed, tmp), extra, tmp))
+                runs[task].append(run_one(task, "search", seed, search_spec(space, seed, tmp), extra, tmp, args.reuse))
         default = None if args.skip_default_run else default_run(tmp)
     lines, summaries, plots = [], [], {}
     for task in args.tasks:

@@ -108,6 +108,9 @@ CHANGES: dict[str, Any] = {
     "search.storage": "sqlite:///x.db",
     "search.study_name": "s",
     "search.timeout_s": 60.0,
+    "search.paths": {"max_sparsity": 0.9},
+    "search.budget_epochs": 100.0,
+    "search.startup_trials": 3,
     "space": {"prune_rate": {"type": "float", "low": 0.3, "high": 0.7}},
 }
 # the spec a field is changed in, where it matters only under some other setting
@@ -197,6 +200,7 @@ def test_none_fields_are_exactly_those_a_resumed_run_may_change() -> None:
     assert {i.name for i in declared_fields() if i.affects == NONE} == {
         "search.n_trials",
         "search.timeout_s",
+        "search.budget_epochs",
         "search.storage",
         "search.backend",
     }

@@ -60,15 +60,21 @@ class Affects:
     stages: frozenset[Stage]
     via: tuple[str, ...] = ()  # derived entries it enters through, instead of its own value
     when_set: bool = False  # enters only when not None (a field added after keys were first written)
+    # the run identity too holds it only when not None (a field added after run identities were first written)
+    identity_when_set: bool = False
 
     def __post_init__(self) -> None:
         if not self.stages or (len(self.stages) > 1 and not self.stages <= CACHED):
             raise ValueError(f"a field affects one or more cached stages, or only RUN, or only NONE: {self}")
 
 
-def affects(*stages: Stage, via: str | tuple[str, ...] = (), when_set: bool = False) -> Affects:
-    """A declaration: ``Annotated[int, affects(Stage.DENSE, Stage.MEASURE)]``."""
-    return Affects(frozenset(stages), (via,) if isinstance(via, str) else tuple(via), when_set)
+def affects(
+    *stages: Stage, via: str | tuple[str, ...] = (), when_set: bool = False, identity_when_set: bool = False
+) -> Affects:
+    """A declaration: ``Annotated[int, affects(Stage.DENSE, Stage.MEASURE)]``. ``identity_when_set`` implies
+    ``when_set``: the field was added after keys and run identities were first written."""
+    via = (via,) if isinstance(via, str) else tuple(via)
+    return Affects(frozenset(stages), via, when_set or identity_when_set, identity_when_set)
 
 
 DENSE = affects(Stage.DENSE)
@@ -184,11 +190,12 @@ def content_hash(spec: BaseModel, sections: tuple[str, ...] = ()) -> str:
 
 
 def run_identity(spec: BaseModel) -> dict[str, Any]:
-    """The spec as a run folder compares it on resuming: everything but the fields declared ``NONE``."""
+    """The spec as a run folder compares it on resuming: everything but the fields declared ``NONE`` (and the
+    ``identity_when_set`` ones while unset, so identities written before they existed stay valid)."""
     data = spec.model_dump(mode="json")
     for item in declared_fields(type(spec)):
-        if Stage.NONE in item.affects.stages:
-            *head, last = item.path
+        *head, last = item.path
+        if Stage.NONE in item.affects.stages or (item.affects.identity_when_set and _get(data, item.path) is None):
             _get(data, tuple(head)).pop(last, None)
     return data
 

@@ -34,6 +34,7 @@ _RATES = affects(Stage.ROUND, via="rates")  # the round key holds the pruning ra
 _EARLY_BIRD = affects(Stage.ROUND, via="early_bird")  # the round key of an early_bird strategy only
 _TIME_STEPS = affects(Stage.DENSE, via="time_steps")  # the T the dense run trains at (T_search if set)
 _NEW_DENSE = affects(Stage.DENSE, when_set=True)  # added later: in the dense key only when set
+_NEW_RUN = affects(Stage.RUN, identity_when_set=True)  # added later: in the run identity only when set
 
 
 # what `sltsearch.system.device.resolve_device` understands; checked here so `validate` catches e.g. "tpu"
@@ -436,13 +437,14 @@ class SearchSpec(Strict):
         description="stop once the trials trained this many epochs x T (summed over the stages they trained; "
         "cached stages are free): a budget in compute, as GPU-hours scale with it",
     )
-    paths: Annotated[PathsSpec | None, RUN] = Field(
+    # how many rounds a trial runs, as tickets.rounds does: through the rates (a round's key is its rates so far)
+    paths: Annotated[PathsSpec | None, affects(Stage.ROUND, via="rates", identity_when_set=True)] = Field(
         None,
         description="trials as IMP paths that go on while their tickets can reach the front (unset: every trial "
         "runs tickets.rounds, as searched)",
     )
     population_size: Annotated[int, RUN] = Field(8, ge=2, description="NSGA-II population size")
-    startup_trials: Annotated[int | None, RUN] = Field(
+    startup_trials: Annotated[int | None, _NEW_RUN] = Field(
         None, ge=1, le=1000, description="tpe: random trials before its model takes over (unset: Optuna's 10)"
     )
     storage: Annotated[str | None, NONE] = Field(

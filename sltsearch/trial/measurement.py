@@ -52,6 +52,7 @@ TRIAL_FIELDS = frozenset(
         "status",
         "feasible",
         "node",
+        "measured_at",
     }
 )
 MEASURED_FIELDS = tuple(sorted(f.name for f in fields(Ticket) if f.name not in TRIAL_FIELDS))
