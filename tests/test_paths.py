@@ -160,3 +160,24 @@ def test_paths_stop_where_the_rule_says(tmp_path: Path) -> None:
 def test_a_budget_of_zero_or_below_is_refused_in_one_line(tiny_spec_file: Path) -> None:
     with pytest.raises(UserError, match="--budget-epochs: must be above 0"):
         api.run(tiny_spec_file, budget_epochs=0)
+
+
+@pytest.mark.slow
+def test_repair_rebuilds_a_paths_tickets_where_it_stopped(tmp_path: Path) -> None:
+    """A replay does not judge a path against today's front (which holds later tickets): it stops where the
+    recorded trial stopped, so the rebuilt rows are the lost ones."""
+    data = tiny_spec_dict(search={"n_trials": 2, "paths": {"max_sparsity": 0.95, "accuracy_drop": 0.05}})
+    data["tickets"] = {"prune_rate": 0.5, "scope": "layerwise"}
+    data["space"] = {"prune_rate": {"type": "float", "low": 0.4, "high": 0.6, "step": 0.1}}
+    spec_file = write_spec(tmp_path / "s.yaml", data)
+    run_dir = tmp_path / "run"
+    before = api.run(spec_file, run_dir=run_dir, workers=1, threads=1).tickets
+    (run_dir / "tickets" / "trial-000000.parquet").unlink()
+    report = api.repair(run_dir)
+    assert report.trials_remeasured == [0]
+    after = load_tickets(run_dir)
+    columns = ["ticket_id", "sparsity", "val_accuracy", "energy_uj"]
+    assert sorted(after["ticket_id"]) == sorted(before["ticket_id"])
+    a = after.sort_values("ticket_id")[columns].reset_index(drop=True)
+    b = before.sort_values("ticket_id")[columns].reset_index(drop=True)
+    assert a.equals(b)

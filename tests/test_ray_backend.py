@@ -200,3 +200,22 @@ def test_a_dead_worker_is_retried_and_reuses_the_cached_stages(tmp_path: Path) -
     by_round = frame.set_index("round")["cached"].to_dict()
     assert by_round[0] and by_round[1]  # the retry loaded the dense run and round 1 from the cache
     assert sorted(by_round) == [0, 1, 2, 3, 4] and (frame["status"] == "ok").all()
+
+
+def test_paths_end_as_complete_trials_and_the_compute_budget_stops_ray_too(tmp_path: Path) -> None:
+    """A path ends before its planned rounds (its value marked final, not a trial Tune cut short), and the compute
+    each trial trained reaches the study, whose budget stops the search."""
+    data = tiny_spec_dict(train={"epochs": 1}, search={"sampler": "random", "backend": "ray", "n_trials": 20,
+                                                       "paths": {"max_sparsity": 0.95}, "budget_epochs": 8})
+    data["tickets"] = {"prune_rate": 0.5, "scope": "layerwise"}
+    data["space"] = {"prune_rate": {"type": "float", "low": 0.3, "high": 0.7, "step": 0.1}}
+    spec = parse_spec(data)
+    result = sltsearch.run(spec, run_dir=tmp_path / "ray", workers=1, threads=1)
+    study = _study(tmp_path / "ray", spec)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert done and not [t for t in study.trials if t.state == TrialState.FAIL and "stopped by Tune" in
+                         str(t.user_attrs.get("error", ""))]
+    spent = sum(t.user_attrs.get("compute", 0.0) for t in study.trials)
+    trained = result.tickets[~result.tickets["cached"].astype(bool)]
+    assert spent == pytest.approx(float((trained["epochs_trained"] * trained["time_steps"]).sum()))
+    assert spent >= 8 and len(done) < 20

@@ -160,7 +160,9 @@ def finish_records(
     trials = unrecorded_trials(study, frame)
     if not trials:
         return []
-    runner = TrialRunner(spec, run_dir, device=device, data_memo=data_memo if data_memo is not None else {})
+    runner = TrialRunner(
+        spec, run_dir, device=device, data_memo=data_memo if data_memo is not None else {}, follow_front=False
+    )
     for trial in trials:
         runner.node = trial_node(trial, old_nodes or {}, spec.search.backend)
         _replay(runner, trial)
@@ -197,8 +199,10 @@ def trial_node(trial: optuna.trial.FrozenTrial, old_nodes: dict[int, str], backe
 
 
 def _replay(runner: TrialRunner, trial: optuna.trial.FrozenTrial) -> None:
-    """Run a finished trial again over the cache (its stages load, only the measurement is redone)."""
-    keep = trial.user_attrs.get("tickets") if trial.state == TrialState.PRUNED else None
+    """Run a finished trial again over the cache (its stages load, only the measurement is redone). A trial
+    stopped early, or a path (which stopped against the front of its time), stops where it stopped."""
+    stopped = trial.state == TrialState.PRUNED or runner.spec.search.paths is not None
+    keep = trial.user_attrs.get("tickets") if stopped else None
     seen: list[Ticket] = []
 
     def stop_where_it_stopped(ticket: Ticket) -> None:

@@ -44,6 +44,8 @@ class TrialRunner:
     # ticket's stage cost goes (trial number, epochs x T) so the study can count it
     budget_left: Callable[[], float | None] | None = None
     on_compute: Callable[[int, float], None] | None = None
+    # paths stop where the run's front says (False: a replay, which stops where the recorded trial stopped)
+    follow_front: bool = True
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -77,7 +79,7 @@ class TrialRunner:
             on_progress=lambda event: self.emit(TrialProgress.of(event)),
             device=self.device,
             data_memo=self.data_memo,
-            front=self.front if self.spec.search.paths is not None else None,
+            front=self.front if self.spec.search.paths is not None and self.follow_front else None,
             budget_left=self.budget_left,
         )
         try:
