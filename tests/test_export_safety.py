@@ -73,7 +73,15 @@ def test_a_ticket_naming_a_module_is_refused_without_trust_code(
     _one_line_exit_2(["evaluate", "."], "evilmod", "--trust-code")
     _one_line_exit_2(["evaluate", str(exported)], "evilmod", "--trust-code")
     assert not marker.exists() and "evilmod" not in sys.modules
-    # the user says they trust it: then (and only then) the module is imported
+    # trusted, the module is still never imported from the folder being read (issue 32, item 1) ...
+    with pytest.raises(UserError, match="never imports from the folder it reads"):
+        sltsearch.load_ticket(exported, trust_code=True)
+    assert not marker.exists() and "evilmod" not in sys.modules
+    # ... but from where the user keeps their code: then (and only then) the module is imported
+    project = exported.parent / "project"
+    project.mkdir()
+    shutil.copy(exported / "evilmod.py", project / "evilmod.py")
+    monkeypatch.syspath_prepend(str(project))
     with pytest.raises(SystemExit):
         sltsearch.load_ticket(exported, trust_code=True)
     assert marker.read_text() == "ran"
