@@ -133,7 +133,8 @@ def _export(
     frame = load_tickets(run_dir)
     ticket_id, selected_by = _choose(run_dir, frame, ticket, select_rule, min_accuracy, max_energy)
     source = ticket_source(run_dir, ticket_id, frame)  # a ticket_id of the table from here on
-    folder = place.absolute(out) if out is not None else run_dir.absolute() / EXPORTS_DIR / ticket_id
+    exports = run_dir.absolute() / EXPORTS_DIR
+    folder = place.absolute(out) if out is not None else place.child(exports, ticket_id, f"{run_dir}: ticket id")
     place.check_target(folder, overwrite, MANIFEST, FORMAT)  # before the work, so a refusal costs nothing
     spec = source.spec
     data: DataSplits = build_data(with_data_root(spec, data_root).data)
