@@ -460,10 +460,13 @@ def evaluate(
     device: str | None = None,
     trust_code: bool = False,
     target: str | None = None,
+    max_memory_gb: float | None = None,
+    on_budget: Callable[[Any], None] | None = None,
 ) -> Any:
     """Re-measure an exported ticket from its folder alone (test + validation accuracy, energy) and compare
     with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``). ``trust_code``
-    as for `load_ticket`.
+    as for `load_ticket`. Its worst-case memory (a `sltsearch.ticket_io.budget.Budget`, handed to ``on_budget``)
+    is worked out before anything is allocated; above ``max_memory_gb`` (default 8) it is refused.
 
     With ``target`` (snntorch | sinabs | rockpool), run the folder's ``ticket.nir`` in that consumer instead:
     a `sltsearch.ticket_io.ConsumerEvaluation` (``.splits`` with recorded and consumer accuracy, argmax
@@ -471,10 +474,16 @@ def evaluate(
     if target is not None:
         from sltsearch.ticket_io import evaluate_in_consumer
 
-        return evaluate_in_consumer(path, target=target, data_root=data_root, trust_code=trust_code)
+        return evaluate_in_consumer(
+            path, target=target, data_root=data_root, trust_code=trust_code, max_memory_gb=max_memory_gb,
+            on_budget=on_budget,
+        )
     from sltsearch.ticket_io import evaluate_ticket
 
-    return evaluate_ticket(path, data_root=data_root, device=device, trust_code=trust_code)
+    return evaluate_ticket(
+        path, data_root=data_root, device=device, trust_code=trust_code, max_memory_gb=max_memory_gb,
+        on_budget=on_budget,
+    )
 
 
 def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None, allow_writes: bool = False) -> None:

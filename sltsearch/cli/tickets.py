@@ -240,17 +240,23 @@ def evaluate_cmd(
         str | None,
         typer.Option(help="re-run the folder's ticket.nir in this consumer instead: snntorch | sinabs | rockpool"),
     ] = None,
+    max_memory_gb: Annotated[
+        float | None,
+        typer.Option(help="refuse a ticket whose evaluation could need more memory than this (default 8 GB)"),
+    ] = None,
 ) -> None:
     """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy;
     with --target, run its NIR graph in that consumer and compare its accuracy with the recorded one."""
     from sltsearch import api as python_api
 
+    def state(budget: Any) -> None:  # before the evaluation runs
+        console.print(budget.describe(), highlight=False)
+
+    limits = {"trust_code": trust_code, "max_memory_gb": max_memory_gb, "on_budget": state}
     if target is not None:
-        print_consumer_check(
-            python_api.evaluate(folder, data_root=data_root, target=target, trust_code=trust_code), folder, strict
-        )
+        print_consumer_check(python_api.evaluate(folder, data_root=data_root, target=target, **limits), folder, strict)
         return
-    result = python_api.evaluate(folder, data_root=data_root, device=device, trust_code=trust_code)
+    result = python_api.evaluate(folder, data_root=data_root, device=device, **limits)
     table = Table(
         title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
         caption="checksums verified; model rebuilt from ticket.json",

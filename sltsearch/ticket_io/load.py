@@ -14,6 +14,7 @@ memory) and its shapes compared with the weights file, so a hostile ``model_io``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from sltsearch.models.user import check_allowed, is_import_path, reading
 from sltsearch.spec import Spec
 from sltsearch.spec.wording import format_validation_error
 from sltsearch.system.device import resolve_device, seed_everything
+from sltsearch.ticket_io.budget import Budget, memory_budget
 from sltsearch.ticket_io.bundle import (
     MANIFEST,
     MASKS,
@@ -151,12 +153,25 @@ class Evaluation:
 
 
 def evaluate_ticket(
-    folder: str | Path, data_root: str | Path | None = None, device: str | None = None, *, trust_code: bool = False
+    folder: str | Path,
+    data_root: str | Path | None = None,
+    device: str | None = None,
+    *,
+    trust_code: bool = False,
+    max_memory_gb: float | None = None,
+    on_budget: Callable[[Budget], None] | None = None,
 ) -> Evaluation:
-    """Rebuild the ticket from its folder alone, re-run validation + test and the energy count, compare."""
+    """Rebuild the ticket from its folder alone, re-run validation + test and the energy count, compare.
+
+    Its worst-case memory is worked out first (`sltsearch.ticket_io.budget`) and handed to ``on_budget``;
+    above ``max_memory_gb`` (8 GB by default) the ticket is refused before anything is allocated."""
     folder = Path(folder)
     info, state = _read(folder, trust_code)
     spec, manifest = info.spec, info.manifest
+    with reading(folder, trust_code):
+        budget = memory_budget(spec, manifest["model_io"], max_memory_gb, str(folder / MANIFEST))
+    if on_budget is not None:
+        on_budget(budget)
     dev = resolve_device(device or spec.train.device)
     data = build_data(with_data_root(spec, data_root).data)
     io = manifest["model_io"]
