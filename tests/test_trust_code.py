@@ -122,3 +122,30 @@ def test_a_name_this_process_resolved_from_the_users_own_spec_needs_no_flag(
     with user.reading(folder, trust_code=False):
         assert user.resolve("ownnet:make") is fn
     sys.modules.pop("ownnet", None)
+
+
+@pytest.mark.slow
+def test_the_readme_example_exports_with_trust_code_only(tmp_path: Path) -> None:
+    """README's own-network example across processes: `run` imports mynets from the project folder; a later
+    `export` of that run refuses without --trust-code and works with it, from the project folder."""
+    import os
+    import subprocess
+
+    from test_readme_byo import example_files
+
+    for name, content in example_files().items():
+        (tmp_path / name).write_text(content)
+    env = {**os.environ, "PYTHONPATH": str(Path(sltsearch.__file__).resolve().parent.parent)}  # this checkout
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sltsearch", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+
+    subprocess.run([sys.executable, "make_data.py"], cwd=tmp_path, check=True, timeout=120)
+    ran = cli("run", "my_search.yaml", "--run-dir", "run", "--trials", "1", "--threads", "1", "-q")
+    assert ran.returncode == 0, ran.stderr
+    refused = cli("export", "run", "--select", "knee")
+    assert refused.returncode == 2 and "module 'mynets'" in refused.stderr and "--trust-code" in refused.stderr
+    exported = cli("export", "run", "--select", "knee", "--trust-code")
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "run" / "exports").is_dir()
