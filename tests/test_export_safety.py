@@ -307,7 +307,7 @@ def test_a_folder_named_by_content_stays_inside_its_parent(tmp_path: Path, name:
 
 def test_a_stage_key_is_never_a_path(run: Path, tmp_path: Path) -> None:
     copy = _tamper_table(run, tmp_path, stage_key="../../../../etc")
-    _one_line_exit_2(["energy", str(copy), "--ticket", "t0000r01"], "stage key", "not a content hash")
+    _one_line_exit_2(["energy", str(copy), "--ticket", "t0000r01"], "stage key", "not a cache key")
 
 
 def test_a_cache_meta_naming_a_file_elsewhere_is_damaged(run: Path, tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ from sltsearch.spec.wording import format_validation_error
 from sltsearch.ticket_io.rebuild import build_ticket_model
 from sltsearch.trial.cache import DamagedArtefact, StageCache
 
-STAGE_KEY = re.compile(r"[0-9a-f]{8,64}")  # `sltsearch.spec.keys.content_key`, as the table records it
+# a cache folder's name: `sltsearch.spec.keys.content_key` writes 16 hex digits; nothing a glob or a path reads
+STAGE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class TicketNotFound(UserError):
@@ -98,8 +99,8 @@ def find_row(frame: pd.DataFrame, run_dir: Path, ticket_id: str) -> pd.Series:
 def load_stage_state(run_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], str]:
     """The trained weights (with masks) of the stage a ticket came from (dense, IMP, control, ...) and what it
     is, e.g. ``imp stage 1a2b...``."""
-    if not STAGE_KEY.fullmatch(key):  # a content hash; anything else would reach the glob below as a path
-        raise RunDirError(f"{run_dir}: stage key {ascii(key)[:60]} in the ticket table is not a content hash")
+    if not STAGE_KEY.fullmatch(key):  # anything else would reach the glob below as a path or a pattern
+        raise RunDirError(f"{run_dir}: stage key {ascii(key)[:60]} in the ticket table is not a cache key")
     cache = StageCache(run_dir / "cache")
     found = cache.locate(key)
     if found is None:
