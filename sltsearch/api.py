@@ -8,6 +8,7 @@ front = sltsearch.pareto(result.run_dir)                 # non-dominated tickets
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,12 +332,14 @@ def energy(
     samples: int | None = None,
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
+    trust_code: bool = False,
 ) -> Any:
     """Per-layer energy report (`sltsearch.energy_model.report.EnergyRun`) of a run's ticket or a spec's model.
 
     ``target`` is a run folder (then ``ticket`` = its ticket_id, e.g. ``t0003r02``) or a spec file /
     bundled space name (its dense model, untrained). ``overrides`` sets spec fields by dotted path, e.g.
-    ``{"objective.energy.model": "memory"}``. ``.report`` holds the totals, ``.frame()`` the layers.
+    ``{"objective.energy.model": "memory"}``. ``.report`` holds the totals, ``.frame()`` the layers. A run
+    folder whose spec names your own network (an import path) needs ``trust_code=True``: it imports that module.
     """
     from sltsearch.energy_model.report import energy_report
 
@@ -345,15 +348,24 @@ def energy(
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise SpecError(f"--samples: {samples} is not a number of validation samples (a whole number of at least 1)")
 
-    return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
+    from sltsearch.models.user import reading
+
+    folder = Path(target).is_dir()  # a run folder is data; a spec file the user names is theirs
+    with reading(target, trust_code) if folder else contextlib.nullcontext():
+        return energy_report(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
 
 
-def repair(run_dir: str | Path, *, storage: str | None = None, device: str | None = None) -> Any:
+def repair(
+    run_dir: str | Path, *, storage: str | None = None, device: str | None = None, trust_code: bool = False
+) -> Any:
     """Repair a damaged run folder (`sltsearch.runfolder.repair.RepairReport`): damaged ticket files set aside and their
-    finished trials re-measured from the stage cache; a lost study rebuilt from the ticket table."""
+    finished trials re-measured from the stage cache; a lost study rebuilt from the ticket table. Re-measuring
+    a run of your own network (an import path) needs ``trust_code=True``: it imports that module."""
+    from sltsearch.models.user import reading
     from sltsearch.runfolder.repair import repair as repair_run
 
-    report = repair_run(run_dir, storage=storage, device=device)
+    with reading(run_dir, trust_code):
+        report = repair_run(run_dir, storage=storage, device=device)
     if report.changed:
         _, spec = read_run(run_dir)
         write_front(Path(run_dir), spec, load_tickets(run_dir))
@@ -415,6 +427,7 @@ def export(
     device: str | None = None,
     force: bool = False,
     target: str | None = None,
+    trust_code: bool = False,
 ) -> Any:
     """Export one ticket (``ticket`` id, or ``select`` = knee | max-accuracy | min-energy on validation
     metrics within ``min_accuracy`` / ``max_energy``) to ``out`` (default ``run_dir/exports/<ticket_id>``).
@@ -422,7 +435,8 @@ def export(
     Returns a `sltsearch.ticket_io.ExportResult` (``.path``, ``.ticket_id``, ``.manifest``). ``format="nir"``
     adds ``ticket.nir`` for the consumer ``target`` (snntorch by default, sinabs, rockpool); a model the
     target cannot express raises a `UserError` saying what would export. ``force`` replaces an earlier export in
-    ``out`` (never a run folder or any other folder or file).
+    ``out`` (never a run folder or any other folder or file). A run of your own network (``model.name`` an
+    import path) needs ``trust_code=True``: rebuilding its ticket imports that module.
     """
     from sltsearch.ticket_io import export_ticket
 
@@ -438,6 +452,7 @@ def export(
         device=device,
         overwrite=force,
         target=target,
+        trust_code=trust_code,
     )
 
 
@@ -458,10 +473,13 @@ def evaluate(
     device: str | None = None,
     trust_code: bool = False,
     target: str | None = None,
+    max_memory_gb: float | None = None,
+    on_budget: Callable[[Any], None] | None = None,
 ) -> Any:
     """Re-measure an exported ticket from its folder alone (test + validation accuracy, energy) and compare
     with the recorded values: a `sltsearch.ticket_io.Evaluation` (``.metrics``, ``.matches``). ``trust_code``
-    as for `load_ticket`.
+    as for `load_ticket`. Its worst-case memory (a `sltsearch.ticket_io.budget.Budget`, handed to ``on_budget``)
+    is worked out before anything is allocated; above ``max_memory_gb`` (default 8) it is refused.
 
     With ``target`` (snntorch | sinabs | rockpool), run the folder's ``ticket.nir`` in that consumer instead:
     a `sltsearch.ticket_io.ConsumerEvaluation` (``.splits`` with recorded and consumer accuracy, argmax
@@ -469,10 +487,16 @@ def evaluate(
     if target is not None:
         from sltsearch.ticket_io import evaluate_in_consumer
 
-        return evaluate_in_consumer(path, target=target, data_root=data_root, trust_code=trust_code)
+        return evaluate_in_consumer(
+            path, target=target, data_root=data_root, trust_code=trust_code, max_memory_gb=max_memory_gb,
+            on_budget=on_budget,
+        )
     from sltsearch.ticket_io import evaluate_ticket
 
-    return evaluate_ticket(path, data_root=data_root, device=device, trust_code=trust_code)
+    return evaluate_ticket(
+        path, data_root=data_root, device=device, trust_code=trust_code, max_memory_gb=max_memory_gb,
+        on_budget=on_budget,
+    )
 
 
 def dashboard(run_dir: str | Path, *, port: int = 0, storage: str | None = None, allow_writes: bool = False) -> None:

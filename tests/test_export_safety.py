@@ -73,7 +73,15 @@ def test_a_ticket_naming_a_module_is_refused_without_trust_code(
     _one_line_exit_2(["evaluate", "."], "evilmod", "--trust-code")
     _one_line_exit_2(["evaluate", str(exported)], "evilmod", "--trust-code")
     assert not marker.exists() and "evilmod" not in sys.modules
-    # the user says they trust it: then (and only then) the module is imported
+    # trusted, the module is still never imported from the folder being read (issue 32, item 1) ...
+    with pytest.raises(UserError, match="never imports from the folder it reads"):
+        sltsearch.load_ticket(exported, trust_code=True)
+    assert not marker.exists() and "evilmod" not in sys.modules
+    # ... but from where the user keeps their code: then (and only then) the module is imported
+    project = exported.parent / "project"
+    project.mkdir()
+    shutil.copy(exported / "evilmod.py", project / "evilmod.py")
+    monkeypatch.syspath_prepend(str(project))
     with pytest.raises(SystemExit):
         sltsearch.load_ticket(exported, trust_code=True)
     assert marker.read_text() == "ran"
@@ -239,3 +247,78 @@ def test_export_selection_bounds_are_one_line_errors(run: Path, tmp_path: Path) 
     _one_line_exit_2(["export", str(run), "--select", "knee", "--max-energy", "nan"], "--max-energy")
     with pytest.raises(UserError, match="--min-accuracy"):
         sltsearch.export(run, select="knee", min_accuracy=1.5, out=tmp_path / "x")
+
+
+# ---------------------------------------------------------------- issue 32, item 5: paths from table content
+
+
+def _tamper_table(run: Path, tmp_path: Path, **row: object) -> Path:
+    """A copy of ``run`` whose ticket t0000r01 has ``row``'s values (written as sltsearch writes a part)."""
+    import pandas as pd
+
+    from sltsearch.results.store import _write
+
+    copy = tmp_path / "level1" / "copy"
+    shutil.copytree(run, copy)
+    part = copy / "tickets" / "trial-000000.parquet"
+    frame = pd.read_parquet(part)
+    for key, value in row.items():
+        frame[key] = frame[key].astype(object)
+        frame.loc[frame["ticket_id"] == "t0000r01", key] = value
+    _write(part, frame)
+    return copy
+
+
+BAD_IDS = ["../../escaped", "t0000r01/../../../escaped", "t0000r01\x1b[2J\x1b]0;pwned\x07", ""]
+
+
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+def test_a_ticket_id_of_another_form_is_refused_on_reading(run: Path, tmp_path: Path, bad_id: str) -> None:
+    copy = _tamper_table(run, tmp_path, ticket_id=bad_id, val_accuracy=1.0)
+    line = _one_line_exit_2(["export", str(copy), "--select", "max-accuracy"], "trial-000000.parquet", "t0000r01")
+    assert "\x1b" not in line
+    _one_line_exit_2(["pareto", str(copy)], "is not of the form")
+    with pytest.raises(UserError, match="sltsearch repair"):
+        sltsearch.load(copy)
+    assert not [p for p in tmp_path.rglob("*escaped*")], "a path was built from the ticket id"
+
+
+def test_every_id_sltsearch_writes_is_of_the_form_it_reads() -> None:
+    from types import SimpleNamespace
+
+    from sltsearch.results.record import Ticket
+    from sltsearch.results.store import is_ticket_id
+
+    kinds = ["dense", "imp", "one_shot", "early_bird", "early_time", "et_search", "random_prune", "random_reinit"]
+    for kind in kinds:
+        for trial, round_ in ((0, 0), (3, 12), (123456, 99)):
+            made = Ticket.ticket_id.fget(SimpleNamespace(trial=trial, round=round_, kind=kind))
+            assert is_ticket_id(made), made
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "", "/tmp/x", "x\ny"])
+def test_a_folder_named_by_content_stays_inside_its_parent(tmp_path: Path, name: str) -> None:
+    from sltsearch.ticket_io.place import child
+
+    with pytest.raises(UserError, match="not a plain folder name"):
+        child(tmp_path, name, "ticket id")
+    assert child(tmp_path, "t0000r01", "ticket id") == tmp_path / "t0000r01"
+
+
+def test_a_stage_key_is_never_a_path(run: Path, tmp_path: Path) -> None:
+    copy = _tamper_table(run, tmp_path, stage_key="../../../../etc")
+    _one_line_exit_2(["energy", str(copy), "--ticket", "t0000r01"], "stage key", "not a cache key")
+
+
+def test_a_cache_meta_naming_a_file_elsewhere_is_damaged(run: Path, tmp_path: Path) -> None:
+    from sltsearch.trial.cache import DamagedArtefact, StageCache
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    cache = StageCache(copy / "cache")
+    kind, folder = cache.locate(str(sltsearch.load(copy).iloc[-1]["stage_key"]))
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["sha256"] = {"../../../spec.yaml": "0" * 64, **meta["sha256"]}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DamagedArtefact, match="not a file of its folder"):
+        cache._verified_meta(folder)

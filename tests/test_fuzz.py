@@ -1,6 +1,6 @@
 """Fuzzing the spec loader and the CLI with hypothesis: bad input is one line and exit code 2, never a traceback.
 
-Five properties, EXAMPLES generated inputs in all per run (each test asserts how many it ran):
+Seven properties, EXAMPLES generated inputs in all per run (each test asserts how many it ran):
 
 1. `load_spec` on mutated specs, random YAML text, tricky YAML and random bytes either returns a `Spec` or
    raises `SpecError` with one line that starts with the file name.
@@ -15,6 +15,12 @@ Five properties, EXAMPLES generated inputs in all per run (each test asserts how
 5. `evaluate` and `load_ticket` on export folders whose ``ticket.json`` has random fields set, deleted or
    renamed (spec, model_io, files, recorded values, whole-file garbage) either work or refuse with one
    line, and never run code the folder names without ``--trust-code``.
+6. ``ticket.nir`` files with node types, integer fields (shapes, strides), edges, floats and HDF5 features
+   (soft and external links, attributes, external storage, virtual datasets, a gzip bomb) changed are refused
+   in one line before they are read, or are the ticket's graph up to float values and run in snnTorch.
+7. Ticket tables whose ids and text columns hold paths, control characters and markup: `pareto` and
+   `export --select` exit 0 or 2 with one line, refuse every id not of the form sltsearch writes, and write
+   nothing outside the run folder's exports.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from conftest import tiny_spec_dict
@@ -46,7 +53,12 @@ PROMISE_EXAMPLES = 150 * SCALE
 CLI_EXAMPLES = 300 * SCALE
 RESULTS_CLI_EXAMPLES = 200 * SCALE
 TICKET_EXAMPLES = 150 * SCALE
-EXAMPLES = SPEC_EXAMPLES + PROMISE_EXAMPLES + CLI_EXAMPLES + RESULTS_CLI_EXAMPLES + TICKET_EXAMPLES
+NIR_EXAMPLES = 40 * SCALE
+TABLE_EXAMPLES = 25 * SCALE
+EXAMPLES = (
+    SPEC_EXAMPLES + PROMISE_EXAMPLES + CLI_EXAMPLES + RESULTS_CLI_EXAMPLES + TICKET_EXAMPLES + NIR_EXAMPLES
+    + TABLE_EXAMPLES
+)
 
 def fuzz(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -594,3 +606,233 @@ def test_ticket_json_fields_are_checked_and_never_run_code(real_run: tuple[Path,
     evaluate_one()
     print(f"fuzz: ticket.json {len(seen)} mutated exports: {dict(Counter(seen))}")
     assert len(seen) >= TICKET_EXAMPLES
+
+
+# ---------------------------------------------------------------- 6. ticket.nir (issue 32, item 4)
+
+
+@pytest.fixture(scope="module")
+def nir_ticket() -> tuple[Any, dict[str, Any], Any, Path]:
+    """A pruned deployable CNN (untrained: no search needed), its model_io, its graph and that graph's file."""
+    pytest.importorskip("nir")
+    import nir
+    import torch
+
+    from sltsearch.models import build_model
+    from sltsearch.spec import ModelSpec
+    from sltsearch.ticket_io.nir_export import ticket_graph
+    from sltsearch.tickets import attach_masks, magnitude_prune
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(name="spiking_cnn", preset="deployable", time_steps=2), (1, 8, 8), 10)
+    attach_masks(model)
+    attach_masks(model, magnitude_prune(model, 0.5, "global"))
+    model.eval()
+    io = {"family": "spiking_cnn", "input_shape": [1, 8, 8], "num_classes": 10, "frames": False, "time_steps": 2}
+    graph = ticket_graph(model, io, "snntorch")[0]
+    path = WORK / "graph.nir"
+    nir.write(str(path), graph)
+    return model, io, graph, path
+
+
+NIR_TEXT = st.one_of(
+    st.sampled_from(["Conv2d", "AvgPool2d", "SumPool2d", "LIF", "IF", "Affine", "Linear", "Flatten", "Input",
+                     "Output", "NIRGraph", "Teleport", "", "body_0", "output"]),  # fmt: skip
+    st.text(max_size=12),
+)
+NIR_INTS = st.one_of(
+    st.lists(st.integers(-2, 100_000), min_size=0, max_size=4).map(lambda v: np.array(v, dtype=np.int64)),
+    st.integers(-(2**40), 2**40).map(np.int64),
+    st.lists(st.floats(-5, 5), min_size=1, max_size=3).map(lambda v: np.array(v)),
+)
+
+
+@st.composite
+def nir_mutations(draw: st.DrawFn, names: list[str], nodes: list[str]) -> list[tuple]:
+    """A few edits of a graph file: values, node types, edges, links, attributes, HDF5 storage features."""
+    kinds = ["type", "ints", "edges", "delete", "rename", "soft", "external_link", "attr", "external", "bomb",
+             "virtual", "float", "group"]  # fmt: skip
+    edits = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(kinds))
+        target = draw(st.sampled_from(names))
+        if kind == "type":
+            edits.append((kind, f"node/nodes/{draw(st.sampled_from(nodes))}/type", draw(NIR_TEXT)))
+        elif kind == "ints":
+            edits.append((kind, target, draw(NIR_INTS)))
+        elif kind == "edges":
+            pairs = st.tuples(st.sampled_from([*nodes, "ghost"]), st.sampled_from([*nodes, "ghost"]))
+            edits.append((kind, "node/edges", draw(st.lists(pairs, min_size=0, max_size=len(nodes) + 1))))
+        elif kind == "float":
+            edits.append((kind, target, draw(st.sampled_from([np.nan, np.inf, -1.0, 0.0, 1e30]))))
+        else:
+            edits.append((kind, target, draw(st.integers(1, 40_000))))
+    return edits
+
+
+def _apply_nir_edit(f: Any, edit: tuple, scratch: Path) -> None:
+    import h5py
+
+    kind, name, value = edit
+    if name not in f and kind not in {"type", "edges", "group"}:
+        return
+    old = f.get(name)
+    shape = old.shape if isinstance(old, h5py.Dataset) else (4,)
+
+    def replace(**create: Any) -> None:
+        if name in f:
+            del f[name]
+        f.create_dataset(name, **create)
+
+    if kind == "type":
+        replace(data=value, dtype=h5py.string_dtype())
+    elif kind == "ints":
+        replace(data=value)
+    elif kind == "edges":
+        replace(data=np.array(value, dtype=object).reshape(-1, 2) if value else np.zeros((0, 2), dtype=object),
+                dtype=h5py.string_dtype())  # fmt: skip
+    elif kind == "delete":
+        del f[name]
+    elif kind == "rename":
+        f.move(name, f"{name}_{value}")
+    elif kind == "soft":
+        del f[name]
+        f[name] = h5py.SoftLink(f"/{name}_{value}")
+    elif kind == "external_link":
+        del f[name]
+        f[name] = h5py.ExternalLink(str(scratch / "other.h5"), "/w")
+    elif kind == "attr":
+        f[name].attrs["x"] = np.zeros(value % 100)
+    elif kind == "external":
+        raw = scratch / "outside.bin"
+        raw.write_bytes(b"\0" * 4 * int(np.prod(shape)))
+        replace(shape=shape, dtype=np.float32, external=[(str(raw), 0, raw.stat().st_size)])
+    elif kind == "bomb":
+        replace(shape=(value, value), dtype=np.float32, chunks=(min(value, 1000), min(value, 1000)), compression="gzip")
+    elif kind == "virtual":
+        layout = h5py.VirtualLayout(shape=shape, dtype=np.float32)
+        layout[:] = h5py.VirtualSource(str(scratch / "other.h5"), "w", shape=(4,))[: shape[0] if shape else 1]
+        del f[name]
+        f.create_virtual_dataset(name, layout)
+    elif kind == "float" and isinstance(old, h5py.Dataset) and old.dtype.kind == "f":
+        data = old[()]
+        data.flat[0] = value
+        replace(data=data)
+    elif kind == "group":
+        f.create_group(f"{name}_{value}")
+
+
+def test_ticket_nir_is_checked_before_anything_reads_it(nir_ticket: tuple) -> None:
+    """Mutated graph files are refused in one line by `check_nir_file`, or are the ticket's graph up to float
+    values: then nir.read and snnTorch's import and run work (NaN weights give NaN outputs, never a crash)."""
+    import h5py
+    import nir
+    import torch
+
+    from sltsearch.errors import UserError
+    from sltsearch.ticket_io.nir_consumers import import_graph
+    from sltsearch.ticket_io.nir_guard import check_nir_file
+
+    _, io, graph, original = nir_ticket
+    scratch = WORK / "nir"
+    scratch.mkdir(exist_ok=True)
+    with h5py.File(scratch / "other.h5", "w") as other:
+        other.create_dataset("w", data=np.zeros(4, dtype=np.float32))
+    names: list[str] = []
+    with h5py.File(original, "r") as f:
+        f.visit(names.append)
+    nodes = sorted(graph.nodes)
+    seen = []
+
+    @fuzz(NIR_EXAMPLES)
+    @given(edits=nir_mutations(names, nodes))
+    def check_one(edits: list[tuple]) -> None:
+        path = scratch / "ticket.nir"
+        shutil.copy(original, path)
+        try:
+            with h5py.File(path, "r+") as f:
+                for edit in edits:
+                    _apply_nir_edit(f, edit, scratch)
+        except (ValueError, KeyError, OSError, TypeError):
+            return  # h5py itself refused to write that edit: nothing to check
+        try:
+            check_nir_file(path, graph)
+        except UserError as err:
+            assert "\n" not in str(err) and str(err).startswith(str(path)), str(err)
+            seen.append("refused")
+            return
+        seen.append("accepted")
+        run = import_graph(nir.read(str(path)), "snntorch", int(io["time_steps"]))
+        assert tuple(run(torch.zeros(2, 1, 8, 8)).shape) == (2, 10)
+
+    check_one()
+    print(f"fuzz: ticket.nir {len(seen)} mutated graphs: {dict(Counter(seen))}")
+    assert len(seen) >= NIR_EXAMPLES // 2 and "refused" in seen
+
+
+# ---------------------------------------------------------------- 7. ticket-table contents (issue 32, item 5)
+
+TABLE_TEXT = st.one_of(
+    st.sampled_from(["t0000r01", "t0001r00", "t0000r01-random_prune", "../../escaped", "t0000r01/../../x", "..",
+                     "", "/etc/passwd", "t0000r01\x1b[2J", "\x1b]0;pwned\x07", "[bold red]x[/]", "t0\nr1",
+                     "t0000r01\x00", "ok", "failed", "imp", "dense"]),  # fmt: skip
+    st.text(max_size=20),
+)
+
+
+@st.composite
+def ticket_tables(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A small ticket table whose ids and text columns are drawn (control characters, paths, markup)."""
+    rows = []
+    for n in range(draw(st.integers(1, 4))):
+        valid = f"t{n:04d}r01"
+        rows.append({
+            "ticket_id": draw(st.one_of(st.just(valid), TABLE_TEXT)),
+            "trial": n, "round": 1,
+            "kind": draw(st.one_of(st.just("imp"), TABLE_TEXT)),
+            "status": draw(st.one_of(st.just("ok"), TABLE_TEXT)),
+            "node": draw(TABLE_TEXT),
+            "stage_key": draw(st.one_of(st.just("0123456789abcdef"), TABLE_TEXT)),
+            "val_accuracy": draw(st.floats(0, 1)), "test_accuracy": 0.5,
+            "energy_uj": draw(st.floats(0.01, 10)), "sparsity": 0.5, "storage_bits": 1000,
+        })  # fmt: skip
+    return rows
+
+
+def test_ticket_table_contents_never_escape_the_run_folder() -> None:
+    """`pareto` and `export --select` on tables holding drawn ids and text exit 0 or 2 with one line, write
+    nothing outside the run folder's exports, and refuse every id not of the form sltsearch writes."""
+    import pandas as pd
+
+    from sltsearch.results.store import _write, is_ticket_id
+
+    parent = WORK / "tables"
+    run = parent / "deep" / "run"
+    seen = []
+
+    @fuzz(TABLE_EXAMPLES)
+    @given(rows=ticket_tables(), rule=st.sampled_from(["max-accuracy", "min-energy", "knee"]))
+    def check_one(rows: list[dict[str, Any]], rule: str) -> None:
+        shutil.rmtree(parent, ignore_errors=True)
+        run.mkdir(parents=True)
+        (run / "spec.yaml").write_text(yaml.safe_dump(tiny_spec_dict()))
+        _write(run / "tickets" / "trial-000000.parquet", pd.DataFrame(rows))
+        before = sorted(str(p) for p in parent.rglob("*"))
+        valid = all(is_ticket_id(r["ticket_id"]) for r in rows)
+        for argv in (["pareto", str(run)], ["export", str(run), "--select", rule]):
+            result = CliRunner().invoke(app, argv)
+            seen.append(f"{argv[0]} {result.exit_code}")
+            assert result.exit_code in (0, 2), f"{argv}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+            assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+            if result.exit_code == 2:
+                errors = [line for line in result.stderr.splitlines() if line.strip()]
+                assert len(errors) == 1 and "\x1b" not in errors[0], result.stderr
+            if not valid:
+                assert result.exit_code == 2 and "is not of the form" in result.stderr, result.output
+        after = sorted(str(p) for p in parent.rglob("*"))
+        new = [p for p in after if p not in before and not p.startswith(str(run / "exports"))]
+        assert not new, f"written outside the run folder's exports: {new}"
+
+    check_one()
+    print(f"fuzz: ticket tables {len(seen)} commands: {dict(Counter(seen))}")
+    assert len(seen) >= 2 * TABLE_EXAMPLES

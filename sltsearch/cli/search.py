@@ -142,11 +142,12 @@ def repair(
         str | None, typer.Option(help="the RDB URL the run's study lives in, if not the journal")
     ] = None,
     device: Annotated[str | None, typer.Option(help="device to re-measure tickets on: auto | cpu | cuda")] = None,
+    trust_code: Annotated[bool, typer.Option("--trust-code", help="model.name is your module: import it")] = False,
 ) -> None:
     """Repair a damaged run folder: rebuild ticket files from the study and the cache, or a lost study."""
     from sltsearch import api
 
-    report = api.repair(run_dir, storage=storage, device=device)
+    report = api.repair(run_dir, storage=storage, device=device, trust_code=trust_code)
     lines = [f"set aside damaged file: {path}" for path in report.set_aside]
     if report.study_rebuilt:
         lines.append(f"rebuilt the study from the ticket table: {report.study_rebuilt} trials")

@@ -14,6 +14,12 @@ from sltsearch.cli.output import console, user_errors, write_csv
 from sltsearch.cli.tables import ENERGY_TABLE, energy_cell, front_table, has_ann, metric_cell, rate_label
 from sltsearch.errors import UserError
 
+# one option for every command that reads a folder (a run or an export): its spec may name a user's module
+TRUST_CODE = typer.Option(
+    "--trust-code",
+    help="the folder's spec names your own network (model.name an import path): import and run that module",
+)
+
 
 @user_errors
 def pareto(
@@ -89,13 +95,16 @@ def energy(
     first_layer: Annotated[
         str | None, typer.Option(help="override objective.energy.first_layer: per_step | once")
     ] = None,
+    trust_code: Annotated[bool, TRUST_CODE] = False,
 ) -> None:
     """Per-layer operation counts and energy of a ticket, or of a spec's (untrained) dense model."""
     chosen = {"model": model, "nonbinary": nonbinary, "real_inputs": real_inputs, "first_layer": first_layer}
     overrides = {f"objective.energy.{k}": v for k, v in chosen.items() if v is not None}
     from sltsearch import api
 
-    result = api.energy(target, ticket=ticket, samples=samples, device=device, overrides=overrides)
+    result = api.energy(
+        target, ticket=ticket, samples=samples, device=device, overrides=overrides, trust_code=trust_code
+    )
     rep = result.report
     frame = result.frame()
     if csv is not None:
@@ -159,6 +168,7 @@ def export_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="replace an earlier export in --out (never a run folder or other files)")
     ] = False,
+    trust_code: Annotated[bool, TRUST_CODE] = False,
 ) -> None:
     """Export one ticket: weights (masks folded in), masks, MultiSp switches and ticket.json with checksums."""
     from sltsearch import api as python_api
@@ -175,6 +185,7 @@ def export_cmd(
         device=device,
         force=force,
         target=target,
+        trust_code=trust_code,
     )
     row = result.manifest["ticket"]
     how = result.manifest["source"]["selected_by"]
@@ -224,27 +235,28 @@ def evaluate_cmd(
     ] = None,
     device: Annotated[str | None, typer.Option(help="override train.device: auto | cpu | cuda")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit with code 1 when any metric differs")] = False,
-    trust_code: Annotated[
-        bool,
-        typer.Option(
-            "--trust-code", help="build a ticket of a user's network (model.name an import path): runs that module"
-        ),
-    ] = False,
+    trust_code: Annotated[bool, TRUST_CODE] = False,
     target: Annotated[
         str | None,
         typer.Option(help="re-run the folder's ticket.nir in this consumer instead: snntorch | sinabs | rockpool"),
+    ] = None,
+    max_memory_gb: Annotated[
+        float | None,
+        typer.Option(help="refuse a ticket whose evaluation could need more memory than this (default 8 GB)"),
     ] = None,
 ) -> None:
     """Verify an export's checksums, rebuild it from ticket.json alone and re-measure test accuracy and energy;
     with --target, run its NIR graph in that consumer and compare its accuracy with the recorded one."""
     from sltsearch import api as python_api
 
+    def state(budget: Any) -> None:  # before the evaluation runs
+        console.print(budget.describe(), highlight=False)
+
+    limits = {"trust_code": trust_code, "max_memory_gb": max_memory_gb, "on_budget": state}
     if target is not None:
-        print_consumer_check(
-            python_api.evaluate(folder, data_root=data_root, target=target, trust_code=trust_code), folder, strict
-        )
+        print_consumer_check(python_api.evaluate(folder, data_root=data_root, target=target, **limits), folder, strict)
         return
-    result = python_api.evaluate(folder, data_root=data_root, device=device, trust_code=trust_code)
+    result = python_api.evaluate(folder, data_root=data_root, device=device, **limits)
     table = Table(
         title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
         caption="checksums verified; model rebuilt from ticket.json",

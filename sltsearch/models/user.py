@@ -8,6 +8,13 @@ network, or any torch module with spikingjelly neurons, that maps [T, B, *input_
 neurons the builder makes itself are swapped for ReLUs (`sltsearch.models.twin`). Import paths
 are looked up on sys.path and, after it, the current folder (so `sltsearch run` finds a project's modules).
 
+A spec the user hands to `sltsearch run` (a file or a `Spec`) is theirs: its import path is code they chose.
+A spec read from a folder (a run folder, an export) is data: inside `reading(folder, trust_code)` an import
+path is refused with one line naming the module (`UntrustedCode`) unless the caller trusts it, or this process
+already resolved that very name from a spec of the user's own (it wrote the folder in this session, or
+registered the callable). Even when trusted, the folder itself is never searched for the module: entries of
+sys.path inside it ('' and the current folder included, when that is the folder) are left out of the import.
+
 `check_network` runs before the first trial and turns every way such a network can break the rules into
 one `SpecError` line. `code_fingerprint` names the code a cached stage was trained with: a hash of the
 source files the callable was loaded from (its whole top-level package, so edits to helper modules count)
@@ -24,7 +31,9 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,46 @@ PYTHON_MODELS: dict[str, Callable[..., nn.Module]] = {}
 # id(function) -> (function, fingerprint taken when it was first seen); the function is kept so ids stay unique
 _FINGERPRINTS: dict[int, tuple[Callable[..., Any], str]] = {}
 _MAX_SOURCE_FILES = 2000
+
+
+class UntrustedCode(UserError):
+    """A spec read from a folder names a user's module: resolving it would import and run that code."""
+
+
+@dataclass(frozen=True)
+class _Reading:
+    folder: Path  # resolved; never searched for modules
+    trusted: bool
+
+
+# the folders being read now (innermost last); process-wide, not per thread: a reader's worker threads obey it
+_READING: list[_Reading] = []
+# import paths resolved from specs of the user's own in this process: a folder naming them runs nothing new
+_SESSION_NAMES: set[str] = set()
+
+
+@contextmanager
+def reading(folder: str | Path, trust_code: bool) -> Iterator[None]:
+    """While a command reads ``folder`` (a run folder or an export), an import path its spec names is refused
+    unless ``trust_code``; the folder is never searched for modules. Nested readings: the innermost decides."""
+    _READING.append(_Reading(Path(folder).resolve(), bool(trust_code)))
+    try:
+        yield
+    finally:
+        _READING.pop()
+
+
+def check_allowed(name: str, where: str) -> None:
+    """`UntrustedCode` when ``name`` is an import path that resolving now would import from an untrusted
+    folder's spec (``where`` names the file that holds it); nothing for families, plugins and trusted names."""
+    if not is_import_path(name) or name in PYTHON_MODELS or name in _SESSION_NAMES:
+        return
+    if _READING and not _READING[-1].trusted:
+        module = name.partition(":")[0]
+        raise UntrustedCode(
+            f"{where} names Python module '{module}' (model.name {name}); building its model imports and runs "
+            "that code: pass --trust-code (Python: trust_code=True) only if you trust that module"
+        )
 
 
 def is_import_path(name: str) -> bool:
@@ -62,13 +111,18 @@ def resolve(name: str) -> Callable[..., nn.Module]:
     """The callable an import path names, with a one-line error for every way the lookup can fail."""
     if name in PYTHON_MODELS:
         return PYTHON_MODELS[name]
+    folder = _READING[-1].folder if _READING else None
+    check_allowed(name, f"the spec read from {folder}" if folder else "model.name")
     module_name, _, attr = name.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())  # `sltsearch run` in a project folder finds that folder's modules
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name, folder)
     except ModuleNotFoundError as err:
         if err.name and module_name.split(".")[0] == err.name.split(".")[0] and module_name.startswith(err.name):
+            if folder is not None:
+                raise SpecError(
+                    f"model.name: cannot import module '{module_name}' ({err}); sltsearch never imports from the "
+                    f"folder it reads ({folder}): install the module or add its own folder to PYTHONPATH"
+                ) from None
             raise SpecError(
                 f"model.name: cannot import module '{module_name}' ({err}); install it or run from the folder "
                 f"that holds it (or add that folder to PYTHONPATH)"
@@ -83,7 +137,35 @@ def resolve(name: str) -> Callable[..., nn.Module]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise SpecError(f"model.name: {name} is a {type(obj).__name__}, not a callable that builds a network")
+    if folder is None:
+        _SESSION_NAMES.add(name)
     return obj
+
+
+def _inside(entry: str, folder: Path) -> bool:
+    try:
+        path = Path(entry or os.getcwd()).resolve()
+    except OSError:
+        return False
+    return path == folder or folder in path.parents
+
+
+def _import(module_name: str, folder: Path | None) -> Any:
+    """``importlib.import_module`` with the current folder after sys.path (a project's modules); with ``folder``
+    (a folder being read), no sys.path entry inside it is searched, the current folder neither when it is."""
+    if folder is None:
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.append(os.getcwd())  # `sltsearch run` in a project folder finds that folder's modules
+        return importlib.import_module(module_name)
+    saved = list(sys.path)
+    kept = [p for p in sys.path if not _inside(p, folder)]
+    if not _inside(os.getcwd(), folder) and os.getcwd() not in kept and "" not in kept:
+        kept.append(os.getcwd())
+    sys.path[:] = kept
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path[:] = saved + [p for p in sys.path if p not in saved and p not in kept]
 
 
 def build_body(fn: Callable[..., Any], spec: Any, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

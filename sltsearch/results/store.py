@@ -8,11 +8,14 @@ folders hold a single ``tickets.parquet``; it is read as one more part and never
 ``status`` says whether a row may be used: ``ok`` (its trial finished), ``running`` (the trial is still
 going: its tickets are real but kept off the front until it ends), ``interrupted`` or ``failed`` (the
 trial never finished; its parameters are run again as a new trial). Every part carries page checksums,
-so a damaged file is found when it is read, never silently used.
+so a damaged file is found when it is read, never silently used. A table may come from elsewhere, and paths are
+built from its ticket ids (``exports/<ticket_id>``): every id is checked on reading against the one form
+`sltsearch.results.record.Ticket.ticket_id` writes (`TICKET_ID`); a part holding another is damaged.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +28,8 @@ from sltsearch.system.files import atomic_write
 TICKETS_DIR = "tickets"
 LEGACY_FILE = "tickets.parquet"
 OK, RUNNING, INTERRUPTED, FAILED = "ok", "running", "interrupted", "failed"
+# `Ticket.ticket_id`: t<trial, 4+ digits>r<round, 2+ digits>, control and early-time rows add -<kind>
+TICKET_ID = re.compile(r"t[0-9]{4,9}r[0-9]{2,4}(-[a-z][a-z0-9_]{0,31})?")
 
 
 class TicketTableDamaged(RunDirError):
@@ -47,11 +52,25 @@ def _damaged(path: Path, err: Exception) -> TicketTableDamaged:
     )
 
 
+def is_ticket_id(value: object) -> bool:
+    """True for an id of the form sltsearch writes (`TICKET_ID`): safe in a path, a terminal and a filter."""
+    return isinstance(value, str) and TICKET_ID.fullmatch(value) is not None
+
+
 def _read(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path, page_checksum_verification=True)
+        frame = pd.read_parquet(path, page_checksum_verification=True)
     except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         raise _damaged(path, err) from None
+    if frame.empty:
+        return frame
+    if "ticket_id" not in frame.columns:
+        raise _damaged(path, ValueError("it has no ticket_id column"))
+    bad = [value for value in frame["ticket_id"] if not is_ticket_id(value)]
+    if bad:
+        shown = ascii(bad[0])[:60]
+        raise _damaged(path, ValueError(f"ticket id {shown} is not of the form t0000r01 that sltsearch writes"))
+    return frame
 
 
 def read_columns(path: Path, columns: Iterable[str]) -> dict[str, list]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sltsearch.data import DataSplits, build_data
 from sltsearch.errors import UserError
+from sltsearch.models.user import reading
 from sltsearch.results import load_tickets
 from sltsearch.results.select import RULES, select
 from sltsearch.runfolder.folder import read_run
@@ -98,9 +99,32 @@ def export_ticket(
     device: str | None = None,
     overwrite: bool = False,
     target: str | None = None,
+    trust_code: bool = False,
 ) -> ExportResult:
     """Export one ticket of ``run_dir`` to ``out`` (default ``run_dir/exports/<ticket_id>``); with
-    ``fmt="nir"``, ``ticket.nir`` is written for the NIR consumer ``target`` (default snntorch)."""
+    ``fmt="nir"``, ``ticket.nir`` is written for the NIR consumer ``target`` (default snntorch). A spec naming a
+    user's module (an import path) is refused unless ``trust_code`` (`sltsearch.models.user.reading`)."""
+    with reading(run_dir, trust_code):
+        return _export(
+            run_dir, ticket=ticket, select_rule=select_rule, min_accuracy=min_accuracy, max_energy=max_energy,
+            out=out, fmt=fmt, data_root=data_root, device=device, overwrite=overwrite, target=target,
+        )
+
+
+def _export(
+    run_dir: str | Path,
+    *,
+    ticket: str | None,
+    select_rule: str | None,
+    min_accuracy: float | None,
+    max_energy: float | None,
+    out: str | Path | None,
+    fmt: str,
+    data_root: str | Path | None,
+    device: str | None,
+    overwrite: bool,
+    target: str | None,
+) -> ExportResult:
     if fmt not in FORMATS:
         raise UserError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
     if target is not None and fmt != "nir":
@@ -109,7 +133,8 @@ def export_ticket(
     frame = load_tickets(run_dir)
     ticket_id, selected_by = _choose(run_dir, frame, ticket, select_rule, min_accuracy, max_energy)
     source = ticket_source(run_dir, ticket_id, frame)  # a ticket_id of the table from here on
-    folder = place.absolute(out) if out is not None else run_dir.absolute() / EXPORTS_DIR / ticket_id
+    exports = run_dir.absolute() / EXPORTS_DIR
+    folder = place.absolute(out) if out is not None else place.child(exports, ticket_id, f"{run_dir}: ticket id")
     place.check_target(folder, overwrite, MANIFEST, FORMAT)  # before the work, so a refusal costs nothing
     spec = source.spec
     data: DataSplits = build_data(with_data_root(spec, data_root).data)

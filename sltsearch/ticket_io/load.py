@@ -6,13 +6,15 @@ sha256 and size first; a damaged one is refused with a one-line error naming it.
 
 An export folder is data, and data never runs code by itself: a ticket whose model is a user's network
 (``model.name: "pkg.module:make_net"``) is built only when the caller says the code is trusted
-(``trust_code=True``, ``--trust-code``), as Hugging Face's ``trust_remote_code``. Built-in families and
-installed plugins need no flag. The model ``ticket.json`` describes is first built on the meta device (no
+(``trust_code=True``, ``--trust-code``), as Hugging Face's ``trust_remote_code``, and the folder itself is never
+searched for that module (`sltsearch.models.user.reading`). Built-in families and installed plugins need no flag.
+The model ``ticket.json`` describes is first built on the meta device (no
 memory) and its shapes compared with the weights file, so a hostile ``model_io`` costs nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,12 @@ from pydantic import ValidationError
 from sltsearch.data import build_data
 from sltsearch.errors import UserError
 from sltsearch.models import SpikingClassifier, build_model
-from sltsearch.models.user import is_import_path
+from sltsearch.models.user import UntrustedCode as UntrustedCode  # raised for a ticket naming a module
+from sltsearch.models.user import check_allowed, is_import_path, reading
 from sltsearch.spec import Spec
 from sltsearch.spec.wording import format_validation_error
 from sltsearch.system.device import resolve_device, seed_everything
+from sltsearch.ticket_io.budget import Budget, memory_budget
 from sltsearch.ticket_io.bundle import (
     MANIFEST,
     MASKS,
@@ -73,20 +77,11 @@ def _check_pruned_zero(folder: Path, files: dict[str, dict[str, torch.Tensor]]) 
             raise TicketFileError(f"{folder / WEIGHTS}: {layer} has non-zero pruned weights; the file is not an export")
 
 
-class UntrustedCode(TicketFileError):
-    """An export names a user's network: building it would import and run that code."""
-
-
 def check_trusted(folder: Path, spec: Spec, trust_code: bool) -> None:
-    """Refuse a ticket whose model is code named by import path unless the caller trusts it."""
-    name = spec.model.name
-    if trust_code or not is_import_path(name):
-        return
-    module = name.partition(":")[0]
-    raise UntrustedCode(
-        f"{folder / MANIFEST}: the ticket's model is code from Python module '{module}' ({name}); building it "
-        "runs that code: pass --trust-code (Python: trust_code=True) only if you trust this folder and that module"
-    )
+    """Refuse a ticket whose model is code named by import path unless the caller trusts it (or this process
+    already runs that code for the user: `sltsearch.models.user.check_allowed`)."""
+    with reading(folder, trust_code):
+        check_allowed(spec.model.name, str(folder / MANIFEST))
 
 
 def _check_shapes(folder: Path, spec: Spec, io: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
@@ -123,8 +118,10 @@ def load_ticket(
     over time steps); call ``model.reset_state()`` between independent batches. A ticket of a user's network
     (an import path) needs ``trust_code=True``: building it imports and runs that code.
     """
-    info, state = _read(Path(folder), trust_code)
-    model = build_ticket_model(info.spec, info.manifest["model_io"], state, torch.device(device), where=str(folder))
+    folder = Path(folder)
+    info, state = _read(folder, trust_code)
+    with reading(folder, trust_code):
+        model = build_ticket_model(info.spec, info.manifest["model_io"], state, torch.device(device), where=str(folder))
     return model, info
 
 
@@ -136,7 +133,8 @@ def _read(folder: Path, trust_code: bool) -> tuple[TicketInfo, dict[str, torch.T
     files = read_tensors(folder, manifest)
     _check_pruned_zero(folder, files)
     state = join_state(files)
-    _check_shapes(folder, spec, manifest["model_io"], state)
+    with reading(folder, trust_code):
+        _check_shapes(folder, spec, manifest["model_io"], state)
     return TicketInfo(path=folder, spec=spec, ticket=manifest["ticket"], manifest=manifest), state
 
 
@@ -155,12 +153,25 @@ class Evaluation:
 
 
 def evaluate_ticket(
-    folder: str | Path, data_root: str | Path | None = None, device: str | None = None, *, trust_code: bool = False
+    folder: str | Path,
+    data_root: str | Path | None = None,
+    device: str | None = None,
+    *,
+    trust_code: bool = False,
+    max_memory_gb: float | None = None,
+    on_budget: Callable[[Budget], None] | None = None,
 ) -> Evaluation:
-    """Rebuild the ticket from its folder alone, re-run validation + test and the energy count, compare."""
+    """Rebuild the ticket from its folder alone, re-run validation + test and the energy count, compare.
+
+    Its worst-case memory is worked out first (`sltsearch.ticket_io.budget`) and handed to ``on_budget``;
+    above ``max_memory_gb`` (8 GB by default) the ticket is refused before anything is allocated."""
     folder = Path(folder)
     info, state = _read(folder, trust_code)
     spec, manifest = info.spec, info.manifest
+    with reading(folder, trust_code):
+        budget = memory_budget(spec, manifest["model_io"], max_memory_gb, str(folder / MANIFEST))
+    if on_budget is not None:
+        on_budget(budget)
     dev = resolve_device(device or spec.train.device)
     data = build_data(with_data_root(spec, data_root).data)
     io = manifest["model_io"]
@@ -169,7 +180,8 @@ def evaluate_ticket(
             f"{folder / MANIFEST}: the data now gives inputs {tuple(data.input_shape)} with {data.num_classes} "
             f"classes, the ticket was exported for {tuple(io['input_shape'])} with {io['num_classes']}"
         )
-    model = build_ticket_model(spec, io, state, dev, where=str(folder))
+    with reading(folder, trust_code):
+        model = build_ticket_model(spec, io, state, dev, where=str(folder))
     measured = measure_ticket(model, spec, data, dev)
     notes = []
     if spec.model.encoder == "rate" and not io.get("frames"):

@@ -7,6 +7,7 @@ recorded accuracy and sltsearch's own model rebuilt from the folder (argmax agre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,14 @@ import numpy as np
 import torch
 
 from sltsearch.data import build_data, make_loader
-from sltsearch.ticket_io.bundle import NIR_FILE, TicketFileError
+from sltsearch.models.user import reading
+from sltsearch.ticket_io.budget import Budget, memory_budget
+from sltsearch.ticket_io.bundle import MANIFEST, NIR_FILE, TicketFileError
 from sltsearch.ticket_io.export import with_data_root
 from sltsearch.ticket_io.load import TicketInfo, load_ticket
 from sltsearch.ticket_io.nir_consumers import import_graph
+from sltsearch.ticket_io.nir_export import ticket_graph
+from sltsearch.ticket_io.nir_guard import check_nir_file
 from sltsearch.ticket_io.nir_targets import TARGETS
 
 
@@ -75,11 +80,18 @@ def compare_runs(model: torch.nn.Module, run: Any, loader: Any, in_shape: tuple[
 
 
 def evaluate_in_consumer(
-    folder: str | Path, target: str | None = None, data_root: str | Path | None = None, trust_code: bool = False
+    folder: str | Path,
+    target: str | None = None,
+    data_root: str | Path | None = None,
+    trust_code: bool = False,
+    max_memory_gb: float | None = None,
+    on_budget: Callable[[Budget], None] | None = None,
 ) -> ConsumerEvaluation:
     """Import ``folder/ticket.nir`` with ``target``'s public API (default: the target it was written for) and
     run it on the validation and test splits (on the CPU, as the consumers' simulators run); ``trust_code`` as
-    for `sltsearch.load_ticket` (the ticket's own model is built to compare with)."""
+    for `sltsearch.load_ticket` (the ticket's own model is built to compare with), ``max_memory_gb`` and
+    ``on_budget`` as for `sltsearch.ticket_io.load.evaluate_ticket`. The file is compared with the ticket's own
+    graph before it is read (`sltsearch.ticket_io.nir_guard`)."""
     import nir
 
     folder = Path(folder)
@@ -95,6 +107,12 @@ def evaluate_in_consumer(
             f"{folder / NIR_FILE} was written for {written}, not {chosen}; export the ticket again with "
             f"--format nir --target {chosen} --out ANOTHER_FOLDER"
         )
+    io = info.manifest["model_io"]
+    with reading(folder, trust_code):
+        budget = memory_budget(info.spec, io, max_memory_gb, str(folder / MANIFEST))
+    if on_budget is not None:
+        on_budget(budget)
+    check_nir_file(folder / NIR_FILE, ticket_graph(model, io, chosen)[0])  # before nir.read allocates anything
     graph = nir.read(str(folder / NIR_FILE))
     in_shape = tuple(int(v) for v in np.asarray(graph.nodes["input"].input_type["input"]))
     run = import_graph(graph, chosen, int(info.manifest["model_io"]["time_steps"]))

@@ -29,6 +29,16 @@ WORK_TAG = ".export-"  # .<name>.export-XXXXXXXX: the hidden work folder of an e
 NEW, OLD = "new", "old"
 
 
+def child(parent: Path, name: str, what: str) -> Path:
+    """``parent / name`` when that is a folder directly inside ``parent`` (``name`` read from a table or a file:
+    no separators, no ``..``, no control characters); else a one-line error naming ``what`` it came from."""
+    path = parent / name
+    plain = name not in {"", ".", ".."} and Path(name).name == name and name.isprintable() and "\\" not in name
+    if not plain or path.parent != parent:
+        raise UserError(f"{what} {ascii(name)[:60]} is not a plain folder name; refusing to write outside {parent}")
+    return path
+
+
 def absolute(out: str | Path) -> Path:
     """``out`` as an absolute path without ``.`` / ``..`` parts (``--out .`` names the current folder)."""
     path = Path(os.path.abspath(out))

@@ -5,10 +5,14 @@ The one way a command reaches a ticket of a run folder: `sltsearch export` (`slt
 `sltsearch.ticket_io.rebuild.build_ticket_model`, which `sltsearch evaluate` uses on an exported ticket, and its
 state (masks included) is installed by `sltsearch.tickets.load_masked_state`, as a trial installs a cached stage
 (and `sltsearch repair` replays trials over them).
+
+A run folder is data: its callers read it inside `sltsearch.models.user.reading(run_dir, trust_code)`, so a spec
+naming a user's module (an import path) is refused before anything is loaded unless the user trusts it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +23,17 @@ from pydantic import ValidationError
 
 from sltsearch.errors import RunDirError, SpecError, UserError
 from sltsearch.models import SpikingClassifier
+from sltsearch.models.user import check_allowed
 from sltsearch.results import load_tickets
 from sltsearch.results.record import row_params
-from sltsearch.runfolder.folder import read_run
+from sltsearch.runfolder.folder import SPEC_FILE, read_run
 from sltsearch.spec import Spec
 from sltsearch.spec.wording import format_validation_error
 from sltsearch.ticket_io.rebuild import build_ticket_model
 from sltsearch.trial.cache import DamagedArtefact, StageCache
+
+# a cache folder's name: `sltsearch.spec.keys.content_key` writes 16 hex digits; nothing a glob or a path reads
+STAGE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class TicketNotFound(UserError):
@@ -91,6 +99,8 @@ def find_row(frame: pd.DataFrame, run_dir: Path, ticket_id: str) -> pd.Series:
 def load_stage_state(run_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], str]:
     """The trained weights (with masks) of the stage a ticket came from (dense, IMP, control, ...) and what it
     is, e.g. ``imp stage 1a2b...``."""
+    if not STAGE_KEY.fullmatch(key):  # anything else would reach the glob below as a path or a pattern
+        raise RunDirError(f"{run_dir}: stage key {ascii(key)[:60]} in the ticket table is not a cache key")
     cache = StageCache(run_dir / "cache")
     found = cache.locate(key)
     if found is None:
@@ -108,6 +118,7 @@ def load_stage_state(run_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], 
 def ticket_source(run_dir: str | Path, ticket_id: str, frame: pd.DataFrame | None = None) -> TicketSource:
     """Look a ticket up in a run folder and load what rebuilds it; one-line errors for what is missing."""
     run_dir, base = read_run(run_dir)
+    check_allowed(base.model.name, str(run_dir / SPEC_FILE))  # refused now, not after the state is loaded
     frame = load_tickets(run_dir) if frame is None else frame
     row = find_row(frame, run_dir, ticket_id)
     spec = ticket_spec(base, row)

@@ -160,6 +160,8 @@ class StageCache:
             return meta
         names = [f"{s}.safetensors" for s in stems] if stems else list(sums)
         for name in names:
+            if not isinstance(name, str) or Path(name).name != name or name in {"", ".", ".."}:
+                raise DamagedArtefact(folder / "meta.json", f"names {ascii(name)[:60]}, not a file of its folder")
             if name not in sums:
                 raise DamagedArtefact(folder / name, "missing")
             _check_file(folder / name, sums[name])
