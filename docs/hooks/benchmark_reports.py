@@ -32,6 +32,14 @@ def _title(path: Path) -> str:
     return path.stem
 
 
+def _nav_titles() -> dict[Path, str]:
+    """Short nav labels: a report's title up to its first colon or "(issue ...)", the file name added where two
+    reports would read the same."""
+    short = {path: re.split(r":| \(issue", _title(path))[0].strip() for path in _reports()}
+    labels = list(short.values())
+    return {path: label if labels.count(label) == 1 else f"{label} ({path.stem})" for path, label in short.items()}
+
+
 def _summary(path: Path) -> str:
     for line in path.read_text().splitlines():
         if line.startswith("Summary:"):
@@ -57,19 +65,20 @@ def _index() -> str:
         "figures included. Each report states its machine, load, command and seeds; timings from a shared",
         "2-core machine are indicative, the ratios measured side by side are what the reports conclude on.",
         "",
-        "| report | script | summary |",
+        "| report | script in `benchmarks/` | summary |",
         "| --- | --- | --- |",
     ]
     for path in _reports():
         title = _title(path).replace("|", "\\|")
         script = _script(path)
-        lines.append(f"| [{title}]({path.name}) | {f'`{script}`' if script else ''} | {_summary(path)} |")
+        name = f"`{Path(script).name}`" if script else ""
+        lines.append(f"| [{title}]({path.name}) | {name} | {_summary(path)} |")
     return "\n".join(lines) + "\n"
 
 
 def on_config(config):  # noqa: ANN001, ANN201 (MkDocs hook signature)
     entries = [{"Overview": "benchmarks/index.md"}]
-    entries += [{_title(path): f"benchmarks/{path.name}"} for path in _reports()]
+    entries += [{label: f"benchmarks/{path.name}"} for path, label in _nav_titles().items()]
     nav = config["nav"] or []
     for i, item in enumerate(nav):
         if isinstance(item, dict) and NAV_TITLE in item:

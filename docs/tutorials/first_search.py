@@ -48,7 +48,7 @@ space:
   time_steps: {type: categorical, choices: [2, 4]}
 """)
 spec = sltsearch.validate(spec_file)  # what `sltsearch validate` checks: spec, data, model, device
-print(spec.name, spec.tickets.round_rates(), spec.space)
+print(spec.name, "| rates per round:", spec.tickets.round_rates(), "| searched:", list(spec.space))
 
 # %% [markdown]
 # ## Run it
