@@ -25,9 +25,14 @@
 
 # %%
 import tempfile
+import warnings
 from pathlib import Path
 
+import pandas as pd
+
 import sltsearch
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # optuna imports tqdm's notebook bar: not used here
 
 work = Path(tempfile.mkdtemp(prefix="sltsearch-deploy-"))
 spec_file = work / "deploy.yaml"
@@ -81,34 +86,39 @@ print(exported.manifest["model_io"])
 
 # %%
 check = sltsearch.evaluate(exported.path)
-for metric in check.metrics:
-    print(metric)
 print("all equal:", check.matches)
+pd.DataFrame(check.metrics)
 
 # %% [markdown]
 # With `target`, the folder's `ticket.nir` runs in that consumer instead, through its own public import API,
 # and is compared with sltsearch's model sample by sample.
 
 # %%
+from dataclasses import asdict
+
 in_snntorch = sltsearch.evaluate(exported.path, target="snntorch")
-for split in in_snntorch.splits:
-    print(split)
 print("lowest agreement:", in_snntorch.agreement_min)
+pd.DataFrame([asdict(split) for split in in_snntorch.splits])
 
 # %% [markdown]
 # ## Deploy: the graph in plain snnTorch
 #
 # What a snnTorch user writes: read the graph, import it, feed the sample once per time step (direct
-# encoding) and average the readout over T, as sltsearch does.
+# encoding) and average the readout over T, as sltsearch does. Any input shows whether the two compute the
+# same: here a random batch.
 
 # %%
+import contextlib
+import io
+
 import nir
 import torch
 from snntorch import utils
 from snntorch.import_nir import import_from_nir
 
 graph = nir.read(exported.path / "ticket.nir")
-net = import_from_nir(graph)
+with contextlib.redirect_stdout(io.StringIO()):  # snnTorch prints its import steps
+    net = import_from_nir(graph)
 model, info = sltsearch.load_ticket(exported.path)  # sltsearch's own model of the ticket, checksums verified
 steps = info.spec.model.time_steps
 x = torch.rand(8, *exported.manifest["model_io"]["input_shape"])

@@ -25,11 +25,14 @@
 
 # %%
 import tempfile
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 import sltsearch
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # optuna imports tqdm's notebook bar: not used here
 
 work = Path(tempfile.mkdtemp(prefix="sltsearch-tutorial-"))
 spec_file = work / "first-search.yaml"
@@ -75,8 +78,8 @@ print(sorted(p.name for p in result.run_dir.iterdir()))
 # %%
 tickets = sltsearch.load(result.run_dir)
 print(len(tickets), "tickets from", tickets["trial"].nunique(), "trials")
-tickets[["ticket_id", "trial", "round", "kind", "param_prune_rate", "time_steps", "sparsity",
-         "val_accuracy", "test_accuracy", "energy_uj"]].round(3)
+tickets[["ticket_id", "round", "param_prune_rate", "time_steps", "sparsity", "val_accuracy", "test_accuracy",
+         "energy_uj"]].round(3)
 
 # %%
 tickets.groupby("round")[["sparsity", "val_accuracy", "energy_uj"]].mean().round(3)
@@ -85,16 +88,20 @@ tickets.groupby("round")[["sparsity", "val_accuracy", "energy_uj"]].mean().round
 # ## The front
 #
 # `sltsearch.pareto` keeps the non-dominated finished tickets (validation accuracy up, energy down), each
-# ticket once even when several trials reached it (the shared dense network above all).
+# ticket once even when several trials reached it (the shared dense network above all). A very sparse ticket
+# that lost its accuracy is cheap, so it is on the front too: `min_accuracy` leaves such tickets out.
 
 # %%
-front = sltsearch.pareto(result.run_dir)
+front = sltsearch.pareto(result.run_dir, min_accuracy=0.8)
 front[["ticket_id", "round", "time_steps", "sparsity", "val_accuracy", "energy_uj"]].round(3)
 
 # %%
+# %matplotlib inline
+shown = tickets[tickets["val_accuracy"] >= 0.8]  # the region of interest: the front above 80 %
 fig, ax = plt.subplots(figsize=(6, 4))
-points = ax.scatter(tickets["energy_uj"], 100 * tickets["val_accuracy"], c=100 * tickets["sparsity"],
+points = ax.scatter(shown["energy_uj"], 100 * shown["val_accuracy"], c=100 * shown["sparsity"],
                     cmap="viridis", s=30)
+ax.set_title(f"{len(shown)} of {len(tickets)} tickets (validation accuracy >= 80 %)", fontsize=10)
 ordered = front.sort_values("energy_uj")
 ax.step(ordered["energy_uj"], 100 * ordered["val_accuracy"], where="post", color="crimson", label="front")
 ax.set_xlabel("energy per inference (µJ)")
@@ -105,8 +112,14 @@ fig.tight_layout()
 
 # %% [markdown]
 # `sltsearch pareto RUN --plot front.png` draws the same front with the dense networks labelled; the run
-# wrote it as `pareto.png`.
-#
+# wrote it as `pareto.png`:
+
+# %%
+from IPython.display import Image
+
+Image(filename=str(result.run_dir / "pareto.png"), width=560)
+
+# %% [markdown]
 # ## Pick one ticket
 #
 # `sltsearch.select` chooses on validation metrics only: `knee` is the front point farthest from the line
@@ -114,8 +127,9 @@ fig.tight_layout()
 # A hypervolume against a fixed reference point is one number to compare runs by.
 
 # %%
-knee = sltsearch.select(tickets, "knee")
-print(knee[["ticket_id", "sparsity", "val_accuracy", "test_accuracy", "energy_uj"]])
+knee = sltsearch.select(tickets, "knee", min_accuracy=0.8)
+print("knee:", knee["ticket_id"], f"sparsity {knee['sparsity']:.3f}, val {knee['val_accuracy']:.3f}, "
+      f"test {knee['test_accuracy']:.3f}, {knee['energy_uj']:.4f} µJ")
 reference = {"val_accuracy": 0.0, "energy_uj": float(tickets["energy_uj"].max())}
 print("hypervolume:", round(sltsearch.hypervolume(result.run_dir, reference), 4))
 

@@ -27,9 +27,12 @@
 # %%
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # optuna imports tqdm's notebook bar: not used here
 
 work = Path(tempfile.mkdtemp(prefix="sltsearch-own-"))
 (work / "tutorial_nets.py").write_text('''
