@@ -98,7 +98,7 @@ from dataclasses import asdict
 
 in_snntorch = sltsearch.evaluate(exported.path, target="snntorch")
 print("lowest agreement:", in_snntorch.agreement_min)
-pd.DataFrame([asdict(split) for split in in_snntorch.splits])
+pd.DataFrame([asdict(split) for split in in_snntorch.splits]).set_index("split").T
 
 # %% [markdown]
 # ## Deploy: the graph in plain snnTorch
