@@ -2,7 +2,8 @@
 
 Every ``results/benchmarks/*.md`` is served as ``benchmarks/<name>.md`` with the figures and tables beside it
 (``*.png``, ``*.csv``, ``*.json``), read from where the benchmark scripts write them: nothing is copied into
-docs/, so a rerun benchmark shows on the next build. The nav's ``Benchmarks`` entry becomes an overview page
+docs/, so a rerun benchmark shows on the next build. A report that only names its figure (``<name>.png``) gets
+it shown at its end. The nav's ``Benchmarks`` entry becomes an overview page
 (``benchmarks/index.md``: each report's title, the script that writes it and its ``Summary:`` line when it
 has one) followed by one entry per report.
 """
@@ -56,6 +57,15 @@ def _script(path: Path) -> str:
     return f"benchmarks/{same.name}" if same.exists() else ""
 
 
+def _with_figure(path: Path) -> str:
+    """The report as written, and its figure (``<name>.png`` beside it) shown where the report only names it."""
+    text = path.read_text()
+    figure = path.with_suffix(".png")
+    if figure.exists() and f"]({figure.name})" not in text:
+        text = text.rstrip("\n") + f"\n\n![{_title(path)}]({figure.name})\n"
+    return text
+
+
 def _index() -> str:
     lines = [
         "# Benchmarks",
@@ -89,7 +99,7 @@ def on_config(config):  # noqa: ANN001, ANN201 (MkDocs hook signature)
 def on_files(files: Files, config) -> Files:  # noqa: ANN001 (MkDocs hook signature)
     files.append(File.generated(config, "benchmarks/index.md", content=_index()))
     for path in _reports():
-        files.append(File.generated(config, f"benchmarks/{path.name}", abs_src_path=str(path)))
+        files.append(File.generated(config, f"benchmarks/{path.name}", content=_with_figure(path)))
     for pattern in ASSETS:
         for path in sorted(REPORTS.glob(pattern)):
             files.append(File.generated(config, f"benchmarks/{path.name}", abs_src_path=str(path)))
