@@ -24,8 +24,6 @@ Energy: mac_ac model, E_MAC = 4.6 pJ, E_AC = 0.9 pJ, per sample summed over T, o
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +34,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench, load_now  # noqa: E402
 
 from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.spec import Spec  # noqa: E402
@@ -56,11 +56,6 @@ LEVERS: dict[str, dict] = {
     "learned": {"model.encoder": "learned"},
     "learned + enc 0.7": {"model.encoder": "learned", "tickets.encoding_sparsity": 0.7},
 }
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
 def make_spec(args: argparse.Namespace, seed: int, overrides: dict) -> Spec:
@@ -104,7 +99,7 @@ def run(args: argparse.Namespace, cache: StageCache, levers: list[str]) -> dict[
             desc = "none within 1 point" if best is None else (
                 f"{best.energy_uj:.4f} uJ at {100 * best.sparsity:.0f} % sparsity, val {100 * best.val_accuracy:.1f}"
             )
-            print(f"seed {seed} {lever:28s} {took:5.0f} s  {desc}  (load {load()})", flush=True)
+            print(f"seed {seed} {lever:28s} {took:5.0f} s  {desc}  (load {load_now()})", flush=True)
     return rows
 
 
@@ -116,7 +111,7 @@ def _stat(values: list[float], fmt: str, scale: float = 1.0) -> str:
     return f"{fmt.format(statistics.mean(vals))} ± {fmt.format(sd)} ({fmt.format(min(vals))}..{fmt.format(max(vals))})"
 
 
-def report(rows: dict[str, list[dict]], args: argparse.Namespace, cmd: str, elapsed: float, loads: list[str]) -> str:
+def report(rows: dict[str, list[dict]], args: argparse.Namespace, bench: Bench) -> str:
     base = [r["best"].energy_uj for r in rows.get("direct", []) if r["best"] is not None]
     base_mean = statistics.mean(base) if base else None
     lines = [
@@ -134,9 +129,7 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace, cmd: str, elap
         " the same ticket with `real_inputs: nonzero` (NeuroBench's effective MACs). 'enc share' = the encoding"
         " layer's part of the ticket's energy. `first_layer: once` rows *assume* the first layer is computed once"
         " and reused (tickets carry `first_layer_once = True`); `learned` pays its real MACs once by construction.",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, {torch.get_num_threads()}"
-        f" torch thread(s); load average (1/5/15 min) at start {loads[0]}, at end {loads[-1]}; wall time"
-        f" {elapsed / 60:.1f} min. Command: `{cmd}`.",
+        *bench.provenance(seeds=args.seeds, threads=torch.get_num_threads()),
         "",
         "| lever | energy uJ | vs direct | NeuroBench uJ | enc share | sparsity | enc sparsity | val % | test % |"
         " dense val % (own) | found |",
@@ -200,18 +193,12 @@ def main() -> None:
     unknown = [lever for lever in levers if lever not in LEVERS]
     if unknown or levers[0] != "direct":
         ap.error(f"--levers: start with 'direct' (the reference); known: {', '.join(LEVERS)}; unknown: {unknown}")
-    cmd = ".venv/bin/python benchmarks/energy.py " + " ".join(sys.argv[1:])
-    loads = [load()]
-    print(f"command: {cmd}\nmachine: {platform.machine()}, {os.cpu_count()} cores, load {loads[0]}", flush=True)
-    t0 = time.perf_counter()
+    bench = Bench()
+    print(f"command: {bench.command}\nload average at start: {load_now()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         cache = StageCache(args.cache or Path(tmp) / "cache")
         rows = run(args, cache, levers)
-    loads.append(load())
-    text = report(rows, args, cmd, time.perf_counter() - t0, loads)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    bench.write(args.out, report(rows, args, bench).splitlines())
 
 
 if __name__ == "__main__":

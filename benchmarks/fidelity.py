@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import statistics
 import sys
@@ -56,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fidelity_table import RESOURCE, cost_file, grid_values  # noqa: E402
+from harness import Bench  # noqa: E402
 from search import time_to  # noqa: E402
 
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
@@ -561,11 +560,6 @@ def work_lines(table: Table, replays: Replays, trials: int, min_acc: float) -> l
     return lines + [""]
 
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
-
-
 def task_report(task: str, args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     """One task's section and its verdict."""
     path, space, min_acc = TASKS[task]
@@ -663,13 +657,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    command = " ".join(["python benchmarks/fidelity.py", *sys.argv[1:]])
+    bench = Bench()
     lines = [
-        "# Early-stopping fidelity: rules replayed over tabulated spaces",
-        "",
-        f"Command: `{command}`; {platform.node()}, {load()} (replays over the tables: no training; the clock is "
-        "the tables' calibrated stage costs).",
-        "",
         "t95 = the clock until the hypervolume first reaches 95 % of the better final hypervolume of the pair (the "
         "search with the candidate and the one without, same sampler and seed); speed-up = without / with; never n "
         "= searches with the candidate that never reach it (counted as 0x), inf = the search without it never "
@@ -712,8 +701,10 @@ def main() -> None:
                          f"{fastest['hv']:.4f}." + (f" Paid on the first seeds only: {'; '.join(failed)}."
                                                     if failed else ""))
             summary.append(f"{task} none pays")
-    lines += ["", "Summary: " + "; ".join(summary)]
-    args.out.write_text("\n".join(lines) + "\n")
+    lines += ["", bench.summary(summary)]
+    notes = ["Replays over the tables: no training; the clock is the tables' calibrated stage costs."]
+    title = "Early-stopping fidelity: rules replayed over tabulated spaces"
+    bench.write(args.out, [*bench.header(title, seeds=args.seeds, notes=notes), *lines], echo=False)
     print(f"written: {args.out}")
 
 

@@ -37,6 +37,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import load_now  # noqa: E402
+
 from sltsearch.spec import ParamSpec, Spec, load_spec  # noqa: E402
 from sltsearch.spec.spaces import resolve_spec_path  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
@@ -126,9 +128,8 @@ def tabulate(spec: Spec, cache_dir: Path, out: Path, threads: int) -> pd.DataFra
         tmp = out.with_suffix(".tmp")
         table.to_csv(tmp, index=False)
         os.replace(tmp, out)
-        one, five, _ = os.getloadavg()
         print(f"{i + 1}/{len(configs)} {params}: {time.perf_counter() - t0:.1f} s "
-              f"(total {time.perf_counter() - started:.0f} s, load {one:.1f})", flush=True)
+              f"(total {time.perf_counter() - started:.0f} s, load {load_now()})", flush=True)
     if not frames:
         return pd.DataFrame(columns=[*names, *COLUMNS])
     table = with_history(pd.concat(frames, ignore_index=True), cache)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +33,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import Bench, load_average  # noqa: E402
 from spikingjelly.activation_based import neuron  # noqa: E402
 
 from sltsearch.models import MODELS, build_model  # noqa: E402
@@ -155,6 +154,7 @@ def main() -> None:
     ap.add_argument("--families", nargs="+", default=FAMILIES, choices=FAMILIES, help="model families to run")
     ap.add_argument("--timing-from", default=None, help="stdout log of an earlier run: reuse its timing rows")
     args = ap.parse_args()
+    bench = Bench()
 
     families = [f for f in args.families if f in MODELS]
     threads = torch.get_num_threads()
@@ -178,21 +178,15 @@ def main() -> None:
         load = float(timings[-1].get("load", float("nan")))
     else:
         timings = [time_family(f, args.time_steps, args.batch, args.steps, args.warmup) for f in families]
-        load = os.getloadavg()[0]
+        load = load_average()[0]
         timings[-1]["load"] = load
     for row in timings:
         print(json.dumps(row), flush=True)
 
     load_txt = "not recorded" if load != load else f"{load:.1f}"
     busy = load != load or load > 1.0  # unknown or above half of 2 cores: say timings were shared
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
-        "# Model zoo benchmark (tiny presets, CPU)",
-        "",
-        f"Written by `benchmarks/models.py --seeds {args.seeds}` on {stamp};"
-        f" {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__},"
-        " no GPU.",
-        "",
+        *bench.header("Model zoo benchmark (tiny presets, CPU)", seeds=args.seeds, threads=threads),
         f"## Training-step time: SNN at T={args.time_steps} vs the same network as a ReLU ANN on a {args.time_steps}x"
         " larger batch",
         "",
@@ -245,8 +239,7 @@ def main() -> None:
         ]
         cells.append(f"{statistics.mean(secs):.0f}" if secs else "n/a")
         lines.append(f"| {f} | " + " | ".join(cells) + " |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    bench.write(Path(args.out), lines, echo=False)
     print(f"wrote {args.out}")
 
 

@@ -16,17 +16,16 @@ Epochs are selected on validation; test accuracy is reported. Each cell is mean 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench  # noqa: E402
 
 from sltsearch.spec import parse_spec  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
@@ -155,27 +154,7 @@ def target_check(s: dict, dense: dict) -> tuple[bool, str]:
     return met, "\n".join(lines)
 
 
-def _git() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sltsearch"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.split("\n")
-        changed = [line[3:] for line in dirty if line.strip()]
-        return head + (f" (uncommitted changes in: {', '.join(changed)})" if changed else " (clean sltsearch/)")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def command(args) -> str:
-    seeds = " ".join(str(s) for s in args.seeds)
-    return (
-        f".venv/bin/python benchmarks/multisp.py --epochs {args.epochs} --rewind {args.rewind} --rounds {args.rounds} "
-        f"--final-sparsity {args.final_sparsity} --time-steps {args.time_steps} --seeds {seeds}"
-    )
-
-
-def write(runs: dict[str, list[dict]], per_seed: list[dict], args, elapsed: float, path: Path) -> None:
+def write(runs: dict[str, list[dict]], per_seed: list[dict], args, bench: Bench, path: Path) -> None:
     summary = summarize(runs)
     dense = summary[0]
     rate = 1.0 - (1.0 - args.final_sparsity) ** (1.0 / args.rounds)
@@ -193,10 +172,8 @@ def write(runs: dict[str, list[dict]], per_seed: list[dict], args, elapsed: floa
         "samples (45 nm: 4.6 pJ MAC, 0.9 pJ AC; binarized-weight ops at AC cost; spike-count inputs count as MACs). "
         "Validation selects the epoch; test is only reported.",
         "",
-        f"Command: `{command(args)}`",
-        "",
-        f"Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread; git {_git()}; "
-        f"total {elapsed / 60:.1f} min (shared CPU: wall times indicative only; a cached stage shows its load time).",
+        *bench.provenance(seeds=args.seeds, threads=torch.get_num_threads(), notes=[
+            "Shared CPU: wall times indicative only; a cached stage shows its load time."]),
         "",
         "| variant | val % | test % | Δtest (points) | energy µJ | MACs | ACs | binary ops | weight sparsity | "
         "ConvPEP sparsity | first ConvPEP conv | tokens | binary | non-zero params | storage kbit | s / last round |",
@@ -261,7 +238,7 @@ def main() -> None:
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     cache = StageCache(OUT / "multisp_cache")
-    t0 = time.perf_counter()
+    bench = Bench()
     runs: dict[str, list[dict]] = {"dense": []}
     per_seed: list[dict] = []
     for name, (levels, options, rounds) in VARIANTS.items():
@@ -278,9 +255,9 @@ def main() -> None:
             per_seed.append({**runs[name][-1], "seed": seed})
             print(f"{name} seed {seed}: test {ticket.test_accuracy:.3f} (dense {dense.test_accuracy:.3f}) "
                   f"E {ticket.energy_uj:.3f} µJ pep {ticket.pep_sparsity:.3f}", flush=True)
-        write(runs, per_seed, args, time.perf_counter() - t0, OUT / "multisp.md")
+        write(runs, per_seed, args, bench, OUT / "multisp.md")
     plot(runs, OUT / "multisp.png")
-    write(runs, per_seed, args, time.perf_counter() - t0, OUT / "multisp.md")
+    write(runs, per_seed, args, bench, OUT / "multisp.md")
 
 
 if __name__ == "__main__":

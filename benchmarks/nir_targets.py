@@ -15,15 +15,13 @@ The searches run (or resume) in ``--work`` (default results/nir_targets/<space>)
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench  # noqa: E402
 
 import sltsearch  # noqa: E402
 from sltsearch.errors import UserError  # noqa: E402
@@ -33,14 +31,6 @@ from sltsearch.ticket_io.nir_targets import TARGETS  # noqa: E402
 
 SPACES = ("default", "deployable", "deployable_sinabs")
 GOAL = 0.995  # argmax agreement on the validation split that every target able to express the model must reach
-
-
-def _machine() -> str:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?", "?", "?")
-    return (
-        f"{platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} at start"
-    )
 
 
 def _row(space: str, run_dir: Path, target: str, work: Path) -> dict:
@@ -96,9 +86,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "nir_targets.md")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    machine = _machine()
-    started = time.time()
+    bench = Bench()
     rows = []
     for space in SPACES:
         run_dir = args.work / space
@@ -111,14 +99,12 @@ def main() -> None:
     low = min((r["agreement"] for r in imported), default=float("nan"))
     versions = package_versions()
     trials = f"{args.trials} trials per search (reduced)" if args.trials else "each space's own trial count"
+    versions_line = "Versions: " + ", ".join(
+        f"{k} {versions.get(k)}" for k in ("torch", "nir", "nirtorch", "snntorch", "sinabs", "rockpool", "spikingjelly")
+    )
     text = [
-        "# NIR targets: consumers' own simulation of exported knee tickets",
-        "",
-        f"Command: `{command}` ({trials}; {time.time() - started:.0f} s in all)",
-        f"Machine: {machine}",
-        "Versions: " + ", ".join(f"{k} {versions.get(k)}" for k in ("torch", "nir", "nirtorch", "snntorch", "sinabs",
-                                                                     "rockpool", "spikingjelly")),
-        "",
+        *bench.header("NIR targets: consumers' own simulation of exported knee tickets", threads=args.threads,
+                      notes=[f"Trials: {trials}", versions_line]),
         "Each search's knee ticket (`sltsearch export RUN --select knee --format nir --target T`), imported with the",
         "target's public API (`snntorch.import_nir.import_from_nir`, `sinabs.from_nir`, `rockpool.nn.modules."
         "from_nir`) and",
@@ -132,12 +118,10 @@ def main() -> None:
         "",
         f"Goal: every target that can express the model agrees on >= {100 * GOAL:.1f} % of validation samples.",
         "",
-        f"Summary: targets agreeing {len(agreeing)} of {len(imported)}; argmax agreement min {low:.4f}"
-        + (f" ({trials})" if args.trials else ""),
+        bench.summary([f"targets agreeing {len(agreeing)} of {len(imported)}",
+                       f"argmax agreement min {low:.4f}" + (f" ({trials})" if args.trials else "")]),
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(text) + "\n")
-    print("\n".join(text))
+    bench.write(args.out, text)
 
 
 if __name__ == "__main__":

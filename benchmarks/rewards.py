@@ -23,10 +23,7 @@ Stages are cached under results/benchmarks/rewards_cache, so a rerun only comput
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +34,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench, load_now  # noqa: E402
 
 from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.spec import parse_spec  # noqa: E402
@@ -274,33 +273,8 @@ def plot(rows: list[dict], tasks: list[Task], path: Path) -> None:
     plt.close(fig)
 
 
-def _git() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sltsearch", "benchmarks"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + (" (uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
-
-
-def command(args: argparse.Namespace) -> str:
-    parts = [".venv/bin/python benchmarks/rewards.py", f"--seeds {' '.join(map(str, args.seeds))}",
-             f"--tasks {' '.join(args.tasks)}", f"--time-steps {args.time_steps}", f"--rewind {args.rewind}",
-             f"--threads {args.threads}"]
-    if args.epochs:
-        parts.append(f"--epochs {args.epochs}")
-    return " ".join(parts)
-
-
 def write(
-    rows: list[dict], args: argparse.Namespace, elapsed: float, loads: list[str], trained: list[int], path: Path
+    rows: list[dict], args: argparse.Namespace, bench: Bench, loads: list[str], trained: list[int], path: Path
 ) -> None:
     tasks = [TASKS[name] for name in args.tasks]
     lines = [
@@ -338,11 +312,10 @@ def write(
         ) + ". Spikformer's twin keeps softmax-free attention as in the spiking version (`ann`); `ann-softmax` "
         "is the twin with ordinary softmax attention (`model.options.attention: softmax`; softmax not counted).",
         "",
-        f"Command: `{command(args)}` (niced). Machine: {platform.node()}, {platform.machine()}, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} torch thread(s), 2 cores shared with other jobs; git "
-        f"{_git()}. Wall time of this invocation {elapsed / 60:.1f} min, training {trained[1]} of {sum(trained)} "
-        f"stages (the rest loaded from the stage cache; an accuracy benchmark: times are not the point). "
-        f"Machine load: {'; '.join(loads)}.",
+        *bench.provenance(seeds=args.seeds, threads=args.threads, notes=[
+            f"Trained {trained[1]} of {sum(trained)} stages (the rest loaded from the stage cache; an accuracy "
+            f"benchmark: times are not the point). Load average after each task: {'; '.join(loads)}."
+        ]),
     ]
     verdicts: dict[int, list[bool]] = {1: [], 2: []}
     for task in tasks:
@@ -372,11 +345,11 @@ def write(
     def word(flags: list[bool]) -> str:
         return "held" if flags and all(flags) else "not held"
 
-    summary = (
-        f"Summary: reward1 {word(verdicts[1])} (drop at 90 %: snn {_pt(d_snn)} pt, ann {_pt(d_ann)} pt); "
-        f"reward2 {word(verdicts[2])}; snn/ann energy at 90 % "
-        f"{statistics.mean(ratios.values()) if ratios else float('nan'):.3f}"
-    )
+    summary = bench.summary([
+        f"reward1 {word(verdicts[1])} (drop at 90 %: snn {_pt(d_snn)} pt, ann {_pt(d_ann)} pt)",
+        f"reward2 {word(verdicts[2])}",
+        f"snn/ann energy at 90 % {statistics.mean(ratios.values()) if ratios else float('nan'):.3f}",
+    ])
     lines += ["## Per seed", "", "| task | network | seed | round | sparsity | val % | test % | energy µJ | "
               "energy µJ (nonzero) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["task"], r["network"], r["seed"], r["round"])):
@@ -402,8 +375,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cache = StageCache(args.cache)
-    loads = [f"at start {_load()}"]
-    t0 = time.perf_counter()
+    bench = Bench()
+    loads: list[str] = []
     rows: list[dict] = []
     trained = [0, 0]  # stages (dense + rounds) loaded from the cache, trained now
     for name in args.tasks:
@@ -411,9 +384,9 @@ def main() -> None:
         for seed in args.seeds:
             for net in task.networks:
                 rows += run_one(task, net, seed, args, cache, trained)
-        loads.append(f"after {name} {_load()}")
+        loads.append(f"{name} {load_now()}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write(rows, args, time.perf_counter() - t0, loads, trained, args.out)
+    write(rows, args, bench, loads, trained, args.out)
     plot(rows, [TASKS[name] for name in args.tasks], args.out.with_suffix(".png"))
     print(args.out.read_text().rstrip().splitlines()[-1])
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -38,6 +37,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench  # noqa: E402
 
 from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.results.store import TicketStore, load_tickets, part_path  # noqa: E402
@@ -173,8 +174,7 @@ def main() -> None:
     parser.add_argument("--old-rank-max", type=int, default=5_000, help="largest rung the former ranking runs on")
     parser.add_argument("--out", default=str(OUT), help="report file, '-' for none")
     args = parser.parse_args()
-    command = "python benchmarks/rung_decision.py " + " ".join(sys.argv[1:])
-    load = os.getloadavg()
+    bench = Bench()
     results = []
     for size in args.sizes:
         r = measure(size, args.repeats, args.old_rank_max)
@@ -184,19 +184,13 @@ def main() -> None:
             f"former read + rank {r['old_ms']:.1f} ms | now warm {r['best_ms']:.2f} ms (first front), "
             f"{r['worse_ms']:.2f} ms (stopped), cold {r['cold_ms']:.1f} ms"
         )
-    end_load = os.getloadavg()
 
     def ms(v: float) -> str:
         return "not run" if math.isnan(v) else f"{v:.1f}"
 
     first, last = results[0], results[-1]
     lines = [
-        "# MO-ASHA: cost of one rung decision",
-        "",
-        f"Command: `{command.strip()}`  ",
-        f"Machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"pandas {pd.__version__}; load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, at end "
-        f"{end_load[0]:.1f} / {end_load[1]:.1f} / {end_load[2]:.1f} (shared machine)  ",
+        *bench.header("MO-ASHA: cost of one rung decision", notes=[f"Versions: pandas {pd.__version__}"]),
         f"{PER_TRIAL} tickets per trial, 2 objectives (val_accuracy max, energy_uj min), eta 3; median of "
         f"{args.repeats} decisions, the append of the ticket before each not timed (former: median of "
         f"{max(1, min(3, args.repeats))}, one run at 50,000 rows and more); the former ranking is not run above "
@@ -218,8 +212,7 @@ def main() -> None:
         "",
     ]
     if args.out != "-":
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join(lines))
+        bench.write(Path(args.out), lines, echo=False)
         print(f"wrote {args.out}")
     else:
         print("\n".join(lines))

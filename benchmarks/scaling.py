@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from harness import Bench, load_now  # noqa: E402
 
 from sltsearch.results.store import load_tickets  # noqa: E402
 
@@ -53,11 +54,6 @@ def spec_dict(trials: int, epochs: int) -> dict:
         # continuous: no two trials share an IMP stage, so every trial trains (only the dense run is shared)
         "space": {"prune_rate": {"type": "float", "low": 0.3, "high": 0.8}},
     }
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.1f}/{five:.1f}/{fifteen:.1f}"
 
 
 def run_workers(commands: list[list[str]]) -> float:
@@ -106,7 +102,7 @@ def ceiling(spec: Path, epochs: int) -> float:
 def measure(kind: str, workers: int, spec: Path, root: Path, url: str | None, repeat: int) -> dict:
     run_dir = root / f"{kind}-{workers}-{repeat}"
     base = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "-q", "--threads", "1"]
-    before = load()
+    before = load_now()
     if kind == "ray":
         commands = [[*base, "--backend", "ray", "--workers", str(workers), "--cpus-per-trial", "1"]]
     elif kind == "optuna":
@@ -132,7 +128,7 @@ def measure(kind: str, workers: int, spec: Path, root: Path, url: str | None, re
         "dense_trainings": int((~dense["cached"].astype(bool)).sum()),
         "overhead": max(0.0, 1 - inside / (wall * workers)),
         "startup_s": startup,
-        "load": f"{before} -> {load()}",
+        "load": f"{before} -> {load_now()}",
         "repeat": repeat,
     }
 
@@ -147,7 +143,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (1 and 2 workers side by side)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["optuna", "ray", "postgres"])
     args = parser.parse_args()
-    command = "python benchmarks/scaling.py " + " ".join(sys.argv[1:])
+    bench = Bench()
     root = Path(tempfile.mkdtemp(prefix="sltsearch-scaling-"))
     spec = root / "spec.yaml"
     spec.write_text(yaml.safe_dump(spec_dict(args.trials, args.epochs)))
@@ -168,7 +164,7 @@ def main() -> None:
         ceilings = []
         for repeat in range(args.repeats):
             ceilings.append(ceiling(spec, args.epochs))
-            print({"ceiling": ceilings[-1], "load": load()}, flush=True)
+            print({"ceiling": ceilings[-1], "load": load_now()}, flush=True)
             for workers in (1, 2):
                 if "optuna" not in args.skip:
                     rows.append(measure("optuna", workers, spec, root, None, repeat))
@@ -228,11 +224,8 @@ def main() -> None:
 
     kinds = sorted({r["kind"] for r in rows})
     lines = [
-        "# Scaling to 2 workers on one machine",
-        "",
-        f"Command: `{command.strip()}`  ",
-        f"Machine: {platform.node()}, {os.cpu_count()} cores (shared with other jobs), Python "
-        f"{platform.python_version()}; load average (1/5/15 min) before -> after each run in the table.  ",
+        *bench.header("Scaling to 2 workers on one machine", seeds=[0], notes=[
+            "Load average (1/5/15 min) before -> after each run in the table."]),
         f"Search: digits, tiny spiking CNN, T=4, {args.epochs} epochs, 2 IMP rounds, {args.trials} trials, random "
         "sampler, seed 0, 1 torch thread per worker.  ",
         "",
@@ -268,8 +261,7 @@ def main() -> None:
         "Ticket append (one ticket, median of 30, part-per-trial table): "
         + ", ".join(f"{size:,} rows {ms:.2f} ms" for size, ms in appends.items()),
         "",
-        "Summary: "
-        + "; ".join(
+        bench.summary(
             [
                 f"ray workers {ratio('ray'):.2f}x" if "ray" in kinds else "ray workers not run",
                 f"postgres workers {ratio('postgres'):.2f}x" if "postgres" in kinds else "postgres workers not run",
@@ -279,8 +271,7 @@ def main() -> None:
         ),
         "",
     ]
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    bench.write(OUT, lines)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,6 +31,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench, load_now  # noqa: E402
 
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
 from sltsearch.results.record import row_params  # noqa: E402
@@ -55,11 +55,6 @@ RUNGS_TEXT = {
     "geometric": "geometric (rounds 1, 3, 9, ...: ASHA's spacing, the default)",
     "every_round": "every round (each round from round 1 is a rung)",
 }
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
 
 
 def base_spec(args: argparse.Namespace, max_rounds: int = 4, *, fixed_rounds: bool = False, **search: Any) -> Spec:
@@ -140,11 +135,11 @@ def cached_rerun(spec: Spec, run_dir: Path, frame: pd.DataFrame) -> tuple[float,
 def part_cache(args: argparse.Namespace, tmp: Path, lines: list[str]) -> dict[str, Any]:
     spec = base_spec(args, sampler="random")
     on = search(spec, tmp / "cache_on")
-    load_on = load()
+    load_on = load_now()
     rerun_wall, rerun_rows, rerun_trained = cached_rerun(spec, tmp / "cache_on", on["frame"])
-    load_rerun = load()
+    load_rerun = load_now()
     off = search(spec, tmp / "cache_off", cache=False)
-    load_off = load()
+    load_off = load_now()
     a = on["frame"].sort_values("ticket_id").reset_index(drop=True)
     b = off["frame"].sort_values("ticket_id").reset_index(drop=True)
     same = a[COMPARED].equals(b[COMPARED])
@@ -269,7 +264,7 @@ def part_asha(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float | 
                                  args.asha_rounds, fixed_rounds=args.asha_fixed_rounds, sampler=sampler, **extra)
                 done = runs[(sampler, seed, rungs)] = search(spec, tmp / f"asha_{sampler}_{seed}_{rungs}",
                                                              stopper=bool(rungs))
-                loads.append(load())
+                loads.append(load_now())
                 print(f"part 2: {sampler} seed {seed} mo-asha {rungs or 'off'}: {done['wall']:.1f} s, "
                       f"{done['states'].count('PRUNED')} pruned, {loads[-1]}", flush=True)
     energy_max = max(r["frame"]["energy_uj"].max() for r in runs.values())
@@ -447,7 +442,7 @@ def part_workers(args: argparse.Namespace, tmp: Path, lines: list[str]) -> float
         starts = [when - t0 for event, when in marks if event == "TrialStart"]
         ends = [when - t0 for event, when in marks if event == "TrialEnd"]
         rates[workers] = 3600 * args.worker_trials / wall
-        loads[workers] = load()
+        loads[workers] = load_now()
         twice[workers] = trainings(result.tickets)
         staged = float(result.tickets["wall_time_s"].sum())  # measured stage time (training + measuring)
         overhead[workers] = (workers * wall - staged) / staged
@@ -524,14 +519,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/search.py " + " ".join(sys.argv[1:])
-    lines = [
-        f"# Search driver benchmark ({args.data})",
-        "",
-        f"Command: `{command}`; {platform.node()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores shared with other jobs; load at start: {load()}.",
-        "",
-    ]
+    bench = Bench()
+    lines: list[str] = []
     summary: dict[str, Any] = {"cache": None, "twice": None, "asha": None, "workers": None, "overhead": None}
 
     def fmt(value: float | None, pattern: str) -> str:
@@ -541,13 +530,16 @@ def main() -> None:
         """The report so far (written after every part, so an interrupted run keeps what it measured)."""
         overhead = None if summary["overhead"] is None else 100 * summary["overhead"]
         tail = [
-            f"Summary: cache {fmt(summary['cache'], '{:.2f}')}x; trained twice {fmt(summary['twice'], '{}')}; "
-            f"mo-asha {fmt(summary['asha'], '{:.2f}')}x; workers {fmt(summary['workers'], '{:.2f}')}x; "
-            f"overhead {fmt(overhead, '{:.1f}')} %"
+            bench.summary([
+                f"cache {fmt(summary['cache'], '{:.2f}')}x", f"trained twice {fmt(summary['twice'], '{}')}",
+                f"mo-asha {fmt(summary['asha'], '{:.2f}')}x", f"workers {fmt(summary['workers'], '{:.2f}')}x",
+                f"overhead {fmt(overhead, '{:.1f}')} %",
+            ])
         ]
         if not final:
             tail = ["(interrupted here: the parts below were not measured)", "", *tail]
-        args.out.write_text("\n".join(lines + tail) + "\n")
+        header = bench.header(f"Search driver benchmark ({args.data})", seeds=args.seeds, threads=args.threads)
+        bench.write(args.out, header + lines + tail, echo=False)
 
     with tempfile.TemporaryDirectory(prefix="sltsearch-bench-") as tmpdir:
         tmp = Path(tmpdir)

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import Bench
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "benchmarks" / "startup.md"
@@ -126,7 +125,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.02, help="hide calls below this share of a phase")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    me = "python benchmarks/startup.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    bench = Bench()
     phases: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="sltsearch-startup-") as tmp:
         run_dir = str(Path(tmp) / "run")
@@ -135,14 +134,8 @@ def main() -> None:
         phases.append(("worker: fork server import + a worker's own start", profile(WORKER, **given)))
         _run(f"SPACE = {args.space!r}\nRUN_DIR = {run_dir!r}\n" + FINISHED + "print('@@{}')")
         phases.append(("end: the table read, the front written", profile(END, setup=END_SETUP, **given)))
-    one, five, _ = os.getloadavg()
     lines = [
-        "# Start-up: CPU time before the first trial, per worker, and after the last trial",
-        "",
-        f"command: `{me}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})  ",
-        f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
-        f"Python {platform.python_version()}, load average {one:.2f} / {five:.2f} (1 / 5 min) at the end",
-        "",
+        *bench.header("Start-up: CPU time before the first trial, per worker, and after the last trial"),
         "CPU seconds of the process (`time.process_time`, all its threads), which other processes on a busy "
         "machine hardly change (wall time would); measured in a plain run of each phase, while the call trees "
         "below come from a second, profiled run (pyinstrument sampling on the same clock: its own cost "
@@ -156,8 +149,7 @@ def main() -> None:
     lines += [f"| {name} | {p['cpu_s']:.2f} |" for name, p in phases]
     for name, p in phases:
         lines += ["", f"## {name}", "", "```", p["text"].strip(), "```"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    bench.write(args.out, lines, echo=False)
     print("\n".join(lines))
     print(f"written: {args.out}")
 

@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import resource
-import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +33,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness import Bench, load_average
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "benchmarks" / "threads.md"
@@ -54,8 +54,8 @@ SLTSEARCH_DEFAULTS = CLEAN + (
 
 
 def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f}"
+    """The 1-minute load average, beside each timing."""
+    return f"{load_average()[0]:.2f}"
 
 
 def machine_busy_s() -> float:
@@ -191,20 +191,18 @@ def main() -> None:
     # a SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the busy core and the search are killed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    me = "python benchmarks/threads.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    bench = Bench()
     probe = CLEAN + "import torch; print(torch.__version__, torch.get_num_threads())"
     version, torch_threads = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split()
     cores = len(os.sched_getaffinity(0))
-    header = (
-        f"command: `{me}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})  \n"
-        f"machine: {platform.processor() or platform.machine()}, {cores} usable cores, "
-        f"torch {version} (torch's default threads: {torch_threads}), Python {platform.python_version()}  \n"
+    notes = [
+        f"torch {version} (torch's default threads: {torch_threads})",
         f"search: `sltsearch run {args.space} --trials {args.trials}` into a fresh run folder each time "
-        "(seed from the spec)\n"
-    )
-    print(header)
+        "(seed from the spec)",
+    ]
+    print(f"command: {bench.command}\n" + "\n".join(notes), flush=True)
     timings: list[Timing] = []
     quiet: dict[str, float] = {}
     for settings in ("torch", "sltsearch"):
@@ -228,7 +226,8 @@ def main() -> None:
         else f"Other processes used at most {busiest:.2f} cores during any run."
     )
     lines = [
-        header,
+        *bench.provenance(notes=notes),
+        "",
         verdict,
         "",
         "| settings | machine | wall s | vs torch quiet | vs same settings quiet | others' cores | load before |",

@@ -12,8 +12,6 @@ in milliseconds; the ratio 100,000 / 10 rows says whether the cost grows with th
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -25,6 +23,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench  # noqa: E402
 
 from sltsearch.results.record import Ticket  # noqa: E402
 from sltsearch.results.store import TicketStore, part_path  # noqa: E402
@@ -85,8 +85,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1_000, 100_000])
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    command = "python benchmarks/ticket_store.py " + " ".join(sys.argv[1:])
-    load = os.getloadavg()
+    bench = Bench()
     rows = []
     for size in args.sizes:
         root = Path(tempfile.mkdtemp(prefix="sltsearch-store-"))
@@ -102,11 +101,7 @@ def main() -> None:
         print(f"{size:>7} rows: part-per-trial append {parts_ms:.2f} ms, single-file append {legacy_ms:.2f} ms")
     growth = rows[-1][1] / rows[0][1]
     lines = [
-        "# Ticket table: cost of one append",
-        "",
-        f"Command: `{command.strip()}`  ",
-        f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.python_version()}, pandas {pd.__version__}; "
-        f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine)  ",
+        *bench.header("Ticket table: cost of one append", notes=[f"Versions: pandas {pd.__version__}"]),
         f"Median of {args.repeats} appends of one ticket (single file: {max(3, args.repeats // 5)}), "
         f"{PER_TRIAL} tickets per trial.",
         "",
@@ -118,7 +113,7 @@ def main() -> None:
         f"(the single file: {rows[-1][2] / rows[0][2]:.1f}x).",
         "",
     ]
-    OUT.write_text("\n".join(lines))
+    bench.write(OUT, lines, echo=False)
     print(f"wrote {OUT}")
 
 

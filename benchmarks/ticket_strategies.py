@@ -32,14 +32,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
-import shlex
 import signal
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from harness import Bench  # noqa: E402
 from time_to_front import (  # noqa: E402
     OBJECTIVES,
     TASKS,
     Run,
     fmt_ratio,
     hv_curve,
-    load,
     load_union,
     mean_sd,
     run_search,
@@ -236,26 +232,21 @@ def main() -> None:
     args.hv_min_accuracy = {k: float(v) for k, v in (item.split("=", 1) for item in args.hv_min_accuracy)}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind like Ctrl-C: no search left running
 
-    import torch
 
-    me = "python benchmarks/ticket_strategies.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    import torch  # noqa: F401 (the searches run in subprocesses; imported, the report names its version)
+
+    bench = Bench()
     trials = args.trials or "the spec's"
-    header = [
-        "# Cheaper ticket strategies in the bundled spaces: do they reach the front sooner?",
-        "",
-        f"command: `{me}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})  ",
-        f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
-        f"torch {torch.__version__}, Python {platform.python_version()}, load {load()} at start  ",
+    setup = (
         f"every run: `sltsearch run SPEC` (the new defaults: all cores); imp = the bundled space, "
         f"{trials} trials; a variant = the space plus "
         + "; ".join(f"{v}: `{yaml.safe_dump(VARIANTS[v], default_flow_style=True).strip()}`" for v in args.variants)
         + f", {TRIAL_FACTOR} x the trials, the imp run's wall time as `search.timeout_s`; seeds {args.seed}.."
         f"{args.seed + args.seeds - 1}, a variant that pays there again on seeds {args.seed + args.seeds}.."
-        f"{args.seed + args.seeds + args.confirm_seeds - 1}",
-        "",
-    ]
-    print("\n".join(header), flush=True)
-    lines = list(header)
+        f"{args.seed + args.seeds + args.confirm_seeds - 1}"
+    )
+    print(f"command: {bench.command}\n{setup}", flush=True)
+    lines: list[str] = []
     verdicts: dict[str, dict[str, dict[str, Any]]] = {}
     runs: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="sltsearch-strategies-") as tmpdir:
@@ -291,10 +282,12 @@ def main() -> None:
         )
         paying = [task for task in args.tasks if verdicts[task][v]["pays"]]
         parts.append(f"{v} {per_task}: {'pays on ' + ', '.join(paying) if paying else 'does not pay'}")
-    lines.append("Summary: strategies " + " | ".join(parts))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[len(header) :]))
+    lines.append(bench.summary(["strategies " + " | ".join(parts)]))
+    title = "Cheaper ticket strategies in the bundled spaces: do they reach the front sooner?"
+    seeds = range(args.seed, args.seed + args.seeds + args.confirm_seeds)
+    bench.write(args.out, [*bench.header(title, seeds=seeds, notes=[setup]), *lines],
+                echo=False)
+    print("\n".join(lines))
     print(f"written: {args.out}")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +26,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness import Bench  # noqa: E402
 
 from sltsearch.spec import Spec  # noqa: E402
 from sltsearch.trial import TrialContext, run_trial  # noqa: E402
@@ -153,7 +154,7 @@ def plot(stats: dict, path: Path, title: str) -> None:
     fig.savefig(path, dpi=120)
 
 
-def report(stats: dict, seeds: int, et: dict | None, elapsed: float, path: Path, spec: Spec, cmd: str) -> None:
+def report(stats: dict, seeds: int, et: dict | None, bench: Bench, path: Path, spec: Spec) -> None:
     dense = stats[("imp", 0)]["test_mean"]
     lines = [
         "# Lottery-ticket engine benchmark (issue #3)",
@@ -162,8 +163,7 @@ def report(stats: dict, seeds: int, et: dict | None, elapsed: float, path: Path,
         f" {spec.train.epochs} epochs, global magnitude IMP,"
         f" rewind to init (k=0), per-round rates {RATES}; {seeds} seed(s) (model init + data order; split fixed)."
         " Epoch selection on validation only; the table shows **test** accuracy: mean, sd and min..max over seeds.",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, CPU shared with other jobs;"
-        f" benchmark wall time {elapsed / 60:.1f} min. Command: `{cmd}`.",
+        *bench.provenance(seeds=seeds, threads=torch.get_num_threads()),
         "",
         "| sparsity | IMP test % | random prune test % | random re-init test % | IMP val % |",
         "|---:|---|---|---|---:|",
@@ -238,18 +238,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cmd = ".venv/bin/python benchmarks/tickets.py " + " ".join(sys.argv[1:])
+    bench = Bench()
     base = base_params(args)
     spec = Spec().with_params(base)
     title = f"digits spiking CNN (tiny, T={spec.model.time_steps}, {spec.train.epochs} ep): tickets vs controls"
     OUT.mkdir(parents=True, exist_ok=True)
     cache = StageCache(OUT / "tickets_cache")
-    t0 = time.perf_counter()
 
     def write(rows: list[dict], seeds: int, et: dict | None = None) -> dict:
         stats = summarise(rows)
         plot(stats, OUT / "tickets.png", title)
-        report(stats, seeds, et, time.perf_counter() - t0, OUT / "tickets.md", spec, cmd)
+        report(stats, seeds, et, bench, OUT / "tickets.md", spec)
         return stats
 
     rows = sweep(args.seeds, cache, base, on_seed=write)

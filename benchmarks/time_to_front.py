@@ -32,15 +32,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import shlex
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fidelity import TASKS as FIDELITY_TASKS  # noqa: E402
+from harness import Bench  # noqa: E402
 from threads import SLTSEARCH_DEFAULTS, Measured, cli_env, run_measured, timed_run  # noqa: E402
 
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
@@ -80,11 +78,6 @@ class Run:
     ends: dict[int, float] = field(default_factory=dict)
     frame: Any = None
     curve: list[tuple[float, float]] = field(default_factory=list)
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f}"
 
 
 def seeded_spec(space: str, seed: int, trials: int | None, baseline: bool, folder: Path,
@@ -313,23 +306,18 @@ def main() -> None:
     args.hv_min_accuracy = {k: float(v) for k, v in (item.split("=", 1) for item in args.hv_min_accuracy)}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind like Ctrl-C: no search left running
 
-    import torch
 
-    me = "python benchmarks/time_to_front.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    import torch  # noqa: F401 (the searches run in subprocesses; imported, the report names its version)
+
+    bench = Bench()
     trials = args.trials or "the spec's"
-    header = [
-        "# Time to the front: today's behaviour against the new defaults",
-        "",
-        f"command: `{me}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})  ",
-        f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
-        f"torch {torch.__version__}, Python {platform.python_version()}, load {load()} at start  ",
+    setup = (
         f"baseline: `sltsearch run SPEC {args.baseline_args}` with `search.early_stopping: null`; new: "
         f"`sltsearch run SPEC{' ' + args.new_args if args.new_args else ''}`; "
-        f"{trials} trials, seeds {args.seed}..{args.seed + args.seeds - 1}",
-        "",
-    ]
-    print("\n".join(header), flush=True)
-    lines = list(header)
+        f"{trials} trials, seeds {args.seed}..{args.seed + args.seeds - 1}"
+    )
+    print(f"command: {bench.command}\n{setup}", flush=True)
+    lines: list[str] = []
     medians, within_all, runs = {}, [], {}
     with tempfile.TemporaryDirectory(prefix="sltsearch-ttf-") as tmpdir:
         tmp = Path(tmpdir)
@@ -347,14 +335,15 @@ def main() -> None:
     def fmt(value: float | None, pattern: str) -> str:
         return "n/a" if value is None else pattern.format(value)
 
-    lines.append(
-        f"Summary: time-to-front digits {fmt(medians.get('digits'), '{:.2f}')}x; "
-        f"mnist1d {fmt(medians.get('mnist1d'), '{:.2f}')}x; final hv {'within' if all(within_all) else 'below'}; "
-        f"default run {fmt(old, '{:.0f}')} s -> {fmt(new, '{:.0f}')} s; busy core {fmt(busy, '{:.2f}')}x"
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[len(header):]))
+    lines.append(bench.summary([
+        f"time-to-front digits {fmt(medians.get('digits'), '{:.2f}')}x",
+        f"mnist1d {fmt(medians.get('mnist1d'), '{:.2f}')}x", f"final hv {'within' if all(within_all) else 'below'}",
+        f"default run {fmt(old, '{:.0f}')} s -> {fmt(new, '{:.0f}')} s", f"busy core {fmt(busy, '{:.2f}')}x",
+    ]))
+    title = "Time to the front: today's behaviour against the new defaults"
+    seeds = range(args.seed, args.seed + args.seeds)
+    bench.write(args.out, [*bench.header(title, seeds=seeds, notes=[setup]), *lines], echo=False)
+    print("\n".join(lines))
     print(f"written: {args.out}")
 
 

@@ -1,4 +1,4 @@
-"""README "Your own network and data": the example's files, taken verbatim from the README, run end to end."""
+"""docs/how-to/own-network.md: the example's files, taken verbatim from the page, run end to end."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "how-to" / "own-network.md"
 
 
 def example_files() -> dict[str, str]:
-    """File name -> content of every fenced block the README marks with ``<!-- byo:NAME -->``."""
-    text = README.read_text()
+    """File name -> content of every fenced block the page marks with ``<!-- byo:NAME -->``."""
+    text = DOC.read_text()
     blocks = re.findall(r"<!-- byo:(\S+) -->\n```\w*\n(.*?)```", text, flags=re.S)
     return dict(blocks)
 
 
-def test_readme_marks_the_three_example_files() -> None:
+def test_page_marks_the_three_example_files() -> None:
     assert set(example_files()) == {"mynets.py", "make_data.py", "my_search.yaml"}
 
 
 @pytest.mark.slow
-def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from sltsearch.cli import app
