@@ -32,14 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from harness import Bench  # noqa: E402
 from threads import SLTSEARCH_DEFAULTS, Measured, cli_env, run_measured  # noqa: E402
 
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
@@ -288,10 +285,7 @@ def main() -> None:
                         help="read back the runs this script finished in --keep before instead of running them again")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    command = "python benchmarks/recipe.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    load_start = os.getloadavg()
-    started = time.time()
+    bench = Bench()
     seeds = list(range(args.seed, args.seed + args.seeds))
     with tempfile.TemporaryDirectory(prefix="recipe-") as scratch:
         tmp = args.keep or Path(scratch)
@@ -315,22 +309,17 @@ def main() -> None:
         summaries.append(summary)
     png = args.out.with_suffix(".png")
     plot(plots, png)
-    load_end = os.getloadavg()
     default_s = f"{default.seconds:.0f}" if default else "not run"
+    notes = [
+        f"Recipe rates {', '.join(map(str, args.rates))} (rounds {', '.join(str(rounds_for(r)) for r in args.rates)}), "
+        f"rewind epoch {RECIPE_REWIND}. Compute is machine-independent; wall times are not (the load and the cores "
+        "other processes used during each run are beside them)."
+    ]
     header = [
-        "# The search against the paper's recipe, at equal compute",
-        "",
+        *bench.header("The search against the paper's recipe, at equal compute", seeds=seeds, notes=notes),
         __doc__.split("\n\n")[1].replace("\n", " "),
         "",
         __doc__.split("\n\n")[2].replace("\n", " "),
-        "",
-        f"Command: `{command}` (commit {commit.strip() or 'unknown'}). Seeds {', '.join(map(str, seeds))}; recipe "
-        f"rates {', '.join(map(str, args.rates))} (rounds {', '.join(str(rounds_for(r)) for r in args.rates)}), "
-        f"rewind epoch {RECIPE_REWIND}. Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_version()}; load average (1/5/15 min) at start "
-        f"{' / '.join(f'{x:.2f}' for x in load_start)}, at end {' / '.join(f'{x:.2f}' for x in load_end)}; "
-        f"wall time {(time.time() - started) / 60:.1f} min. Compute is machine-independent; wall times are not "
-        "(see the load and the others' cores per run).",
         "",
         f"![hypervolume against compute]({png.name})",
         "",
@@ -338,9 +327,8 @@ def main() -> None:
     default_line = ["## The default run", "",
                     f"`sltsearch run` (the bundled default space and budget): {default_s} s"
                     + (f", others used {default.others_cores:.2f} cores meanwhile." if default else "."), ""]
-    summary = f"Summary: recipe {'; '.join(summaries)}; default run {default_s} s"
-    args.out.write_text("\n".join(header + lines + default_line + [summary, ""]))
-    print(summary)
+    summary = bench.summary([f"recipe {summaries[0]}", *summaries[1:], f"default run {default_s} s"])
+    bench.write(args.out, header + lines + default_line + [summary])
 
 
 if __name__ == "__main__":
