@@ -38,6 +38,7 @@ from sltsearch.search.events import Event
 from sltsearch.search.interrupts import sigterm_as_interrupt
 from sltsearch.search.study import finished_trials, open_study
 from sltsearch.spec import Spec, load_spec, preflight, provenance
+from sltsearch.spec.overrides import Overrides, overridden
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
 from sltsearch.spec.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
@@ -49,17 +50,23 @@ if TYPE_CHECKING:
     import torch
 
 
-def validate(spec: str | Path | Spec | None = None, *, device: str | None = None) -> Spec:
+def validate(
+    spec: str | Path | Spec | None = None, *, device: str | None = None, overrides: Overrides = None
+) -> Spec:
     """Check a spec as `run` would before its first trial (spec, data, model, device; a user's network named
-    by import path is imported and probed) without running it."""
-    return check(spec, device=device).spec
+    by import path is imported and probed) without running it. ``overrides`` as for `run`."""
+    return check(spec, device=device, overrides=overrides).spec
 
 
 def check(
-    spec: str | Path | Spec | None = None, *, device: str | None = None, data_memo: dict[str, Any] | None = None
+    spec: str | Path | Spec | None = None,
+    *,
+    device: str | None = None,
+    data_memo: dict[str, Any] | None = None,
+    overrides: Overrides = None,
 ) -> Any:
     """`validate` with its findings: a `sltsearch.spec.preflight.Checked` (the spec, data and model it built)."""
-    return preflight.check(_as_spec(spec), device=device, data_memo=data_memo)
+    return preflight.check(_as_spec(spec, overrides), device=device, data_memo=data_memo)
 
 
 @dataclass
@@ -70,13 +77,17 @@ class RunResult:
     front: pd.DataFrame
 
 
-def _as_spec(spec: str | Path | Spec | None) -> Spec:
-    return spec if isinstance(spec, Spec) else load_spec(resolve_spec_path(spec))
+def _as_spec(spec: str | Path | Spec | None, overrides: Overrides = None) -> Spec:
+    """A spec object, a spec file or a bundled space's name as a `Spec`, with ``overrides`` set."""
+    if isinstance(spec, Spec):
+        return overridden(spec, overrides)
+    return load_spec(resolve_spec_path(spec), overrides)
 
 
 def run(
     spec: str | Path | Spec | None = None,
     *,
+    overrides: Overrides = None,
     run_dir: str | Path | None = None,
     n_trials: int | None = None,
     storage: str | None = None,
@@ -93,6 +104,10 @@ def run(
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
 
+    ``overrides`` set spec fields by dotted key before the spec is validated, as ``--set`` does:
+    ``["seed=1", "space.time_steps.choices=[2, 4]"]`` (values read as YAML) or ``{"train.epochs": 5}``; the
+    run folder's frozen spec holds the result, and resuming a run with other overrides is refused as any
+    other spec is.
     ``n_trials`` overrides ``search.n_trials`` (the total the study should hold); ``storage`` an RDB URL
     shared by `sltsearch run` processes on several machines. Rerunning into the same folder resumes: finished
     stages and trials are kept.
@@ -114,7 +129,7 @@ def run(
     for this search (Tune's files under ``<run>/ray/``) or on the cluster at ``address`` (there, by default,
     as many trials at once as the cluster has CPUs for).
     """
-    spec = preflight.with_python_inputs(_as_spec(spec), model, data)
+    spec = preflight.with_python_inputs(_as_spec(spec, overrides), model, data)
     if backend is not None:
         if backend not in BACKENDS:
             raise SpecError(f"--backend: must be optuna or ray, got '{backend}'")

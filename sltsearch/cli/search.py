@@ -1,5 +1,5 @@
 """The commands that run or check a search and look after its run folder: run, validate, repair, spaces,
-models, dashboard.
+schema, models, dashboard.
 """
 
 from __future__ import annotations
@@ -16,12 +16,18 @@ from sltsearch.cli.output import console, err_console, user_errors
 from sltsearch.cli.tables import front_table, has_ann
 from sltsearch.errors import UserError
 
+SET_HELP = (
+    "set a spec field: dotted KEY=VALUE, the value read as YAML (e.g. --set seed=1 --set train.epochs=5 "
+    "--set 'space.time_steps.choices=[2,4]'); checked as the same value in the file is; repeatable"
+)
+
 
 @user_errors
 def run(
     spec: Annotated[
         str | None, typer.Argument(help="spec file, or a bundled space name (default: 'default')")
     ] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="run folder (default: results/<spec name>)")
     ] = None,
@@ -67,6 +73,7 @@ def run(
     try:
         result = api.run(
             spec,
+            overrides=overrides,
             run_dir=run_dir,
             n_trials=trials,
             storage=storage,
@@ -111,20 +118,22 @@ def run(
 @user_errors
 def validate(
     spec: Annotated[str, typer.Argument(help="spec file or bundled space name")],
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     device: Annotated[str | None, typer.Option(help="check this device instead of train.device")] = None,
 ) -> None:
     """Check a spec as `run` would before its first trial (spec, data, model, device), without running it."""
     from sltsearch.spec import load_spec
     from sltsearch.spec.spaces import resolve_spec_path
 
-    parsed = load_spec(resolve_spec_path(spec))  # the spec's own errors come before torch is loaded
+    parsed = load_spec(resolve_spec_path(spec), overrides)  # the spec's own errors come before torch is loaded
     from sltsearch import api
 
     checked = api.check(parsed, device=device)
     params = ", ".join(parsed.space) or "nothing"
+    given = f"{spec} with --set {' '.join(overrides)}" if overrides else spec
     console.print(
         "[green]ok[/]: "
-        + escape(f"{spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; ")
+        + escape(f"{given} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; ")
         + escape(f"{checked.summary()})"),
         highlight=False,
     )
@@ -169,6 +178,13 @@ def spaces() -> None:
             searched = f"[red]invalid: {err}[/]"
         table.add_row(name, searched, str(path))
     console.print(table)
+
+
+def schema() -> None:
+    """Print the JSON Schema of a spec file (for editors: `# yaml-language-server: $schema=FILE` on its first line)."""
+    from sltsearch.spec.json_schema import spec_json_schema_text
+
+    sys.stdout.write(spec_json_schema_text())  # plain text: rich would wrap and colour it
 
 
 @user_errors
