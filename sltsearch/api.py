@@ -20,12 +20,15 @@ from sltsearch.results import (
     accuracy_floor,
     load_runs,
     load_tickets,
+    ok_rows,
     pareto_front,
     parse_objectives,
     unique_tickets,
 )
 from sltsearch.results import hypervolume as results_hypervolume
+from sltsearch.results.pareto import shared_reference, trial_counts
 from sltsearch.results.plots import plot_front
+from sltsearch.results.tickets import run_labels
 from sltsearch.runfolder.folder import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
 from sltsearch.runfolder.resume import (
     check_study_matches_table,
@@ -246,10 +249,17 @@ def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def front_title(spec: Spec, frame: pd.DataFrame) -> str:
-    """What a front plot shows: how many distinct tickets from how many trials, and the seed."""
-    tickets = len(unique_tickets(frame))
-    trials = frame["trial"].nunique() if "trial" in frame.columns else 0
-    return f"{spec.name}: {tickets} tickets from {trials} trials, seed {spec.seed} (single seed per ticket)"
+    """What a front plot shows: how many distinct finished tickets from how many finished trials, and the seed."""
+    return f"{spec.name}: {ticket_census(frame)}, seed {spec.seed} (single seed per ticket)"
+
+
+def ticket_census(frame: pd.DataFrame) -> str:
+    """``35 tickets from 10 finished trials`` (``, 1 unfinished`` when a trial is running, interrupted or failed:
+    its tickets are not counted, as they are not plotted)."""
+    finished, unfinished = trial_counts(frame)
+    tickets = len(unique_tickets(ok_rows(frame)))
+    more = f", {unfinished} unfinished" if unfinished else ""
+    return f"{tickets} ticket{'s' * (tickets != 1)} from {finished} finished trial{'s' * (finished != 1)}{more}"
 
 
 def load(run_dir: str | Path | list[str | Path] | tuple[str | Path, ...]) -> pd.DataFrame:
@@ -309,6 +319,72 @@ def hypervolume(
     frame, spec_objectives = _frame_and_objectives(run_or_frame)
     chosen = parse_objectives(objectives) if objectives is not None else spec_objectives
     return results_hypervolume(unique_tickets(frame), chosen, reference)
+
+
+@dataclass
+class Comparison:
+    """Several runs' fronts on the same objectives, and their hypervolumes against one ``reference`` point.
+
+    ``tickets``, ``fronts`` and ``hypervolumes`` are keyed by the runs' labels (folder names, or whole paths
+    where two share a name), in the order given; ``specs`` holds each run's frozen spec."""
+
+    objectives: dict[str, str]
+    reference: dict[str, float]
+    run_dirs: dict[str, Path]
+    specs: dict[str, Spec]
+    tickets: dict[str, pd.DataFrame]
+    fronts: dict[str, pd.DataFrame]
+    hypervolumes: dict[str, float]
+
+
+def compare(
+    run_dirs: Sequence[str | Path],
+    objectives: str | dict[str, str] | None = None,
+    *,
+    min_accuracy: float | None = None,
+    reference: dict[str, float] | None = None,
+) -> Comparison:
+    """The fronts of several runs and their hypervolumes against one shared reference point (`sltsearch pareto
+    RUN_A RUN_B`). ``objectives``: default the runs' spec objectives (they must agree). ``reference``: default
+    per objective the worst value any run's finished ticket reaches, 10 % of the range beyond
+    (`sltsearch.results.pareto.shared_reference`). ``min_accuracy`` hides tickets below it in every run first."""
+    read = [read_run(path) for path in run_dirs]
+    if not read:
+        raise RunDirError("compare: pass at least one run folder")
+    labels = run_labels([path for path, _ in read])
+    seen = [path.resolve() for path, _ in read]
+    twice = next((path for i, (path, _) in enumerate(read) if seen[i] in seen[:i]), None)
+    if twice is not None:
+        raise RunDirError(f"{twice}: given twice; name each run folder once")
+    if objectives is None:
+        chosen = [parse_objectives(spec.objective.metrics) for _, spec in read]
+        if any(c != chosen[0] for c in chosen):
+            differing = "; ".join(f"{label}: {','.join(c)}" for label, c in zip(labels, chosen, strict=True))
+            raise SpecError(f"the runs search different objectives ({differing}); choose them with --objectives")
+        wanted = chosen[0]
+    else:
+        wanted = parse_objectives(objectives)
+    tickets: dict[str, pd.DataFrame] = {}
+    for label, (path, _) in zip(labels, read, strict=True):
+        frame = load_tickets(path)
+        if frame.empty:
+            raise RunDirError(f"{path}: no tickets yet; run the search first (`sltsearch run`)")
+        tickets[label] = accuracy_floor(frame, min_accuracy)
+    fronts = {label: pareto_front(frame, wanted) for label, frame in tickets.items()}
+    if reference is None:
+        reference = shared_reference([unique_tickets(ok_rows(f)) for f in tickets.values()], wanted)
+    hypervolumes = {
+        label: results_hypervolume(unique_tickets(frame), wanted, reference) for label, frame in tickets.items()
+    }
+    return Comparison(
+        objectives=wanted,
+        reference=dict(reference),
+        run_dirs={label: path for label, (path, _) in zip(labels, read, strict=True)},
+        specs={label: spec for label, (_, spec) in zip(labels, read, strict=True)},
+        tickets=tickets,
+        fronts=fronts,
+        hypervolumes=hypervolumes,
+    )
 
 
 def select(

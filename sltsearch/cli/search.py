@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from sltsearch.cli.output import console, err_console, user_errors
-from sltsearch.cli.tables import front_table, has_ann
+from sltsearch.cli.output import console, err_console, user_errors, visible
+from sltsearch.cli.tables import front_view, has_ann
 from sltsearch.errors import UserError
 
 SET_HELP = (
@@ -94,25 +95,13 @@ def run(
     if frame.empty:
         err_console.print("error: the search produced no tickets (every trial failed; see the messages above)")
         raise typer.Exit(1)
-    n_trials = frame["trial"].nunique() if not frame.empty else 0
-    from sltsearch.results import ok_rows, unique_tickets
-
-    n_tickets = len(unique_tickets(ok_rows(frame)))  # a dense network shared by many trials counts once
-    console.print(
-        front_table(
-            result.front,
-            objectives,
-            f"Pareto front: {len(result.front)} of {n_tickets} tickets, {n_trials} trials "
-            f"(seed {result.spec.seed})",
-            networks=has_ann(frame),
-        )
-    )
-    console.print(
-        f"tickets: {result.run_dir / 'tickets'}/ (sltsearch.load('{result.run_dir}'))   "
-        f"front: {result.run_dir / 'pareto.csv'}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    front_title = f"Pareto front: {len(result.front)} of {api.ticket_census(frame)} (seed {result.spec.seed})"
+    console.print(front_view(result.front, objectives, front_title, networks=has_ann(frame), width=console.width))
+    for line in (
+        f"tickets: {result.run_dir / 'tickets'}/ (sltsearch.load('{result.run_dir}'))",
+        f"front: {result.run_dir / 'pareto.csv'} (all columns)",
+    ):
+        console.print(Text(visible(line)), soft_wrap=True)  # a path is printed whole, never folded
 
 
 @user_errors
