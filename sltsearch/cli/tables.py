@@ -61,7 +61,7 @@ def fmt(column: str, value: Any) -> str:
             return f"{100 * value:.1f}%"
         if column == "energy_uj":
             return f"{value:.4f}"
-        return f"{value:.2f}"
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"  # 1e-4 is not 0.00
     return str(value)
 
 

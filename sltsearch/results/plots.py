@@ -140,6 +140,17 @@ def plot_front(
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise UserError(f"--plot {path}: the plot is written as .png or .html; name the file accordingly")
+    figure = _front_figure(frame, front, objectives, path, title, floor)
+    if figure is None:
+        return None
+    return _plot_html(figure) if path.suffix.lower() == ".html" else _plot_png(figure)
+
+
+def _front_figure(
+    frame: pd.DataFrame, front: pd.DataFrame, objectives: Mapping[str, str], path: Path, title: str,
+    floor: float | None,
+) -> _Figure | None:
+    """What `plot_front` draws; None when there is nothing to draw."""
     names = list(objectives)
     if len(names) < 2 or frame.empty:
         return None
@@ -156,8 +167,7 @@ def plot_front(
             f"{below} ticket{'s' if below != 1 else ''}{of_front} below {scale(y) * low:.1f} % not shown"
             " (--min-accuracy sets the floor)"
         )
-    figure = _Figure(tickets, dense, front, objectives, x, y, path, title, low, note, len(names) > 2)
-    return _plot_html(figure) if path.suffix.lower() == ".html" else _plot_png(figure)
+    return _Figure(tickets, dense, front, objectives, x, y, path, title, low, note, len(names) > 2)
 
 
 def _front_label(objectives: Mapping[str, str], projected: bool) -> str:
@@ -165,8 +175,19 @@ def _front_label(objectives: Mapping[str, str], projected: bool) -> str:
 
 
 def _plot_png(fig: _Figure) -> Path:
+    plt = _pyplot()
+    figure = _png_figure(fig)
+    try:
+        atomic_write(fig.path, lambda tmp: figure.savefig(tmp, format="png"))
+    finally:
+        plt.close(figure)
+    return fig.path
+
+
+def _png_figure(fig: _Figure) -> Any:
+    """The matplotlib figure of a front, laid out and labelled (`_plot_png` saves it)."""
     tickets, dense, front, objectives = fig.tickets, fig.dense, fig.front, fig.objectives
-    x, y, path, title, low, note, projected = fig.x, fig.y, fig.path, fig.title, fig.low, fig.note, fig.projected
+    x, y, title, low, note, projected = fig.x, fig.y, fig.title, fig.low, fig.note, fig.projected
     plt = _pyplot()
     sx, sy = scale(x), scale(y)
     figure, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
@@ -219,11 +240,7 @@ def _plot_png(fig: _Figure) -> Path:
                                                                              strict=True)]
         _label_points(figure, ax, labels, [(rows[x] * sx, rows[y] * sy, size) for rows, size in marks], lines,
                       "tab:red")
-    try:
-        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    finally:
-        plt.close(figure)
-    return path
+    return figure
 
 
 def _pyplot() -> Any:
