@@ -149,12 +149,17 @@ def test_validate_and_the_api_take_overrides(tiny_spec_file: Path) -> None:
 
 @pytest.mark.slow
 def test_run_freezes_the_overridden_spec_and_a_resume_with_other_overrides_is_refused(
-    tiny_spec_file: Path, tmp_path: Path
+    tiny_spec_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sltsearch.cli.output import console
+
+    monkeypatch.setattr(console, "width", 80)  # as in an 80-column terminal, a pipe or a CI log
     run_dir = tmp_path / "run"
     args = ["run", str(tiny_spec_file), "--run-dir", str(run_dir), "-q", "--trials", "1", "--workers", "1"]
     first = runner.invoke(app, [*args, "--set", "train.epochs=1", "--set", "space.prune_rate.high=0.5"])
     assert first.exit_code == 0, first.output
+    table = first.stdout.split("tickets: ")[0]  # the front printed at the end (then the paths, printed whole)
+    assert "Pareto front: " in table and max(len(line) for line in table.splitlines()) <= 80, table
     frozen = load_spec(run_dir / "spec.yaml")
     assert frozen.train.epochs == 1 and frozen.space["prune_rate"].high == 0.5
     other = runner.invoke(app, [*args, "--set", "train.epochs=1", "--set", "seed=1"])

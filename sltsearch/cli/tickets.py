@@ -179,7 +179,7 @@ def energy(
     if csv is not None:
         write_csv(frame, csv)
     table = Table(
-        title=f"energy per sample: {result.source}",
+        title=f"energy per sample: {plain(result.source)}",
         caption=(
             f"{rep.energy_uj:.4f} uJ ({rep.model}: compute {rep.compute_uj:.4f}, memory {rep.memory_uj:.4f}) | "
             f"MACs {rep.macs:,.0f} x {rep.e_mac_pj} pJ, ACs {rep.acs:,.0f} + binary {rep.binary_ops:,.0f} "
@@ -202,10 +202,10 @@ def energy(
             min_width=14 if col == "name" else None,
         )
     for _, row in frame.iterrows():
-        table.add_row(*[energy_cell(c, row[c]) for c in columns])
+        table.add_row(*[plain(energy_cell(c, row[c])) for c in columns])
     console.print(table)
     if csv is not None:
-        console.print(f"per-layer table: {csv}")
+        console.print(f"per-layer table: {plain(csv)}")
 
 
 @user_errors
@@ -258,7 +258,7 @@ def export_cmd(
     how = result.manifest["source"]["selected_by"]
     chosen = f" (chosen by --select {how['rule']} on validation metrics)" if how else ""
     console.print(
-        f"exported ticket {result.ticket_id}{chosen}: val acc {100 * row['val_accuracy']:.2f}%, "
+        f"exported ticket {plain(result.ticket_id)}{chosen}: val acc {100 * row['val_accuracy']:.2f}%, "
         f"test acc {100 * row['test_accuracy']:.2f}%, {row['energy_uj']:.4f} uJ, sparsity "
         f"{100 * row['sparsity']:.1f}%"
     )
@@ -268,12 +268,13 @@ def export_cmd(
             f"[yellow]note: re-measured at export, {', '.join(differing)} differ from the run's table "
             f"(another device or library version?); both are in ticket.json[/]"
         )
-    console.print(f"folder: {result.path}  (files: {', '.join(result.manifest['files'])}, ticket.json)")
+    files = ", ".join(result.manifest["files"])
+    console.print(f"folder: {plain(result.path)}  (files: {plain(files)}, ticket.json)")
 
 
 def print_consumer_check(result: Any, folder: Path, strict: bool) -> None:
     table = Table(
-        title=f"ticket {result.info.ticket_id} from {folder}: its ticket.nir run by {result.consumer}",
+        title=f"ticket {plain(result.info.ticket_id)} from {plain(folder)}: its ticket.nir run by {result.consumer}",
         caption=f"{result.consumer}: {result.note}",
     )
     for col in ("split", "samples", "recorded acc", f"{result.target} acc", "sltsearch acc now", "same class",
@@ -324,7 +325,7 @@ def evaluate_cmd(
         return
     result = python_api.evaluate(folder, data_root=data_root, device=device, trust_code=trust_code)
     table = Table(
-        title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
+        title=f"ticket {plain(result.info.ticket_id)} from {plain(folder)}: recorded vs measured ({result.device})",
         caption="checksums verified; model rebuilt from ticket.json",
     )
     for col in ("metric", "recorded", "measured", "same"):
@@ -335,7 +336,7 @@ def evaluate_cmd(
         table.add_row(m["metric"], recorded, measured, same)
     console.print(table)
     for note in result.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {plain(note)}")
     if result.matches:
         console.print("[green]all metrics match the recorded values exactly[/]")
     else:
