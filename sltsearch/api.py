@@ -111,6 +111,7 @@ def run(
     ``["seed=1", "space.time_steps.choices=[2, 4]"]`` (values read as YAML) or ``{"train.epochs": 5}``; the
     run folder's frozen spec holds the result, and resuming a run with other overrides is refused as any
     other spec is.
+
     ``n_trials`` overrides ``search.n_trials`` (the total the study should hold); ``storage`` an RDB URL
     shared by `sltsearch run` processes on several machines. Rerunning into the same folder resumes: finished
     stages and trials are kept.

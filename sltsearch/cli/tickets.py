@@ -20,7 +20,8 @@ from sltsearch.errors import UserError
 @user_errors
 def pareto(
     run_dirs: Annotated[
-        list[Path], typer.Argument(help="a run folder written by `sltsearch run`; several: their fronts compared")
+        list[Path],
+        typer.Argument(metavar="RUN_DIR", help="a run folder written by `sltsearch run`; several: fronts compared"),
     ],
     objectives: Annotated[
         str | None,
@@ -43,8 +44,9 @@ def pareto(
                      " (default: each objective's worst value over the runs' tickets, 10 % of its range beyond)"),
     ] = None,
 ) -> None:
-    """Print the Pareto front of a run's finished tickets (one row per ticket) and the dense networks; given
-    several runs, each run's front and its hypervolume against one shared reference point."""
+    """Print a run's Pareto front (one row per ticket) and dense networks; several runs: fronts and hypervolumes.
+
+    Given several run folders, each run's front, and their hypervolumes against one shared reference point."""
     from sltsearch.results.plots import SUFFIXES
 
     if plot is not None and plot.suffix.lower() not in SUFFIXES:
