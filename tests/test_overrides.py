@@ -100,6 +100,8 @@ def test_new_values_of_every_kind_are_set_and_survive_the_frozen_spec(tmp_path: 
         frozen = write_spec(tmp_path / "frozen.yaml", spec.to_yaml())  # what a run folder's spec.yaml holds
         assert load_spec(frozen) == spec, given
     assert load_spec(path, {"train.epochs": 3, "seed": 2}).train.epochs == 3  # the API's mapping form
+    unsearched = load_spec(path, ["space.prune_rate=null", "tickets.prune_rate=0.4"])  # stop searching one
+    assert unsearched.space == {} and unsearched.tickets.prune_rate == 0.4
 
 
 @pytest.mark.parametrize(

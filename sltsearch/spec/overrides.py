@@ -6,8 +6,9 @@ is validated, so a value set here passes exactly the checks the same value writt
 the frozen ``spec.yaml`` of a run folder holds the result. A bad override is one `SpecError` line that
 names it (``--set train.epochs=0: train.epochs: Input should be greater than or equal to 1``).
 
-The Python API takes the same list of ``KEY=VALUE`` strings, or a mapping ``{"train.epochs": 5}`` whose
-values are used as they are.
+``space.NAME=null`` stops searching a parameter (the field keeps its value from the file). The Python API
+takes the same list of ``KEY=VALUE`` strings, or a mapping ``{"train.epochs": 5}`` whose values are used as
+they are.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def apply_overrides(data: Any, overrides: Overrides, source: str) -> Spec:
     for item in items:
         data, path = _set(data, item.key.split("."), item.value, (), item)
         paths.append((path, item))
+        if len(path) == 2 and path[0] == "space" and item.value is None:  # `space.time_steps=null`: not searched
+            data = {**data, "space": {k: v for k, v in data["space"].items() if k != path[1]}}
     try:
         return Spec.model_validate(data)
     except ValidationError as err:
