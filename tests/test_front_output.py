@@ -140,7 +140,10 @@ def test_titles_count_finished_trials_only(tmp_path: Path) -> None:
     assert "from 4 finished trials, 1 unfinished" in " ".join(result.stdout.split())
 
 
-def test_two_runs_compared_against_one_reference(tmp_path: Path) -> None:
+def test_two_runs_compared_against_one_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sltsearch.cli.output import console
+
+    monkeypatch.setattr(console, "width", 80)
     a = _run_folder(tmp_path / "a")
     b = _run_folder(tmp_path / "b", _table(shift=0.005))
     csv, js = tmp_path / "fronts.csv", tmp_path / "fronts.json"
@@ -154,6 +157,7 @@ def test_two_runs_compared_against_one_reference(tmp_path: Path) -> None:
     assert 0 < hv_a < hv_b
     assert f"a: 6 on the front of 7 tickets from 4 finished trials, 1 unfinished; hypervolume {hv_a:.6g}" in out
     assert f"hypervolume {hv_b:.6g}" in out and f"energy_uj {reference['energy_uj']:.6g}" in out
+    assert out.count("Ts: time_steps_search") == 2  # each run's table names its short headers
     fronts = pd.read_csv(csv)
     assert set(fronts["run"]) == {"a", "b"} and len(json.loads(js.read_text())) == len(fronts)
     fixed = runner.invoke(app, ["pareto", str(a), str(b), "--reference", "val_accuracy=0,energy_uj=3"])

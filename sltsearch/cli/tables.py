@@ -94,7 +94,7 @@ def front_table(
     """The front (or any ticket rows) as a table; ``networks``: show the snn/ann column (default: when ``front``
     has ANN tickets). With ``width`` (the terminal's), searched parameters get short headers when their names
     do not fit; see `front_view` for a front that fits any terminal."""
-    return _layout(front, objectives, title, networks, width, below=False)[0]
+    return _layout(front, objectives, title, networks, width, below=False, caption=True)[0]
 
 
 def front_view(
@@ -108,10 +108,10 @@ def front_view(
 ) -> RenderableType:
     """The front fitted to a terminal ``width`` wide: full column names where they fit, else short headers for
     the searched parameters (named in the caption), else the searched parameters listed below the table, one
-    line per ticket. Values and names are never cut; every value from the table prints as itself (`visible`)."""
-    table, below = _layout(front, objectives, title, networks, width, below=True)
-    if not caption:
-        table.caption = None
+    line per ticket. Values and names are never cut; every value from the table prints as itself (`visible`).
+    ``caption``: say below the table that the front is selected on validation metrics (the legend of short
+    headers is there in any case)."""
+    table, below = _layout(front, objectives, title, networks, width, below=True, caption=caption)
     return table if below is None else Group(table, below)
 
 
@@ -122,13 +122,15 @@ def _layout(
     networks: bool | None,
     width: int | None,
     below: bool,
+    caption: bool,
 ) -> tuple[Table, RenderableType | None]:
     """The table, and the searched parameters' listing when they had to leave it."""
     columns = _columns(front, objectives, networks)
     params = [c for c in columns if c.startswith("param_")]
     cells = {c: [fmt(c, v) for v in front[c].tolist()] for c in columns}
     full = {c: FRONT_COLUMNS.get(c, c.removeprefix("param_")) for c in columns}
-    table = _table(title, columns, full, cells, objectives, legend={})
+    note = CAPTION if caption else None
+    table = _table(title, columns, full, cells, objectives, {}, note)
     if width is None or _width(table) <= width:
         return table, None
     short = dict(full)
@@ -136,11 +138,11 @@ def _layout(
         if col not in FRONT_COLUMNS:
             short[col] = _symbol(col, set(short.values()))
     legend = {short[c]: c.removeprefix("param_") for c in params if short[c] != c.removeprefix("param_")}
-    table = _table(title, columns, short, cells, objectives, legend)
+    table = _table(title, columns, short, cells, objectives, legend, note)
     if not below or _width(table) <= width:
         return table, None
     kept = [c for c in columns if c not in params]
-    table = _table(title, kept, short, cells, objectives, legend={})
+    table = _table(title, kept, short, cells, objectives, {}, note)
     return table, _params_below(front, params, short, legend)
 
 
@@ -165,10 +167,11 @@ def _table(
     cells: dict[str, list[str]],
     objectives: dict[str, str],
     legend: dict[str, str],
+    note: str | None,
 ) -> Table:
     table = Table(
         title=Text(visible(title)),
-        caption=Text(f"{_legend(legend)}; {CAPTION}" if legend else CAPTION),
+        caption=Text("; ".join(filter(None, [_legend(legend), note]))) if legend or note else None,
         box=box.SIMPLE_HEAD,  # no vertical rules: a front with MultiSp columns still fits 80 columns
         pad_edge=False,
         padding=(0, 0),  # the box already puts one space between columns
