@@ -61,6 +61,8 @@ def fmt(column: str, value: Any) -> str:
             return f"{100 * value:.1f}%"
         if column == "energy_uj":
             return f"{value:.4f}"
+        if not column.startswith("param_"):
+            return f"{value:.4g}"  # a metric (firing rate, a further objective) to four significant digits
         return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"  # 1e-4 is not 0.00
     return str(value)
 
@@ -80,6 +82,15 @@ PARAM_SYMBOLS = {
     "param_encoder_channels": "enc ch",
     "param_strategy": "strat",
     "param_epochs": "ep",
+}
+# further objectives (`--objectives`), when their names do not fit
+OBJECTIVE_HEADERS = {
+    "storage_bits": "bits",
+    "firing_rate": "rate",
+    "nonzero_params": "nonzero",
+    "macs": "MACs",
+    "acs": "ACs",
+    "density": "dens",
 }
 CAPTION = "selected on validation metrics; test accuracy reported, never used to choose"
 
@@ -126,24 +137,32 @@ def _layout(
 ) -> tuple[Table, RenderableType | None]:
     """The table, and the searched parameters' listing when they had to leave it."""
     columns = _columns(front, objectives, networks)
-    params = [c for c in columns if c.startswith("param_")]
     cells = {c: [fmt(c, v) for v in front[c].tolist()] for c in columns}
     full = {c: FRONT_COLUMNS.get(c, c.removeprefix("param_")) for c in columns}
     note = CAPTION if caption else None
     table = _table(title, columns, full, cells, objectives, {}, note)
     if width is None or _width(table) <= width:
         return table, None
+    # the columns without a short header above: searched parameters and further objectives
+    extra = [c for c in columns if c.startswith("param_") or c not in FRONT_COLUMNS]
     short = dict(full)
-    for col in params:
+    for col in extra:
         if col not in FRONT_COLUMNS:
-            short[col] = _symbol(col, set(short.values()))
-    legend = {short[c]: c.removeprefix("param_") for c in params if short[c] != c.removeprefix("param_")}
+            short[col] = OBJECTIVE_HEADERS.get(col) or _symbol(col, set(short.values()))
+    named = {c: c.removeprefix("param_") for c in extra}  # what a short header stands for
+    legend = {short[c]: named[c] for c in extra if short[c] != named[c]}
     table = _table(title, columns, short, cells, objectives, legend, note)
     if not below or _width(table) <= width:
         return table, None
-    kept = [c for c in columns if c not in params]
-    table = _table(title, kept, short, cells, objectives, {}, note)
-    return table, _params_below(front, params, short, legend)
+    # below the table: the searched parameters first, then the further objectives too if still too wide
+    for leaving in ([c for c in extra if c.startswith("param_")], extra):
+        kept = [c for c in columns if c not in leaving]
+        left = {short[c]: named[c] for c in kept if c in extra and short[c] != named[c]}
+        table = _table(title, kept, short, cells, objectives, left, note)
+        if _width(table) <= width:
+            break
+    below_legend = {short[c]: named[c] for c in leaving if short[c] != named[c]}
+    return table, _listed_below(front, leaving, short, below_legend)
 
 
 def _columns(front: pd.DataFrame, objectives: dict[str, str], networks: bool | None) -> list[str]:
@@ -194,7 +213,8 @@ def _width(table: Table) -> int:
 
 
 def _symbol(column: str, taken: set[str]) -> str:
-    """A short header for a searched parameter: its symbol, its last name if short, else its words' initials."""
+    """A short header for a searched parameter (or a column): its symbol, its last name if short, else its words'
+    initials."""
     name = column.removeprefix("param_").rsplit(".", 1)[-1]
     base = PARAM_SYMBOLS.get(column) or (name if len(name) <= 6 else "".join(w[0] for w in name.split("_") if w))
     symbol, n = base, 2
@@ -203,17 +223,19 @@ def _symbol(column: str, taken: set[str]) -> str:
     return symbol
 
 
-def _params_below(
+def _listed_below(
     front: pd.DataFrame, params: list[str], headers: dict[str, str], legend: dict[str, str]
 ) -> RenderableType:
-    """The searched parameters, one line per ticket (``p=0.60 R=3 ...``), wrapped between values."""
+    """The searched parameters (and further objectives), one line per ticket (``p=0.60 R=3 ...``), wrapped
+    between values."""
     grid = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2))
     grid.add_column("ticket", justify="right", no_wrap=True)
     grid.add_column("values", overflow="fold")
     for _, row in front.iterrows():
         values = " ".join(f"{visible(headers[c]).replace(' ', '_')}={visible(fmt(c, row[c]))}" for c in params)
         grid.add_row(Text(visible(fmt("ticket_id", row.get("ticket_id", "")))), Text(values))
-    return Group(Text(f"searched parameters{f' ({_legend(legend)})' if legend else ''}:"), grid)
+    named = "searched parameters" if all(c.startswith("param_") for c in params) else "further columns"
+    return Group(Text(f"{named}{f' ({_legend(legend)})' if legend else ''}:"), grid)
 
 
 def _legend(legend: dict[str, str]) -> str:
