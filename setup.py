@@ -9,5 +9,5 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["sltsearch", "sltsearch.*"]), "sltsearch.search_spaces"],
     package_dir={"sltsearch.search_spaces": "search_spaces"},
-    package_data={"sltsearch.search_spaces": ["*.yaml"]},
+    package_data={"sltsearch.search_spaces": ["*.yaml", "*.json"]},
 )

@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **dict.fromkeys(
         [
-            "RunResult", "dashboard", "energy", "evaluate", "export", "hypervolume", "load", "load_ticket",
-            "pareto", "repair", "run", "select", "validate",
+            "Comparison", "RunResult", "compare", "dashboard", "energy", "evaluate", "export", "hypervolume", "load",
+            "load_ticket", "pareto", "repair", "run", "select", "validate",
         ],
         "sltsearch.api",
     ),
@@ -29,9 +29,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Comparison",
     "RunResult",
     "Spec",
     "__version__",
+    "compare",
     "dashboard",
     "energy",
     "evaluate",
@@ -49,7 +51,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from sltsearch.api import (
+        Comparison,
         RunResult,
+        compare,
         dashboard,
         energy,
         evaluate,

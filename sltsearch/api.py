@@ -21,12 +21,15 @@ from sltsearch.results import (
     accuracy_floor,
     load_runs,
     load_tickets,
+    ok_rows,
     pareto_front,
     parse_objectives,
     unique_tickets,
 )
 from sltsearch.results import hypervolume as results_hypervolume
+from sltsearch.results.pareto import shared_reference, trial_counts
 from sltsearch.results.plots import plot_front
+from sltsearch.results.tickets import run_labels
 from sltsearch.runfolder.folder import default_run_dir, prepare_run_dir, read_run, record  # noqa: F401 (read_run is API)
 from sltsearch.runfolder.resume import (
     check_study_matches_table,
@@ -39,6 +42,7 @@ from sltsearch.search.events import Event
 from sltsearch.search.interrupts import sigterm_as_interrupt
 from sltsearch.search.study import finished_trials, open_study
 from sltsearch.spec import Spec, load_spec, preflight, provenance
+from sltsearch.spec.overrides import Overrides, overridden
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
 from sltsearch.spec.spaces import DEFAULT_SPACE, bundled_spaces, resolve_spec_path  # noqa: F401 (API)
@@ -50,17 +54,23 @@ if TYPE_CHECKING:
     import torch
 
 
-def validate(spec: str | Path | Spec | None = None, *, device: str | None = None) -> Spec:
+def validate(
+    spec: str | Path | Spec | None = None, *, device: str | None = None, overrides: Overrides = None
+) -> Spec:
     """Check a spec as `run` would before its first trial (spec, data, model, device; a user's network named
-    by import path is imported and probed) without running it."""
-    return check(spec, device=device).spec
+    by import path is imported and probed) without running it. ``overrides`` as for `run`."""
+    return check(spec, device=device, overrides=overrides).spec
 
 
 def check(
-    spec: str | Path | Spec | None = None, *, device: str | None = None, data_memo: dict[str, Any] | None = None
+    spec: str | Path | Spec | None = None,
+    *,
+    device: str | None = None,
+    data_memo: dict[str, Any] | None = None,
+    overrides: Overrides = None,
 ) -> Any:
     """`validate` with its findings: a `sltsearch.spec.preflight.Checked` (the spec, data and model it built)."""
-    return preflight.check(_as_spec(spec), device=device, data_memo=data_memo)
+    return preflight.check(_as_spec(spec, overrides), device=device, data_memo=data_memo)
 
 
 @dataclass
@@ -71,13 +81,17 @@ class RunResult:
     front: pd.DataFrame
 
 
-def _as_spec(spec: str | Path | Spec | None) -> Spec:
-    return spec if isinstance(spec, Spec) else load_spec(resolve_spec_path(spec))
+def _as_spec(spec: str | Path | Spec | None, overrides: Overrides = None) -> Spec:
+    """A spec object, a spec file or a bundled space's name as a `Spec`, with ``overrides`` set."""
+    if isinstance(spec, Spec):
+        return overridden(spec, overrides)
+    return load_spec(resolve_spec_path(spec), overrides)
 
 
 def run(
     spec: str | Path | Spec | None = None,
     *,
+    overrides: Overrides = None,
     run_dir: str | Path | None = None,
     n_trials: int | None = None,
     budget_epochs: float | None = None,
@@ -94,6 +108,11 @@ def run(
     address: str | None = None,
 ) -> RunResult:
     """Run (or resume) a search and return its tickets and Pareto front.
+
+    ``overrides`` set spec fields by dotted key before the spec is validated, as ``--set`` does:
+    ``["seed=1", "space.time_steps.choices=[2, 4]"]`` (values read as YAML) or ``{"train.epochs": 5}``; the
+    run folder's frozen spec holds the result, and resuming a run with other overrides is refused as any
+    other spec is.
 
     ``n_trials`` overrides ``search.n_trials`` (the total the study should hold), ``budget_epochs``
     ``search.budget_epochs`` (the epochs x T its trials may train, cached stages free); ``storage`` an RDB URL
@@ -117,7 +136,7 @@ def run(
     for this search (Tune's files under ``<run>/ray/``) or on the cluster at ``address`` (there, by default,
     as many trials at once as the cluster has CPUs for).
     """
-    spec = preflight.with_python_inputs(_as_spec(spec), model, data)
+    spec = preflight.with_python_inputs(_as_spec(spec, overrides), model, data)
     if backend is not None:
         if backend not in BACKENDS:
             raise SpecError(f"--backend: must be optuna or ray, got '{backend}'")
@@ -245,10 +264,17 @@ def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def front_title(spec: Spec, frame: pd.DataFrame) -> str:
-    """What a front plot shows: how many distinct tickets from how many trials, and the seed."""
-    tickets = len(unique_tickets(frame))
-    trials = frame["trial"].nunique() if "trial" in frame.columns else 0
-    return f"{spec.name}: {tickets} tickets from {trials} trials, seed {spec.seed} (single seed per ticket)"
+    """What a front plot shows: how many distinct finished tickets from how many finished trials, and the seed."""
+    return f"{spec.name}: {ticket_census(frame)}, seed {spec.seed} (single seed per ticket)"
+
+
+def ticket_census(frame: pd.DataFrame) -> str:
+    """``35 tickets from 10 finished trials`` (``, 1 unfinished`` when a trial is running, interrupted or failed:
+    its tickets are not counted, as they are not plotted)."""
+    finished, unfinished = trial_counts(frame)
+    tickets = len(unique_tickets(ok_rows(frame)))
+    more = f", {unfinished} unfinished" if unfinished else ""
+    return f"{tickets} ticket{'s' * (tickets != 1)} from {finished} finished trial{'s' * (finished != 1)}{more}"
 
 
 def load(run_dir: str | Path | list[str | Path] | tuple[str | Path, ...]) -> pd.DataFrame:
@@ -308,6 +334,72 @@ def hypervolume(
     frame, spec_objectives = _frame_and_objectives(run_or_frame)
     chosen = parse_objectives(objectives) if objectives is not None else spec_objectives
     return results_hypervolume(unique_tickets(frame), chosen, reference)
+
+
+@dataclass
+class Comparison:
+    """Several runs' fronts on the same objectives, and their hypervolumes against one ``reference`` point.
+
+    ``tickets``, ``fronts`` and ``hypervolumes`` are keyed by the runs' labels (folder names, or whole paths
+    where two share a name), in the order given; ``specs`` holds each run's frozen spec."""
+
+    objectives: dict[str, str]
+    reference: dict[str, float]
+    run_dirs: dict[str, Path]
+    specs: dict[str, Spec]
+    tickets: dict[str, pd.DataFrame]
+    fronts: dict[str, pd.DataFrame]
+    hypervolumes: dict[str, float]
+
+
+def compare(
+    run_dirs: Sequence[str | Path],
+    objectives: str | dict[str, str] | None = None,
+    *,
+    min_accuracy: float | None = None,
+    reference: dict[str, float] | None = None,
+) -> Comparison:
+    """The fronts of several runs and their hypervolumes against one shared reference point (`sltsearch pareto
+    RUN_A RUN_B`). ``objectives``: default the runs' spec objectives (they must agree). ``reference``: default
+    per objective the worst value any run's finished ticket reaches, 10 % of the range beyond
+    (`sltsearch.results.pareto.shared_reference`). ``min_accuracy`` hides tickets below it in every run first."""
+    read = [read_run(path) for path in run_dirs]
+    if not read:
+        raise RunDirError("compare: pass at least one run folder")
+    labels = run_labels([path for path, _ in read])
+    seen = [path.resolve() for path, _ in read]
+    twice = next((path for i, (path, _) in enumerate(read) if seen[i] in seen[:i]), None)
+    if twice is not None:
+        raise RunDirError(f"{twice}: given twice; name each run folder once")
+    if objectives is None:
+        chosen = [parse_objectives(spec.objective.metrics) for _, spec in read]
+        if any(c != chosen[0] for c in chosen):
+            differing = "; ".join(f"{label}: {','.join(c)}" for label, c in zip(labels, chosen, strict=True))
+            raise SpecError(f"the runs search different objectives ({differing}); choose them with --objectives")
+        wanted = chosen[0]
+    else:
+        wanted = parse_objectives(objectives)
+    tickets: dict[str, pd.DataFrame] = {}
+    for label, (path, _) in zip(labels, read, strict=True):
+        frame = load_tickets(path)
+        if frame.empty:
+            raise RunDirError(f"{path}: no tickets yet; run the search first (`sltsearch run`)")
+        tickets[label] = accuracy_floor(frame, min_accuracy)
+    fronts = {label: pareto_front(frame, wanted) for label, frame in tickets.items()}
+    if reference is None:
+        reference = shared_reference([unique_tickets(ok_rows(f)) for f in tickets.values()], wanted)
+    hypervolumes = {
+        label: results_hypervolume(unique_tickets(frame), wanted, reference) for label, frame in tickets.items()
+    }
+    return Comparison(
+        objectives=wanted,
+        reference=dict(reference),
+        run_dirs={label: path for label, (path, _) in zip(labels, read, strict=True)},
+        specs={label: spec for label, (_, spec) in zip(labels, read, strict=True)},
+        tickets=tickets,
+        fronts=fronts,
+        hypervolumes=hypervolumes,
+    )
 
 
 def select(

@@ -51,6 +51,8 @@ def test_every_public_name_works_after_a_search_in_the_same_process(
         "load": lambda: sltsearch.load(run),
         "pareto": lambda: sltsearch.pareto(run),
         "hypervolume": lambda: sltsearch.hypervolume(run, {"val_accuracy": 0.0, "energy_uj": 100.0}),
+        "compare": lambda: sltsearch.compare([run], reference={"val_accuracy": 0.0, "energy_uj": 100.0}),
+        "Comparison": lambda: isinstance(sltsearch.compare([run]), sltsearch.Comparison),
         "select": lambda: sltsearch.select(run),
         "energy": lambda: sltsearch.energy(run, ticket=ticket),
         "export": lambda: sltsearch.export(run, ticket=ticket, out=tmp_path / "export", force=True),
@@ -66,7 +68,8 @@ def test_every_public_name_works_after_a_search_in_the_same_process(
     frame = out["load"]
     assert isinstance(frame, pd.DataFrame)
     assert set(frame["ticket_id"]) == {"t0000r00", "t0000r01", f"{ticket}-et_search"}
-    assert out["RunResult"] and out["__version__"] == 2 and not out["repair"].changed
+    assert out["RunResult"] and out["__version__"] == 2 and not out["repair"].changed and out["Comparison"]
+    assert out["compare"].hypervolumes == {"run": out["hypervolume"]}
     assert out["evaluate"].matches and out["export"].reproduced
     final = frame[frame["ticket_id"] == ticket].iloc[-1]
     assert out["energy"].report.energy_uj == final["energy_uj"]

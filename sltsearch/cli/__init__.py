@@ -1,8 +1,8 @@
 """`sltsearch` command line: typer commands over the Python API, rich tables and progress.
 
-The commands live by job (`search`: run, validate, repair, spaces, models, dashboard; `tickets`: pareto,
-energy, export, evaluate), the tables in `tables`, the progress display in `display`, and how a command
-prints and ends on bad input in `output`. They are registered here, in the order ``--help`` lists them.
+The commands live by job (`search`: run, validate, repair, spaces, schema, models, dashboard; `tickets`:
+pareto, energy, export, evaluate), the tables in `tables`, the progress display in `display`, and how a
+command prints and ends on bad input in `output`. They are registered here, in the order ``--help`` lists them.
 Bad input ends with one line on stderr naming the problem and the fix, exit code 2, no traceback.
 """
 
@@ -24,6 +24,7 @@ app.command()(search.validate)
 app.command()(tickets.pareto)
 app.command()(search.repair)
 app.command()(search.spaces)
+app.command()(search.schema)
 app.command()(search.models)
 app.command()(tickets.energy)
 app.command("export")(tickets.export_cmd)

@@ -23,6 +23,22 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def plain(value: object) -> str:
+    """``value`` as text that prints as itself: control characters (ESC sequences that clear the screen or set
+    the terminal's title, bells, carriage returns) shown as escapes such as ``\\x1b``, and rich markup escaped.
+    Every value read from a file (ticket ids, parameter values, names) goes through here before printing."""
+    return escape(visible(value))
+
+
+def visible(value: object) -> str:
+    """``value`` as text with its non-printable characters shown as escapes (for `rich.text.Text`, which
+    takes no markup)."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The command ``fn`` with user errors, a full disk and interrupts told in one line and an exit code."""
 
@@ -66,3 +82,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     except OSError as err:
         raise UserError(f"--csv {path}: cannot write there ({err.strerror or err}); choose another path") from None
+
+
+def write_json(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table to JSON (a list of rows, missing values as null), like `write_csv`."""
+    from sltsearch.system.files import atomic_write
+
+    try:
+        atomic_write(path, lambda tmp: frame.to_json(tmp, orient="records", indent=1, date_format="iso"))
+    except OSError as err:
+        raise UserError(f"--json {path}: cannot write there ({err.strerror or err}); choose another path") from None

@@ -1,5 +1,5 @@
 """The commands that run or check a search and look after its run folder: run, validate, repair, spaces,
-models, dashboard.
+schema, models, dashboard.
 """
 
 from __future__ import annotations
@@ -11,10 +11,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from sltsearch.cli.output import console, err_console, user_errors
-from sltsearch.cli.tables import front_table, has_ann
+from sltsearch.cli.output import console, err_console, user_errors, visible
+from sltsearch.cli.tables import front_view, has_ann
 from sltsearch.errors import UserError
+
+SET_HELP = (
+    "set a spec field: dotted KEY=VALUE, the value read as YAML (e.g. --set seed=1 --set train.epochs=5 "
+    "--set 'space.time_steps.choices=[2,4]'); checked as the same value in the file is; repeatable"
+)
 
 
 @user_errors
@@ -22,6 +28,7 @@ def run(
     spec: Annotated[
         str | None, typer.Argument(help="spec file, or a bundled space name (default: 'default')")
     ] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="run folder (default: results/<spec name>)")
     ] = None,
@@ -71,6 +78,7 @@ def run(
     try:
         result = api.run(
             spec,
+            overrides=overrides,
             run_dir=run_dir,
             n_trials=trials,
             budget_epochs=budget_epochs,
@@ -92,44 +100,34 @@ def run(
     if frame.empty:
         err_console.print("error: the search produced no tickets (every trial failed; see the messages above)")
         raise typer.Exit(1)
-    n_trials = frame["trial"].nunique() if not frame.empty else 0
-    from sltsearch.results import ok_rows, unique_tickets
-
-    n_tickets = len(unique_tickets(ok_rows(frame)))  # a dense network shared by many trials counts once
-    console.print(
-        front_table(
-            result.front,
-            objectives,
-            f"Pareto front: {len(result.front)} of {n_tickets} tickets, {n_trials} trials "
-            f"(seed {result.spec.seed})",
-            networks=has_ann(frame),
-        )
-    )
-    console.print(
-        f"tickets: {result.run_dir / 'tickets'}/ (sltsearch.load('{result.run_dir}'))   "
-        f"front: {result.run_dir / 'pareto.csv'}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    front_title = f"Pareto front: {len(result.front)} of {api.ticket_census(frame)} (seed {result.spec.seed})"
+    console.print(front_view(result.front, objectives, front_title, networks=has_ann(frame), width=console.width))
+    for line in (
+        f"tickets: {result.run_dir / 'tickets'}/ (sltsearch.load('{result.run_dir}'))",
+        f"front: {result.run_dir / 'pareto.csv'} (all columns)",
+    ):
+        console.print(Text(visible(line)), soft_wrap=True)  # a path is printed whole, never folded
 
 
 @user_errors
 def validate(
     spec: Annotated[str, typer.Argument(help="spec file or bundled space name")],
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     device: Annotated[str | None, typer.Option(help="check this device instead of train.device")] = None,
 ) -> None:
     """Check a spec as `run` would before its first trial (spec, data, model, device), without running it."""
     from sltsearch.spec import load_spec
     from sltsearch.spec.spaces import resolve_spec_path
 
-    parsed = load_spec(resolve_spec_path(spec))  # the spec's own errors come before torch is loaded
+    parsed = load_spec(resolve_spec_path(spec), overrides)  # the spec's own errors come before torch is loaded
     from sltsearch import api
 
     checked = api.check(parsed, device=device)
     params = ", ".join(parsed.space) or "nothing"
+    given = f"{spec} with --set {' '.join(overrides)}" if overrides else spec
     console.print(
         "[green]ok[/]: "
-        + escape(f"{spec} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; ")
+        + escape(f"{given} (name {parsed.name}; searches {params}; {parsed.search.n_trials} trials; ")
         + escape(f"{checked.summary()})"),
         highlight=False,
     )
@@ -175,6 +173,13 @@ def spaces() -> None:
             searched = f"[red]invalid: {err}[/]"
         table.add_row(name, searched, str(path))
     console.print(table)
+
+
+def schema() -> None:
+    """Print the JSON Schema of a spec file (for editors: `# yaml-language-server: $schema=FILE` on its first line)."""
+    from sltsearch.spec.json_schema import spec_json_schema_text
+
+    sys.stdout.write(spec_json_schema_text())  # plain text: rich would wrap and colour it
 
 
 @user_errors

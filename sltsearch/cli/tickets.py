@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
-from sltsearch.cli.output import console, user_errors, write_csv
-from sltsearch.cli.tables import ENERGY_TABLE, energy_cell, front_table, has_ann, metric_cell, rate_label
+from sltsearch.cli.output import console, plain, user_errors, visible, write_csv, write_json
+from sltsearch.cli.tables import ENERGY_TABLE, energy_cell, front_view, has_ann, metric_cell, rate_label
 from sltsearch.errors import UserError
 
 # one option for every command that reads a folder (a run or an export): its spec may name a user's module
@@ -23,55 +25,133 @@ TRUST_CODE = typer.Option(
 
 @user_errors
 def pareto(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `sltsearch run`")],
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(metavar="RUN_DIR", help="a run folder written by `sltsearch run`; several: fronts compared"),
+    ],
     objectives: Annotated[
         str | None,
         typer.Option(help="columns and directions, e.g. val_accuracy:max,energy_uj:min,storage_bits:min"
                      " (default: the spec's objectives)"),
     ] = None,
-    csv: Annotated[Path | None, typer.Option(help="also write the front to this CSV file")] = None,
+    csv: Annotated[Path | None, typer.Option(help="also write the front (every column) to this CSV file")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="also write the front (every column) to this JSON file")
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option(help="also plot all tickets and the front: F.png, or F.html (interactive)")
     ] = None,
     min_accuracy: Annotated[
         float | None, typer.Option(help="hide tickets below this validation accuracy (0-1), e.g. near-chance ones")
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="with several runs: the hypervolume reference point, e.g. val_accuracy=0,energy_uj=1.5"
+                     " (default: each objective's worst value over the runs' tickets, 10 % of its range beyond)"),
+    ] = None,
 ) -> None:
-    """Print the Pareto front of a run's finished tickets (one row per ticket) and the dense networks."""
-    from sltsearch import api as python_api
-    from sltsearch.results import accuracy_floor, ok_rows, parse_objectives, unique_tickets
-    from sltsearch.results.plots import SUFFIXES, plot_front
+    """Print a run's Pareto front (one row per ticket) and dense networks; several runs: fronts and hypervolumes.
 
-    run_dir, spec = python_api.read_run(run_dir)
-    chosen = parse_objectives(objectives) if objectives else parse_objectives(spec.objective.metrics)
+    Given several run folders, each run's front, and their hypervolumes against one shared reference point."""
+    from sltsearch.results.plots import SUFFIXES
+
     if plot is not None and plot.suffix.lower() not in SUFFIXES:
         raise UserError(f"--plot {plot}: the plot is written as .png or .html; name the file accordingly")
+    if reference is not None and len(run_dirs) < 2:
+        raise UserError("--reference: compares the hypervolumes of several runs; pass two or more run folders")
+    if len(run_dirs) > 1:
+        _compare(run_dirs, objectives, csv, json_file, plot, min_accuracy, reference)
+        return
+    from sltsearch import api as python_api
+    from sltsearch.results import accuracy_floor, ok_rows, parse_objectives, unique_tickets
+    from sltsearch.results.plots import plot_front
+
+    run_dir, spec = python_api.read_run(run_dirs[0])
+    chosen = parse_objectives(objectives) if objectives else parse_objectives(spec.objective.metrics)
     frame = python_api.load(run_dir)
     if frame.empty:
         raise UserError(f"{run_dir}: no tickets yet; run the search first (`sltsearch run`)")
     front = python_api.pareto(run_dir, chosen, min_accuracy=min_accuracy)
-    if csv is not None:
-        write_csv(front, csv)
+    _write_front(front, csv, json_file)
     tickets = unique_tickets(ok_rows(frame))
     networks = has_ann(tickets)
-    console.print(
-        front_table(
-            front, chosen, f"Pareto front of {run_dir}: {len(front)} of {len(tickets)} tickets", networks=networks
-        )
-    )
+    title = f"Pareto front of {run_dir}: {len(front)} of {python_api.ticket_census(frame)}"
+    console.print(front_view(front, chosen, title, networks=networks, width=console.width))
     dense = tickets[tickets["kind"] == "dense"] if "kind" in tickets.columns else tickets.iloc[0:0]
     if not dense.empty:
         per = "one per T and network" if networks else "one per T"
-        reference = front_table(dense, chosen, f"dense networks (reference, {per})", networks=networks)
-        reference.caption = None
-        console.print(reference)
+        title = f"dense networks (reference, {per})"
+        console.print(front_view(dense, chosen, title, networks=networks, width=console.width, caption=False))
     if plot is not None:
         shown = accuracy_floor(frame, min_accuracy)
         try:
             written = plot_front(shown, front, chosen, plot, python_api.front_title(spec, frame), floor=min_accuracy)
         except OSError as err:
             raise UserError(f"--plot {plot}: cannot write there ({err.strerror or err}); choose another path") from None
-        console.print(f"plot: {plot}" if written else "plot: none written (no finished tickets yet)")
+        console.print(f"plot: {plain(plot)}" if written else "plot: none written (no finished tickets yet)")
+
+
+def _compare(
+    run_dirs: list[Path],
+    objectives: str | None,
+    csv: Path | None,
+    json_file: Path | None,
+    plot: Path | None,
+    min_accuracy: float | None,
+    reference: str | None,
+) -> None:
+    """`pareto` of several runs: each run's front, a summary of their hypervolumes against one reference point,
+    and their fronts on one plot."""
+    import pandas as pd
+
+    from sltsearch import api as python_api
+    from sltsearch.results import ok_rows, unique_tickets
+    from sltsearch.results.pareto import parse_reference, trial_counts
+    from sltsearch.results.plots import plot_runs
+
+    compared = python_api.compare(
+        run_dirs, objectives, min_accuracy=min_accuracy,
+        reference=parse_reference(reference) if reference is not None else None,
+    )
+    chosen = compared.objectives
+    summary = Table(title="hypervolume against one reference point", box=box.SIMPLE_HEAD)
+    for col in ("run", "trials", "tickets", "front", "hypervolume"):
+        summary.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
+    for label, front in compared.fronts.items():
+        frame = compared.tickets[label]
+        hv = compared.hypervolumes[label]
+        title = f"{label}: {len(front)} on the front of {python_api.ticket_census(frame)}; hypervolume {hv:.6g}"
+        console.print(front_view(front, chosen, title, width=console.width, caption=False))
+        finished, unfinished = trial_counts(frame)
+        trials = f"{finished}" + (f" (+{unfinished} unfinished)" if unfinished else "")
+        tickets = len(unique_tickets(ok_rows(frame)))
+        summary.add_row(Text(visible(label)), trials, str(tickets), str(len(front)), f"{hv:.6g}")
+    console.print(summary)
+    point = ", ".join(f"{name} {value:.6g}" for name, value in compared.reference.items())
+    how = "given by --reference" if reference is not None else "each objective's worst value, 10 % of its range beyond"
+    same = "sltsearch.hypervolume(RUN, reference) gives the same numbers"
+    console.print(Text(f"reference point: {point} ({how}); {same}"))
+    console.print(Text("selected on validation metrics; test accuracy reported, never used to choose"))
+    stacked = [front.assign(run=label)[["run", *front.columns]] for label, front in compared.fronts.items()]
+    _write_front(pd.concat(stacked, ignore_index=True), csv, json_file)
+    if plot is not None:
+        title = f"{len(compared.fronts)} runs compared: " + ", ".join(
+            f"{label} (hv {hv:.3g})" for label, hv in compared.hypervolumes.items()
+        )
+        try:
+            written = plot_runs(compared.tickets, compared.fronts, chosen, plot, title, floor=min_accuracy,
+                                note=f"hypervolume against the reference point {point}")
+        except OSError as err:
+            raise UserError(f"--plot {plot}: cannot write there ({err.strerror or err}); choose another path") from None
+        console.print(f"plot: {plain(plot)}" if written else "plot: none written (no finished tickets yet)")
+
+
+def _write_front(front: Any, csv: Path | None, json_file: Path | None) -> None:
+    """``--csv`` / ``--json``: the front with every column of the ticket table (the printed table shows a part)."""
+    if csv is not None:
+        write_csv(front, csv)
+    if json_file is not None:
+        write_json(front, json_file)
 
 
 @user_errors
@@ -110,7 +190,7 @@ def energy(
     if csv is not None:
         write_csv(frame, csv)
     table = Table(
-        title=f"energy per sample: {result.source}",
+        title=f"energy per sample: {plain(result.source)}",
         caption=(
             f"{rep.energy_uj:.4f} uJ ({rep.model}: compute {rep.compute_uj:.4f}, memory {rep.memory_uj:.4f}) | "
             f"MACs {rep.macs:,.0f} x {rep.e_mac_pj} pJ, ACs {rep.acs:,.0f} + binary {rep.binary_ops:,.0f} "
@@ -133,10 +213,10 @@ def energy(
             min_width=14 if col == "name" else None,
         )
     for _, row in frame.iterrows():
-        table.add_row(*[energy_cell(c, row[c]) for c in columns])
+        table.add_row(*[plain(energy_cell(c, row[c])) for c in columns])
     console.print(table)
     if csv is not None:
-        console.print(f"per-layer table: {csv}")
+        console.print(f"per-layer table: {plain(csv)}")
 
 
 @user_errors
@@ -191,7 +271,7 @@ def export_cmd(
     how = result.manifest["source"]["selected_by"]
     chosen = f" (chosen by --select {how['rule']} on validation metrics)" if how else ""
     console.print(
-        f"exported ticket {result.ticket_id}{chosen}: val acc {100 * row['val_accuracy']:.2f}%, "
+        f"exported ticket {plain(result.ticket_id)}{chosen}: val acc {100 * row['val_accuracy']:.2f}%, "
         f"test acc {100 * row['test_accuracy']:.2f}%, {row['energy_uj']:.4f} uJ, sparsity "
         f"{100 * row['sparsity']:.1f}%"
     )
@@ -201,12 +281,13 @@ def export_cmd(
             f"[yellow]note: re-measured at export, {', '.join(differing)} differ from the run's table "
             f"(another device or library version?); both are in ticket.json[/]"
         )
-    console.print(f"folder: {result.path}  (files: {', '.join(result.manifest['files'])}, ticket.json)")
+    files = ", ".join(result.manifest["files"])
+    console.print(f"folder: {plain(result.path)}  (files: {plain(files)}, ticket.json)")
 
 
 def print_consumer_check(result: Any, folder: Path, strict: bool) -> None:
     table = Table(
-        title=f"ticket {result.info.ticket_id} from {folder}: its ticket.nir run by {result.consumer}",
+        title=f"ticket {plain(result.info.ticket_id)} from {plain(folder)}: its ticket.nir run by {result.consumer}",
         caption=f"{result.consumer}: {result.note}",
     )
     for col in ("split", "samples", "recorded acc", f"{result.target} acc", "sltsearch acc now", "same class",
@@ -258,7 +339,7 @@ def evaluate_cmd(
         return
     result = python_api.evaluate(folder, data_root=data_root, device=device, **limits)
     table = Table(
-        title=f"ticket {result.info.ticket_id} from {folder}: recorded vs measured ({result.device})",
+        title=f"ticket {plain(result.info.ticket_id)} from {plain(folder)}: recorded vs measured ({result.device})",
         caption="checksums verified; model rebuilt from ticket.json",
     )
     for col in ("metric", "recorded", "measured", "same"):
@@ -269,7 +350,7 @@ def evaluate_cmd(
         table.add_row(m["metric"], recorded, measured, same)
     console.print(table)
     for note in result.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {plain(note)}")
     if result.matches:
         console.print("[green]all metrics match the recorded values exactly[/]")
     else:

@@ -8,7 +8,7 @@ the front and never add volume. Tables with a ``stage_key`` column are first red
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import moocore
 import numpy as np
@@ -135,3 +135,57 @@ def hypervolume(
     if not inside.any():
         return 0.0
     return float(moocore.hypervolume(losses[inside], ref=ref))
+
+
+REFERENCE_MARGIN = 0.10  # the shared reference lies this fraction of each objective's range beyond its worst value
+
+
+def shared_reference(
+    frames: Sequence[pd.DataFrame], objectives: Mapping[str, str], only_ok: bool = True
+) -> dict[str, float]:
+    """One reference point for comparing the hypervolumes of several runs: per objective, the worst value any
+    finished ticket of any run reaches, moved ``REFERENCE_MARGIN`` of the objective's range further out (so the
+    worst tickets still add volume). Every run's hypervolume against it is comparable."""
+    objectives = parse_objectives(objectives)
+    kept = [ok_rows(f) if only_ok else f for f in frames]
+    reference: dict[str, float] = {}
+    for name, direction in objectives.items():
+        values = np.concatenate(
+            [pd.to_numeric(f[name], errors="coerce").to_numpy(dtype=float) for f in kept if name in f.columns]
+            or [np.empty(0)]
+        )
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            raise UserError(f"objective {name}: no finished ticket of these runs has a value; pick another column")
+        low, high = float(values.min()), float(values.max())
+        margin = REFERENCE_MARGIN * ((high - low) or abs(high) or 1.0)
+        point = low - margin if direction == "maximize" else high + margin
+        reference[name] = 0.0 if point < 0.0 <= low else point  # a count or fraction never needs one below 0
+    return reference
+
+
+def trial_counts(frame: pd.DataFrame) -> tuple[int, int]:
+    """``(finished, unfinished)`` trials of a ticket table: a trial's rows become ``ok`` when it ends, so a
+    trial with no ``ok`` row is still running, was interrupted or failed."""
+    if frame.empty or "trial" not in frame.columns:
+        return 0, 0
+    every = set(frame["trial"].dropna().tolist())
+    finished = set(ok_rows(frame)["trial"].dropna().tolist())
+    return len(finished), len(every - finished)
+
+
+def parse_reference(text: str) -> dict[str, float]:
+    """``"val_accuracy=0,energy_uj=1.5"`` -> ``{"val_accuracy": 0.0, "energy_uj": 1.5}`` (``--reference``)."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            number = float(value) if sep and name.strip() else float("nan")
+        except ValueError:
+            number = float("nan")
+        if not np.isfinite(number):
+            raise UserError(f"--reference: '{part}' is not COLUMN=NUMBER, e.g. val_accuracy=0,energy_uj=1.5")
+        out[name.strip()] = number
+    if not out:
+        raise UserError("--reference: give one COLUMN=NUMBER per objective, e.g. val_accuracy=0,energy_uj=1.5")
+    return out

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sltsearch.errors import UserError
+from sltsearch.results.labels import Box, place, segments_of, step_vertices
 from sltsearch.results.tickets import ok_rows, unique_tickets
 from sltsearch.system.files import atomic_write
 
@@ -139,6 +140,17 @@ def plot_front(
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise UserError(f"--plot {path}: the plot is written as .png or .html; name the file accordingly")
+    figure = _front_figure(frame, front, objectives, path, title, floor)
+    if figure is None:
+        return None
+    return _plot_html(figure) if path.suffix.lower() == ".html" else _plot_png(figure)
+
+
+def _front_figure(
+    frame: pd.DataFrame, front: pd.DataFrame, objectives: Mapping[str, str], path: Path, title: str,
+    floor: float | None,
+) -> _Figure | None:
+    """What `plot_front` draws; None when there is nothing to draw."""
     names = list(objectives)
     if len(names) < 2 or frame.empty:
         return None
@@ -155,8 +167,7 @@ def plot_front(
             f"{below} ticket{'s' if below != 1 else ''}{of_front} below {scale(y) * low:.1f} % not shown"
             " (--min-accuracy sets the floor)"
         )
-    figure = _Figure(tickets, dense, front, objectives, x, y, path, title, low, note, len(names) > 2)
-    return _plot_html(figure) if path.suffix.lower() == ".html" else _plot_png(figure)
+    return _Figure(tickets, dense, front, objectives, x, y, path, title, low, note, len(names) > 2)
 
 
 def _front_label(objectives: Mapping[str, str], projected: bool) -> str:
@@ -164,46 +175,54 @@ def _front_label(objectives: Mapping[str, str], projected: bool) -> str:
 
 
 def _plot_png(fig: _Figure) -> Path:
+    plt = _pyplot()
+    figure = _png_figure(fig)
+    try:
+        atomic_write(fig.path, lambda tmp: figure.savefig(tmp, format="png"))
+    finally:
+        plt.close(figure)
+    return fig.path
+
+
+def _png_figure(fig: _Figure) -> Any:
+    """The matplotlib figure of a front, laid out and labelled (`_plot_png` saves it)."""
     tickets, dense, front, objectives = fig.tickets, fig.dense, fig.front, fig.objectives
-    x, y, path, title, low, note, projected = fig.x, fig.y, fig.path, fig.title, fig.low, fig.note, fig.projected
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    x, y, title, low, note, projected = fig.x, fig.y, fig.title, fig.low, fig.note, fig.projected
+    plt = _pyplot()
     sx, sy = scale(x), scale(y)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    figure, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
     pruned = tickets[tickets["kind"] != "dense"] if "kind" in tickets.columns else tickets
     colour = pruned["sparsity"] * 100 if "sparsity" in pruned.columns else None
-    groups = networks(pruned)
+    marks: list[tuple[pd.DataFrame, float]] = []  # plotted points and their marker areas (pt^2): labels avoid them
+    lines: list[tuple[list[float], list[float]]] = []
     sc = None
-    for rows in groups:
+    for rows in networks(pruned):
         marker, _, _, _, name = NETWORK_STYLE[str(rows.name)]
         part = pruned[rows]
+        size = 22 if marker == "^" else 18
         sc = ax.scatter(
             part[x] * sx, part[y] * sy, c=None if colour is None else colour[rows], cmap="viridis", vmin=0,
-            vmax=100, s=22 if marker == "^" else 18, alpha=0.75, marker=marker,
+            vmax=100, s=size, alpha=0.75, marker=marker,
             label=f"{name} tickets" if len(networks(tickets)) > 1 else "tickets",
         )
+        marks.append((part, size))
     if not front.empty:
         if not projected:
             f = front.sort_values(x)
-            ax.step(f[x] * sx, f[y] * sy, where="post" if objectives[x] == "minimize" else "pre", color="black", lw=1)
+            lines.append(step_vertices(list(f[x] * sx), list(f[y] * sy), post=objectives[x] == "minimize"))
+            ax.plot(*lines[-1], color="black", lw=1)
         ax.scatter(
             front[x] * sx, front[y] * sy, facecolors="none", edgecolors="black", s=60, lw=1.2,
             label=_front_label(objectives, projected),
         )
+        marks.append((front, 60))
     if not dense.empty:
         both = len(networks(tickets)) > 1
         for rows in networks(dense):
             _, marker, _, _, name = NETWORK_STYLE[str(rows.name)]
             ax.scatter(dense[rows][x] * sx, dense[rows][y] * sy, marker=marker, c="tab:red", s=40, zorder=3,
                        label=f"dense {name}" if both else "dense network")
-        middle = float(tickets[x].min() + tickets[x].max()) / 2
-        for label, (_, row) in zip(dense_labels(dense), dense.iterrows(), strict=True):
-            right = row[x] > middle  # labels of points in the right half go to their left, inside the axes
-            ax.annotate(label, (row[x] * sx, row[y] * sy), xytext=(-6 if right else 6, 5), textcoords="offset points",
-                        fontsize=7, color="tab:red", ha="right" if right else "left")
+        marks.append((dense, 40))
     if low is not None:
         top = max(float(tickets[y].max()), float(dense[y].max()) if not dense.empty else 0.0)
         ax.set_ylim(low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9)
@@ -211,18 +230,77 @@ def _plot_png(fig: _Figure) -> Path:
     ax.set_ylabel(axis_title(y, objectives[y]))
     ax.set_title(title, fontsize=8)
     if colour is not None and sc is not None:
-        fig.colorbar(sc, ax=ax, label="weight sparsity [%]")
-    if note:
-        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="dimgray")
+        figure.colorbar(sc, ax=ax, label="weight sparsity [%]")
     if ax.get_legend_handles_labels()[0]:  # a run stopped before its first ticket has nothing to label
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
-    return path
+    _finish(figure, ax, note)
+    if not dense.empty:
+        labels = [(text, row[x] * sx, row[y] * sy) for text, (_, row) in zip(dense_labels(dense), dense.iterrows(),
+                                                                             strict=True)]
+        _label_points(figure, ax, labels, [(rows[x] * sx, rows[y] * sy, size) for rows, size in marks], lines,
+                      "tab:red")
+    return figure
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finish(figure: Any, ax: Any, note: str) -> None:
+    """Lay the figure out; the note goes below the axes, where it crosses nothing plotted."""
+    if note:
+        figure.text(0.01, 0.012, note, fontsize=7, color="dimgray", ha="left", va="bottom")
+    figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+    ax.set_xlim(ax.get_xlim())  # frozen: the labels are placed in these pixels
+    ax.set_ylim(ax.get_ylim())
+    figure.canvas.draw()
+
+
+def _label_points(
+    figure: Any,
+    ax: Any,
+    labels: list[tuple[str, float, float]],
+    marks: list[tuple[pd.Series, pd.Series, float]],
+    lines: list[tuple[list[float], list[float]]],
+    colour: str,
+) -> None:
+    """Write each ``(text, x, y)`` label beside its point, clear of every plotted point, line, the legend and the
+    other labels (`sltsearch.results.labels.place`), inside the axes."""
+    renderer = figure.canvas.get_renderer()
+    to_px = ax.transData.transform
+    frame = ax.get_window_extent(renderer)
+    area = Box(frame.x0 + 2, frame.y0 + 2, frame.x1 - 2, frame.y1 - 2)
+    obstacles = []
+    for xs, ys, size in marks:
+        radius = (size**0.5) / 2 * figure.dpi / 72  # a marker of area s pt^2 spans sqrt(s) points
+        for px, py in to_px(np.column_stack([np.asarray(xs, float), np.asarray(ys, float)])):
+            if np.isfinite(px) and np.isfinite(py):
+                obstacles.append(Box(px - radius, py - radius, px + radius, py + radius))
+    legend = ax.get_legend()
+    if legend is not None:
+        obstacles.append(_box(legend.get_window_extent(renderer)))
+    segments = [seg for xs, ys in lines for seg in segments_of([tuple(p) for p in to_px(np.column_stack([xs, ys]))])]
+    texts, anchors, sizes = [], [], []
+    for text, lx, ly in labels:
+        artist = ax.annotate(text, (lx, ly), xytext=(0, 0), textcoords="offset pixels", fontsize=7, color=colour)
+        extent = artist.get_window_extent(renderer)
+        texts.append(artist)
+        anchors.append(tuple(to_px((lx, ly))))
+        sizes.append((extent.width, extent.height))
+    for artist, spot in zip(texts, place(anchors, sizes, area, obstacles, segments), strict=True):
+        artist.set_position((spot.dx, spot.dy))
+        artist.set_ha(spot.ha)
+        artist.set_va(spot.va)
+
+
+def _box(extent: Any) -> Box:
+    return Box(extent.x0, extent.y0, extent.x1, extent.y1)
 
 
 def _hover(rows: pd.DataFrame) -> list[str]:
@@ -246,17 +324,28 @@ def _hover(rows: pd.DataFrame) -> list[str]:
     return out
 
 
-def _plot_html(fig: _Figure) -> Path:
-    tickets, dense, front, objectives = fig.tickets, fig.dense, fig.front, fig.objectives
-    x, y, path, title, low, note, projected = fig.x, fig.y, fig.path, fig.title, fig.low, fig.note, fig.projected
+# the HTML figure's size and margins, fixed so that labels can be placed in its pixels
+HTML_SIZE = (900, 620)
+HTML_MARGIN = {"l": 80, "r": 150, "t": 90, "b": 150}  # r: the colour bar; b: the legend below the axes
+
+
+def _plotly() -> Any:
     try:
         import plotly.graph_objects as go
     except ImportError:
         raise UserError("--plot *.html needs plotly: pip install 'sltsearch[plot]' (or plot to a .png)") from None
+    return go
+
+
+def _plot_html(fig: _Figure) -> Path:
+    tickets, dense, front, objectives = fig.tickets, fig.dense, fig.front, fig.objectives
+    x, y, path, title, low, note, projected = fig.x, fig.y, fig.path, fig.title, fig.low, fig.note, fig.projected
+    go = _plotly()
     sx, sy = scale(x), scale(y)
     fig = go.Figure()
     pruned = tickets[tickets["kind"] != "dense"] if "kind" in tickets.columns else tickets
     both = len(networks(tickets)) > 1
+    marks: list[tuple[pd.Series, pd.Series, float]] = []  # plotted points and their diameters in pixels
     for i, rows in enumerate(networks(pruned)):
         _, _, symbol, _, name = NETWORK_STYLE[str(rows.name)]
         part = pruned[rows]
@@ -268,6 +357,8 @@ def _plot_html(fig: _Figure) -> Path:
         fig.add_trace(go.Scatter(x=part[x] * sx, y=part[y] * sy, mode="markers",
                                  name=f"{name} tickets" if both else "tickets", marker=marker,
                                  text=_hover(part), hoverinfo="text"))
+        marks.append((part[x] * sx, part[y] * sy, 7))
+    lines: list[tuple[list[float], list[float]]] = []
     if not front.empty:
         f = front.sort_values(x)
         line = {"shape": "hv" if objectives[x] == "minimize" else "vh", "color": "black", "width": 1}
@@ -277,22 +368,220 @@ def _plot_html(fig: _Figure) -> Path:
             marker={"size": 11, "symbol": "circle-open", "color": "black", "line": {"width": 2}},
             text=_hover(f), hoverinfo="text",
         ))
+        marks.append((f[x] * sx, f[y] * sy, 13))
+        if not projected:
+            lines.append(step_vertices(list(f[x] * sx), list(f[y] * sy), post=objectives[x] == "minimize"))
     for rows in networks(dense):
         _, _, _, symbol, name = NETWORK_STYLE[str(rows.name)]
         part = dense[rows]
         fig.add_trace(go.Scatter(
-            x=part[x] * sx, y=part[y] * sy, mode="markers+text", name=f"dense {name}" if both else "dense network",
-            marker={"symbol": symbol, "size": 10, "color": "crimson"}, text=dense_labels(part),
-            textposition="top right", hovertext=_hover(part), hoverinfo="text",
+            x=part[x] * sx, y=part[y] * sy, mode="markers", name=f"dense {name}" if both else "dense network",
+            marker={"symbol": symbol, "size": 10, "color": "crimson"}, text=_hover(part), hoverinfo="text",
         ))
-    fig.update_layout(
-        title={"text": title + (f"<br><sup>{note}</sup>" if note else ""), "font": {"size": 13}},
-        xaxis_title=axis_title(x, objectives[x]), yaxis_title=axis_title(y, objectives[y]),
-        template="plotly_white", legend={"orientation": "h", "y": -0.2},
-    )
+        marks.append((part[x] * sx, part[y] * sy, 10))
+    x_range = _padded([m[0] for m in marks])
     if low is not None:
         top = max(float(tickets[y].max()), float(dense[y].max()) if not dense.empty else 0.0)
-        fig.update_yaxes(range=[low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9])
+        y_range = (low * sy, top * sy + 0.10 * (top - low) * sy + 1e-9)
+    else:
+        y_range = _padded([m[1] for m in marks])
+    _layout_html(fig, title, note, axis_title(x, objectives[x]), axis_title(y, objectives[y]), x_range, y_range)
+    if not dense.empty:
+        labels = [(text, row[x] * sx, row[y] * sy) for text, (_, row) in zip(dense_labels(dense), dense.iterrows(),
+                                                                             strict=True)]
+        _label_html(fig, labels, marks, lines, x_range, y_range, "crimson")
     # self-contained (works offline), written atomically like every file of a run folder
     atomic_write(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs=True, full_html=True))
     return path
+
+
+def _padded(columns: list[pd.Series], pad: float = 0.05) -> tuple[float, float]:
+    """The range of the values in ``columns``, widened by ``pad`` of it on each side."""
+    values = pd.to_numeric(pd.concat(columns), errors="coerce")
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    span = (high - low) or abs(high) or 1.0
+    return low - pad * span, high + pad * span
+
+
+def _layout_html(
+    fig: Any, title: str, note: str, x_title: str, y_title: str, x_range: tuple[float, float],
+    y_range: tuple[float, float],
+) -> None:
+    width, height = HTML_SIZE
+    fig.update_layout(
+        title={"text": title + (f"<br><sup>{note}</sup>" if note else ""), "font": {"size": 13}},
+        xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
+        legend={"orientation": "h", "y": -0.2}, width=width, height=height, autosize=False,
+        margin={**HTML_MARGIN, "autoexpand": False},
+    )
+    fig.update_xaxes(range=list(x_range), autorange=False)
+    fig.update_yaxes(range=list(y_range), autorange=False)
+
+
+def _label_html(
+    fig: Any,
+    labels: list[tuple[str, float, float]],
+    marks: list[tuple[pd.Series, pd.Series, float]],
+    lines: list[tuple[list[float], list[float]]],
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    colour: str,
+) -> None:
+    """The labels as annotations shifted clear of the points, lines and each other, in the pixels of the fixed
+    figure (`HTML_SIZE`, `HTML_MARGIN`, the axes' ranges); text size estimated from its font."""
+    width, height = HTML_SIZE
+    left, bottom = HTML_MARGIN["l"], HTML_MARGIN["b"]
+    plot_w, plot_h = width - left - HTML_MARGIN["r"], height - bottom - HTML_MARGIN["t"]
+
+    def to_px(vx: float, vy: float) -> tuple[float, float]:
+        return (left + (vx - x_range[0]) / (x_range[1] - x_range[0]) * plot_w,
+                bottom + (vy - y_range[0]) / (y_range[1] - y_range[0]) * plot_h)
+
+    obstacles = []
+    for xs, ys, size in marks:
+        for vx, vy in zip(xs, ys, strict=True):
+            if np.isfinite(vx) and np.isfinite(vy):
+                px, py = to_px(float(vx), float(vy))
+                obstacles.append(Box(px - size / 2, py - size / 2, px + size / 2, py + size / 2))
+    segments = [seg for xs, ys in lines for seg in segments_of([to_px(a, b) for a, b in zip(xs, ys, strict=True)])]
+    font = 11
+    anchors = [to_px(lx, ly) for _, lx, ly in labels]
+    sizes = [(0.62 * font * len(text) + 4, font * 1.35) for text, _, _ in labels]
+    area = Box(left + 2, bottom + 2, left + plot_w - 2, bottom + plot_h - 2)
+    for (text, lx, ly), spot in zip(labels, place(anchors, sizes, area, obstacles, segments), strict=True):
+        fig.add_annotation(
+            x=lx, y=ly, text=text, showarrow=False, xshift=spot.dx, yshift=spot.dy,
+            xanchor={"left": "left", "right": "right", "center": "center"}[spot.ha],
+            yanchor={"bottom": "bottom", "top": "top", "center": "middle"}[spot.va],
+            font={"color": colour, "size": font},
+        )
+
+
+RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")  # tab10
+
+
+def plot_runs(
+    tickets: Mapping[str, pd.DataFrame],
+    fronts: Mapping[str, pd.DataFrame],
+    objectives: Mapping[str, str],
+    path: Path,
+    title: str,
+    floor: float | None = None,
+    note: str = "",
+) -> Path | None:
+    """Several runs' fronts on one figure (``path``: .png or .html), each run in its own colour with its own
+    legend entry, its other tickets faint in the same colour. None with fewer than two objectives or no
+    finished ticket in any run."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise UserError(f"--plot {path}: the plot is written as .png or .html; name the file accordingly")
+    names = list(objectives)
+    shown = {label: unique_tickets(ok_rows(frame)) for label, frame in tickets.items()}
+    if len(names) < 2 or all(frame.empty for frame in shown.values()):
+        return None
+    y, x = names[0], names[1]
+    every = pd.concat([f for f in shown.values() if not f.empty], ignore_index=True)
+    on_fronts = pd.concat([f for f in fronts.values() if not f.empty] or [every.iloc[0:0]], ignore_index=True)
+    low, below = accuracy_window(y, every, on_fronts, floor)
+    if below and low is not None:
+        hidden = f"{below} ticket{'s' if below != 1 else ''} below {scale(y) * low:.1f} % not shown"
+        note = f"{note}; {hidden}" if note else hidden
+    colours = {label: RUN_COLOURS[i % len(RUN_COLOURS)] for i, label in enumerate(shown)}
+    figure = _Runs(shown, dict(fronts), colours, objectives, x, y, path, title, low, note, len(names) > 2)
+    return _runs_html(figure) if path.suffix.lower() == ".html" else _runs_png(figure)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """What both renderers of a comparison draw."""
+
+    tickets: dict[str, pd.DataFrame]
+    fronts: dict[str, pd.DataFrame]
+    colours: dict[str, str]
+    objectives: Mapping[str, str]
+    x: str
+    y: str
+    path: Path
+    title: str
+    low: float | None
+    note: str
+    projected: bool
+
+    def y_limits(self) -> tuple[float, float] | None:
+        if self.low is None:
+            return None
+        top = max(float(f[self.y].max()) for f in self.tickets.values() if not f.empty)
+        sy = scale(self.y)
+        return self.low * sy, top * sy + 0.10 * (top - self.low) * sy + 1e-9
+
+
+def _runs_png(fig: _Runs) -> Path:
+    plt = _pyplot()
+    x, y, objectives = fig.x, fig.y, fig.objectives
+    sx, sy = scale(x), scale(y)
+    figure, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    for label, frame in fig.tickets.items():
+        colour = fig.colours[label]
+        if not frame.empty:
+            ax.scatter(frame[x] * sx, frame[y] * sy, s=10, alpha=0.25, color=colour, linewidths=0)
+        front = fig.fronts[label]
+        if front.empty:
+            continue
+        f = front.sort_values(x)
+        if not fig.projected:
+            ax.plot(*step_vertices(list(f[x] * sx), list(f[y] * sy), post=objectives[x] == "minimize"),
+                    color=colour, lw=1.2)
+        ax.scatter(f[x] * sx, f[y] * sy, s=36, color=colour, edgecolors="black", linewidths=0.6, zorder=3,
+                   label=f"{label}: front ({len(front)} tickets)")
+    limits = fig.y_limits()
+    if limits is not None:
+        ax.set_ylim(*limits)
+    ax.set_xlabel(axis_title(x, objectives[x]))
+    ax.set_ylabel(axis_title(y, objectives[y]))
+    ax.set_title(fig.title, fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    _finish(figure, ax, fig.note)
+    try:
+        atomic_write(fig.path, lambda tmp: figure.savefig(tmp, format="png"))
+    finally:
+        plt.close(figure)
+    return fig.path
+
+
+def _runs_html(fig: _Runs) -> Path:
+    go = _plotly()
+    x, y, objectives = fig.x, fig.y, fig.objectives
+    sx, sy = scale(x), scale(y)
+    plot = go.Figure()
+    for label, frame in fig.tickets.items():
+        colour = fig.colours[label]
+        if not frame.empty:
+            plot.add_trace(go.Scatter(
+                x=frame[x] * sx, y=frame[y] * sy, mode="markers", name=f"{label}: tickets", legendgroup=label,
+                marker={"size": 5, "opacity": 0.3, "color": colour}, text=_hover(frame), hoverinfo="text",
+                showlegend=False,
+            ))
+        front = fig.fronts[label]
+        if front.empty:
+            continue
+        f = front.sort_values(x)
+        line = {"shape": "hv" if objectives[x] == "minimize" else "vh", "color": colour, "width": 1.5}
+        plot.add_trace(go.Scatter(
+            x=f[x] * sx, y=f[y] * sy, mode="markers" if fig.projected else "lines+markers", legendgroup=label,
+            name=f"{label}: front ({len(front)} tickets)", line=line,
+            marker={"size": 9, "color": colour, "line": {"width": 1, "color": "black"}}, text=_hover(f),
+            hoverinfo="text",
+        ))
+    plot.update_layout(
+        title={"text": fig.title + (f"<br><sup>{fig.note}</sup>" if fig.note else ""), "font": {"size": 13}},
+        xaxis_title=axis_title(x, objectives[x]), yaxis_title=axis_title(y, objectives[y]),
+        template="plotly_white", legend={"orientation": "h", "y": -0.2},
+    )
+    limits = fig.y_limits()
+    if limits is not None:
+        plot.update_yaxes(range=list(limits))
+    atomic_write(fig.path, lambda tmp: plot.write_html(str(tmp), include_plotlyjs=True, full_html=True))
+    return fig.path

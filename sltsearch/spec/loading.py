@@ -1,11 +1,12 @@
 """Reading a spec: a YAML file read strictly (UTF-8 text, bounded in size and alias expansion, a key given
-twice is an error) and validated into a `Spec`; every way it can fail is one `SpecError` line.
+twice is an error), fields overridden from the command line (`sltsearch.spec.overrides`), and validated into a
+`Spec`; every way it can fail is one `SpecError` line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -14,6 +15,9 @@ from sltsearch.errors import SpecError
 from sltsearch.spec.schema import Spec
 from sltsearch.spec.wording import format_validation_error
 from sltsearch.spec.yaml_bounds import MAX_BYTES, YamlTooLarge, check_bounds
+
+if TYPE_CHECKING:
+    from sltsearch.spec.overrides import Overrides
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> Spec:
@@ -61,6 +65,12 @@ def read_yaml(path: Path) -> Any:
         ) from None
     except OSError as err:
         raise SpecError(f"{path}: cannot be read ({err.strerror or err})") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The YAML document in ``text`` (a file's content, or a value given on the command line), read as a spec
+    file is: safe, bounded, a key given twice refused; every way it can fail is one `SpecError` naming ``source``."""
     try:
         loader = _UniqueKeyLoader(text)  # a SafeLoader subclass
         try:
@@ -70,7 +80,7 @@ def read_yaml(path: Path) -> Any:
         finally:
             loader.dispose()
     except YamlTooLarge as err:
-        raise SpecError(f"{path}: refused: the YAML document {err}") from None
+        raise SpecError(f"{source}: refused: the YAML document {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -78,14 +88,20 @@ def read_yaml(path: Path) -> Any:
         if isinstance(err, yaml.reader.ReaderError):
             where, problem = f" at character {err.position}", f"unacceptable character #x{err.character:04x}"
         problem = " ".join(str(problem).split())
-        raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise SpecError(f"{source}: not valid YAML{where}: {problem}") from None
     except RecursionError:
-        raise SpecError(f"{path}: not valid YAML: nested too deeply") from None
+        raise SpecError(f"{source}: not valid YAML: nested too deeply") from None
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a YAML spec file."""
+def load_spec(path: str | Path, overrides: Overrides = None) -> Spec:
+    """Read and validate a YAML spec file; ``overrides`` (``["train.epochs=5", ...]`` or
+    ``{"train.epochs": 5}``, `sltsearch.spec.overrides`) set fields by dotted key before it is validated."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found; list the bundled ones with `sltsearch spaces`")
-    return parse_spec(read_yaml(path), str(path))
+    data = read_yaml(path)
+    if overrides:
+        from sltsearch.spec.overrides import apply_overrides  # it reads values with `parse_yaml`, from here
+
+        return apply_overrides(data, overrides, str(path))
+    return parse_spec(data, str(path))
