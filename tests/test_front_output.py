@@ -119,18 +119,23 @@ def test_csv_and_json_stay_complete(tmp_path: Path) -> None:
 
 
 def test_values_from_a_file_are_printed_as_themselves(tmp_path: Path) -> None:
-    """Ticket ids holding terminal escapes (clear screen, set title) or rich markup: shown, never obeyed."""
-    ids = ["\x1b[2J\x1b]0;pwned\x07t0", "[bold red]t1[/]", "t2[link=http://x]", "t3\r\x08", "t4", "t5", "t6", "t7"]
-    frame = _table(ids=ids)
+    """Values holding terminal escapes (clear screen, set title) or rich markup: shown, never obeyed. Ticket ids
+    of another form than sltsearch writes are refused as a damaged table, in one line that obeys nothing either."""
+    frame = _table()
     frame["param_encoder"] = "[blink]rate\x1b[5m"
+    frame["param_scope"] = "\x1b[2J\x1b]0;pwned\x07[bold red]global[/]\r\x08"
     run = _run_folder(tmp_path / "run", frame)
     result = runner.invoke(app, ["pareto", str(run)])
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out and "\x08" not in out
     flat = "".join(out.split())
-    assert "\\x1b[2J\\x1b]0;pwned\\x07t0" in flat and "[boldred]t1[/]" in flat and "[link=http://x]" in flat
-    assert "[blink]rate\\x1b[5m" in flat
+    assert "[blink]rate\\x1b[5m" in flat and "\\x1b[2J\\x1b]0;pwned\\x07[boldred]global[/]" in flat
+    ids = ["\x1b[2J\x1b]0;pwned\x07t0", "[bold red]t1[/]", "t2", "t3", "t4", "t5", "t6", "t7"]
+    bad = _run_folder(tmp_path / "bad", _table(ids=ids))
+    result = runner.invoke(app, ["pareto", str(bad)])
+    assert result.exit_code == 2 and "\x1b" not in result.output and "\x07" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "is not of the form" in result.output
 
 
 def test_titles_count_finished_trials_only(tmp_path: Path) -> None:
