@@ -39,7 +39,7 @@ def test_cli_reference_has_every_command_and_option(hooks) -> None:
     for name in group.list_commands(root):
         assert f"## `sltsearch {name}`" in page
         for param in group.get_command(root, name).params:
-            shown = param.opts if param.param_type_name == "option" else [param.human_readable_name]
+            shown = param.opts if param.param_type_name == "option" else [param.name.upper()]
             for opt in shown:  # an argument is shown by its metavar (RUN_DIRS...)
                 assert opt in page, f"sltsearch {name}: {opt} missing from the CLI reference"
 
