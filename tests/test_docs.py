@@ -39,8 +39,11 @@ def test_cli_reference_has_every_command_and_option(hooks) -> None:
     for name in group.list_commands(root):
         assert f"## `sltsearch {name}`" in page
         for param in group.get_command(root, name).params:
-            shown = param.opts if param.param_type_name == "option" else [param.name.upper()]
-            for opt in shown:  # an argument is shown by its metavar (RUN_DIRS...)
+            if param.param_type_name != "option":  # an argument: by its name or its metavar (RUN_DIR...)
+                names = [param.name, param.name.upper(), getattr(param, "metavar", None) or param.name]
+                assert any(n in page for n in names), f"sltsearch {name}: {param.name} missing from the CLI reference"
+                continue
+            for opt in param.opts:
                 assert opt in page, f"sltsearch {name}: {opt} missing from the CLI reference"
 
 
