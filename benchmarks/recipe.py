@@ -168,13 +168,14 @@ def verdict(values: list[float], baseline: list[float]) -> str:
     return "above" if mean > base + sd else "below" if mean < base - sd else "within"
 
 
-def task_section(task: str, runs: list[Run], seeds: list[int], rates: list[float],
-                 min_acc: float) -> tuple[list[str], str, dict[str, Any]]:
+def task_section(task: str, runs: list[Run], seeds: list[int], min_acc: float) -> tuple[list[str], str, dict[str, Any]]:
     ref = {"val_accuracy": min_acc, "energy_uj": 1.1 * max(float(r.frame["energy_uj"].max()) for r in runs)}
     curves = {(r.mode, r.seed): curve(r, ref) for r in runs}
     rows, ratios, s_val, s_test, r_val, r_test, plots = [], [], [], [], [], [], {}
     for seed in seeds:
-        recipes = {rate: next(r for r in runs if r.mode == f"recipe-{rate}" and r.seed == seed) for rate in rates}
+        recipes = {float(r.mode.removeprefix("recipe-")): r for r in runs
+                   if r.mode.startswith("recipe-") and r.seed == seed}
+        rates = sorted(recipes, reverse=True)
         best_rate = max(rates, key=lambda rate: curves[(f"recipe-{rate}", seed)][-1][1])
         recipe = recipes[best_rate]
         rc = curves[(recipe.mode, seed)]
@@ -281,6 +282,9 @@ def main() -> None:
     parser.add_argument("--search-args", default="", help="extra flags for the search's `sltsearch run`")
     parser.add_argument("--skip-default-run", action="store_true")
     parser.add_argument("--keep", type=Path, help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--only-existing", action="store_true",
+                        help="with --reuse: leave out the recipe rates not run for a task and seed (the table says "
+                        "which rates each seed had)")
     parser.add_argument("--reuse", action="store_true",
                         help="read back the runs this script finished in --keep before instead of running them again")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -295,8 +299,10 @@ def main() -> None:
             space, _ = TASKS[task]
             runs[task] = []
             for seed in seeds:
+                rates = [r for r in args.rates if not args.only_existing
+                         or (tmp / f"{task}-recipe-{r}-{seed}.measured.json").is_file()]
                 recipes = [run_one(task, f"recipe-{rate}", seed, recipe_spec(space, seed, rate, tmp), [], tmp,
-                                   args.reuse) for rate in args.rates]
+                                   args.reuse) for rate in rates]
                 runs[task] += recipes
                 budget = max(r.compute for r in recipes)
                 extra = ["--budget-epochs", f"{budget:g}", *shlex.split(args.search_args)]
@@ -304,7 +310,7 @@ def main() -> None:
         default = None if args.skip_default_run else default_run(tmp)
     lines, summaries, plots = [], [], {}
     for task in args.tasks:
-        section, summary, plots[task] = task_section(task, runs[task], seeds, args.rates, TASKS[task][1])
+        section, summary, plots[task] = task_section(task, runs[task], seeds, TASKS[task][1])
         lines += section
         summaries.append(summary)
     png = args.out.with_suffix(".png")
