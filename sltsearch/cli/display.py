@@ -84,7 +84,8 @@ class RunDisplay:
         if self.task is None:
             return []
         if isinstance(event, TrialStart):
-            self.running[event.number] = _Running(event.worker, str(event.rounds or "?"))
+            most = str(event.rounds or "?")
+            self.running[event.number] = _Running(event.worker, f"≤{most}" if event.path else most)
         elif isinstance(event, TrialProgress):
             self._progress(event)
         elif isinstance(event, TrialEnd):

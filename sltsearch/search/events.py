@@ -32,7 +32,8 @@ class TrialStart:
     number: int
     params: dict[str, Any]
     worker: str  # who runs it: "worker 2 (pid 123)", "ray"
-    rounds: int | None = None  # its IMP rounds
+    rounds: int | None = None  # its IMP rounds (a path's: the most it may run)
+    path: bool = False  # a path (`search.paths`): it may stop before ``rounds``
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ class TrialRunner:
     ) -> list[Ticket]:
         """Run trial ``number`` with ``params``; ``on_ticket`` sees every ticket as it is measured (a driver
         may raise `TrialAborted` there to stop the trial early: its tickets so far stand)."""
-        self.emit(TrialStart(number, dict(params), self.worker, imp_rounds(self.spec, params)))
+        paths = self.spec.search.paths is not None
+        self.emit(TrialStart(number, dict(params), self.worker, imp_rounds(self.spec, params), paths))
 
         reported: list[Ticket] = []
 

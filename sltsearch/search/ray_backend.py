@@ -122,7 +122,8 @@ class _Progress(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         params = {k: v for k, v in trial.config.items() if k != NUMBER}
         rounds = imp_rounds(self.spec, params) if self.spec is not None else None
-        self.emit(TrialStart(int(trial.config[NUMBER]), params, "ray", rounds))
+        path = self.spec is not None and self.spec.search.paths is not None
+        self.emit(TrialStart(int(trial.config[NUMBER]), params, "ray", rounds, path))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if ERROR_KEY not in result:
