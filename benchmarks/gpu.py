@@ -21,7 +21,7 @@ the script cannot rot between the times a GPU is at hand). Results are written a
 short still leaves what it measured.
 
     python benchmarks/gpu.py                  # on a GPU machine: writes results/benchmarks/gpu.md
-    python benchmarks/gpu.py --dry-run --out /tmp/gpu.md
+    python benchmarks/gpu.py --dry-run        # on the CPU: writes $TMPDIR/sltsearch-gpu-dry-run/gpu.md
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "benchmarks" / "gpu.md"
+# a dry run's report: a scratch file, never the committed GPU report (see `report_path`)
+DRY_OUT = Path(tempfile.gettempdir()) / "sltsearch-gpu-dry-run" / "gpu.md"
 # paper-size models (presets of the built-in families) and the toy ones of the dry run
 MODELS = {
     "vgg16": ("spiking_vgg", "vgg16"),
@@ -495,7 +497,7 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, str], size
     command = (
         "python benchmarks/gpu.py"
         + (" --dry-run" if args.dry_run else "")
-        + (f" --out {args.out}" if args.out != str(OUT) else "")
+        + (f" --out {args.out}" if args.out not in (str(OUT), str(DRY_OUT)) else "")
     )
     lines = [
         "# GPU benchmark: the CUDA path, paper-size step times, trials sharing one GPU"
@@ -635,10 +637,30 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, str], size
     return line
 
 
-def main() -> int:
+def report_path(dry_run: bool, out: str | None) -> Path:
+    """Where the report goes: ``--out``, else the committed report for a GPU run and a scratch file for a dry run.
+
+    A dry run never writes the committed report: its CPU toy figures would replace the only GPU measurement, and a
+    developer who dry-runs and commits would lose it. Raises ValueError when ``--out`` names it anyway."""
+    if out is None:
+        return DRY_OUT if dry_run else OUT
+    path = Path(out)
+    if dry_run and path.resolve() == OUT.resolve():
+        raise ValueError(
+            f"--dry-run writes CPU toy figures and must not replace {OUT.relative_to(ROOT)} (the GPU measurement); "
+            "give --out another file, or leave it out (default " + str(DRY_OUT) + ")"
+        )
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true", help="the same code paths on the CPU at toy sizes")
-    ap.add_argument("--out", default=str(OUT), help="the report (default results/benchmarks/gpu.md)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help=f"the report (default results/benchmarks/gpu.md; with --dry-run {DRY_OUT}, never the committed report)",
+    )
     ap.add_argument(
         "--parts", nargs="+", default=["correctness", "speed", "sharing"], choices=["correctness", "speed", "sharing"]
     )
@@ -649,7 +671,13 @@ def main() -> int:
         help="part 3: one search with --workers K, or K copies of the warmed run folder, one search each",
     )
     ap.add_argument("--budget-s", type=float, default=480.0, help="stop starting new work after this many seconds")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    try:
+        out = report_path(args.dry_run, args.out)
+    except ValueError as err:
+        print(f"gpu.py: {err}", file=sys.stderr)
+        return 2
+    args.out = str(out)
     import torch
 
     if not args.dry_run and not torch.cuda.is_available():
@@ -662,7 +690,6 @@ def main() -> int:
     info = machine(device)
     log("machine:", json.dumps(info))
     parts: dict[str, Any] = {}
-    out = Path(args.out)
     if "correctness" in args.parts:
         parts["correctness"] = correctness(device, timeout=max(60.0, 0.5 * args.budget_s))
         write_report(out, args, info, sizes, parts)

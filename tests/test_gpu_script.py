@@ -9,6 +9,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import gpu  # noqa: E402
+
+
+def test_a_dry_run_never_writes_the_committed_gpu_report(capsys: pytest.CaptureFixture[str]) -> None:
+    """The dry run's CPU toy figures must not replace results/benchmarks/gpu.md (the one GPU measurement)."""
+    assert gpu.report_path(dry_run=False, out=None) == gpu.OUT
+    scratch = gpu.report_path(dry_run=True, out=None)
+    assert scratch != gpu.OUT and not scratch.resolve().is_relative_to(ROOT)
+    before = gpu.OUT.read_bytes() if gpu.OUT.exists() else None
+    for out in (str(gpu.OUT), str(gpu.OUT.relative_to(Path.cwd())) if gpu.OUT.is_relative_to(Path.cwd()) else None):
+        if out is None:
+            continue
+        assert gpu.main(["--dry-run", "--out", out]) == 2  # refused before anything runs
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--dry-run" in err[0] and "--out" in err[0], err
+    assert (gpu.OUT.read_bytes() if gpu.OUT.exists() else None) == before
 
 
 @pytest.mark.slow
