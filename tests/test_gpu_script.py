@@ -33,7 +33,7 @@ def test_a_dry_run_never_writes_the_committed_gpu_report(capsys: pytest.CaptureF
 def test_gpu_script_dry_run_writes_its_report(tmp_path: Path) -> None:
     out = tmp_path / "gpu.md"
     command = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--dry-run", "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()
     summary = report.strip().splitlines()[-1]
@@ -42,5 +42,10 @@ def test_gpu_script_dry_run_writes_its_report(tmp_path: Path) -> None:
     assert total >= 8 and passed == total, report
     for model in ("vgg16", "resnet19", "spikformer"):
         assert f"{model} n/ax" not in summary, report  # every model's SNN and ANN step was timed
-    assert "trials per gpu" in summary and "not measured" not in summary, report
+    assert "trials per gpu" in summary and "(workers)" in summary and "not measured" not in summary, report
     assert "| 2 | 2 |" in report  # two trials at once, both finished and timed
+    assert "## 4. Trials sharing one GPU: ray" in report and "Not measured" not in report, report  # Ray's path too
+    assert "gpu-hours" in summary, report  # the paper spaces' searches were projected
+    for space in ("paper_vgg16_cifar10", "paper_resnet19_cifar10", "paper_spikformer_multisp_cifar10"):
+        assert f"| {space} | " in report.split("## 3.", 1)[1], report
+    assert "torch.profiler, 3 steps" in report and "## 5. Variant: compile" in report, report
