@@ -49,3 +49,27 @@ def test_gpu_script_dry_run_writes_its_report(tmp_path: Path) -> None:
     for space in ("paper_vgg16_cifar10", "paper_resnet19_cifar10", "paper_spikformer_multisp_cifar10"):
         assert f"| {space} | " in report.split("## 3.", 1)[1], report
     assert "torch.profiler, 3 steps" in report and "## 5. Variant: compile" in report, report
+
+
+def test_the_paper_search_projection_counts_each_cached_stage_once() -> None:
+    """`project_search` from given step times: the dense run once with the cache and once per trial without, nested
+    IMP rounds shared, and the epoch made of the dataset's training split in steps plus its validation split."""
+    row = {
+        "space": "paper_vgg16_cifar10",
+        "time_steps": 4,
+        "batch": 128,
+        "train_step_s": 0.04,
+        "eval_step_s": 0.01,
+        "measure_step_s": 0.02,
+    }
+    proj = gpu.project_search(row)
+    scale = 5 / 4  # the space runs at T = 5, timed at T = 4
+    epoch = scale * (352 * 0.04 + 40 * 0.01)  # 45,000 training images in batches of 128, 5,000 validation images
+    assert abs(proj["epoch_s"] - epoch) < 1e-9
+    assert abs(proj["dense_s"] - 300 * epoch) < 1e-6
+    assert proj["trials"] == 8 and proj["dense_runs"] == 1
+    assert proj["distinct_rounds"] < proj["rounds"]  # 8 draws of 9 (rewind, target) pairs: nested rounds repeat
+    assert proj["cached_epochs"] < proj["uncached_epochs"] and proj["cached_h"] < proj["uncached_h"]
+    # without the cache every trial trains its own dense run
+    assert proj["uncached_epochs"] >= 8 * 300 + proj["rounds"] * (300 - 20)
+    assert proj["cached_h_4gpu"] >= proj["cached_h"] / 4 and proj["cached_h_4gpu"] >= proj["dense_s"] / 3600
