@@ -821,7 +821,7 @@ def write_report(out: Path, args: argparse.Namespace, info: dict[str, str], size
         + (f" --out {args.out}" if args.out not in (str(OUT), str(DRY_OUT)) else "")
     )
     lines = [
-        "# GPU benchmark: the CUDA path, paper-size step times, trials sharing one GPU"
+        "# GPU benchmark: the CUDA path, paper-size step times, what a paper search costs, trials sharing one GPU"
         + (" (DRY RUN on the CPU)" if args.dry_run else ""),
         "",
         f"Written by `{command}` on {stamp}.",
