@@ -47,6 +47,8 @@ MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
 # the worker's CPU time (one torch thread; CPU autograd runs in the calling thread): on a shared machine it counts
 # what the step computes, not the time other processes held the core
 CLOCK = time.process_time
+# the profiler times ops by the wall clock, which a busy machine inflates at random: shares over several steps
+PROFILED_STEPS = 8
 PHASES = ("forward", "backward", "optimizer", "masks", "reset")
 CATEGORIES = (
     "convolution",
@@ -186,13 +188,13 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             for kind, (model, opt, x, y) in runs.items():
                 with profile(activities=[ProfilerActivity.CPU]) as prof:
-                    for _ in range(3):
+                    for _ in range(PROFILED_STEPS):
                         train_module.train_one_epoch(model, [(x, y)], opt, dev)
                 spent: dict[str, float] = defaultdict(float)
                 ops: dict[str, float] = defaultdict(float)
                 for event in prof.events():
-                    spent[_category(event)] += event.self_cpu_time_total / 3e3  # ms per step
-                    ops[event.name] += event.self_cpu_time_total / 3e3
+                    spent[_category(event)] += event.self_cpu_time_total / (1e3 * PROFILED_STEPS)  # ms per step
+                    ops[event.name] += event.self_cpu_time_total / (1e3 * PROFILED_STEPS)
                 row[f"{kind}_categories_ms"] = dict(spent)
                 row[f"{kind}_top_ops_ms"] = dict(sorted(ops.items(), key=lambda kv: -kv[1])[:8])
         out["models"][name] = row
@@ -341,30 +343,34 @@ def report(
                 )
     lines += [
         "",
-        "## torch.profiler: own CPU time per step by what it is spent on (ms)",
+        "## torch.profiler: what the step's time is spent on (% of its ops' own time)",
         "",
-        "Every op's own time, attributed to its enclosing region (the fused neurons' autograd functions, the "
-        "optimizer's step, the masks' multiply after the step) or else to its kind. The gradient hook's mask "
-        "multiply runs inside backward and counts as `other`.",
+        f"{PROFILED_STEPS} steps profiled per network. Every op's own time, attributed to its enclosing region (the "
+        "fused neurons' autograd functions, the optimizer's step, the masks' multiply after the step) or else to its "
+        "kind; the gradient hook's mask multiply runs inside backward and counts as `other`. The profiler reads the "
+        "wall clock, which other processes on a busy machine inflate (the last column, against the CPU-time step "
+        "above), at random and in proportion to each op's time: compare the shares, not the milliseconds.",
         "",
-        "| tree | model | net | " + " | ".join(CATEGORIES) + " | total |",
+        "| tree | model | net | " + " | ".join(CATEGORIES) + " | profiled wall ms / step |",
         "|---|---|---|" + "---:|" * (len(CATEGORIES) + 1),
     ]
     for tree, prof in profiles.items():
         for model in args.models:
             for kind in ("snn", "ann"):
                 cats = prof["models"][model][f"{kind}_categories_ms"]
+                total = max(sum(cats.values()), 1e-9)
                 lines.append(
                     f"| {tree} | {model} | {kind} | "
-                    + " | ".join(f"{cats.get(c, 0.0):.2f}" for c in CATEGORIES)
-                    + f" | {sum(cats.values()):.2f} |"
+                    + " | ".join(f"{100 * cats.get(c, 0.0) / total:.1f} %" for c in CATEGORIES)
+                    + f" | {total:.1f} |"
                 )
-    lines += ["", "Top ops by own time (ms per step, this checkout):", ""]
+    lines += ["", "Top ops by own time (% of the step's ops' own time, this checkout):", ""]
     last = profiles[trees[-1]]
     for model in args.models:
         for kind in ("snn", "ann"):
             top = last["models"][model][f"{kind}_top_ops_ms"]
-            lines.append(f"- {model} {kind}: " + ", ".join(f"{k} {v:.2f}" for k, v in top.items()))
+            total = max(sum(last["models"][model][f"{kind}_categories_ms"].values()), 1e-9)
+            lines.append(f"- {model} {kind}: " + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in top.items()))
     if args.variants_results:
         lines += [
             "",
@@ -428,6 +434,33 @@ def _findings(
             "twice per layer and step; they are now cached in the weight's dtype and applied in one foreach multiply "
             "(`sltsearch.tickets.masks`, bit-for-bit the same weights: tests/test_masks_pruning.py)."
         )
+    if len(trees) > 1:
+
+        def phase(tree: str, model: str, kind: str, name: str) -> float:
+            return statistics.median(r["models"][model][f"{kind}_phases_ms"][name] for r in results[tree])
+
+        masks = "; ".join(
+            f"{m} {phase(trees[0], m, 'snn', 'masks'):.2f} / {phase(trees[0], m, 'ann', 'masks'):.2f} -> "
+            f"{phase(trees[-1], m, 'snn', 'masks'):.2f} / {phase(trees[-1], m, 'ann', 'masks'):.2f} ms"
+            for m in args.models
+        )
+        ratios = ", ".join(
+            f"{m} {_median(results[trees[0]], m, 'ratio'):.2f}x -> {_median(results[trees[-1]], m, 'ratio'):.2f}x"
+            for m in args.models
+        )
+        lines.append(
+            f"- The masks' phase after the step (CPU ms, SNN / ANN), {trees[0]} -> this checkout: {masks}. It is the "
+            f"same work in both networks, so the SNN/ANN ratio does not move with it ({ratios})."
+        )
+    for variant, rows in getattr(args, "variants_results", {}).items():
+        if "models" in rows:
+            lines.append(
+                f"- {variant}: SNN/ANN "
+                + ", ".join(f"{m} {rows['models'][m]['ratio']:.2f}x" for m in args.models)
+                + " (eager, this checkout: "
+                + ", ".join(f"{m} {_median(results[trees[-1]], m, 'ratio'):.2f}x" for m in args.models)
+                + "); its own worker, run after the rounds."
+            )
     lines += [
         "- Conv and BatchNorm already run once over the merged T x B batch: spikingjelly's multi-step `layer.Conv2d`"
         " / `layer.BatchNorm2d` / `SeqToANNContainer` flatten [T, B] before the call (VGG, ResNet and Spikformer "
@@ -436,8 +469,8 @@ def _findings(
         "- Not cut, because results would change: the direct encoder repeats the image T times, so the first "
         "convolution runs on T identical copies; convolving once and repeating would give the same forward, but "
         "BatchNorm's running variance counts T x B x H x W samples (its unbiased correction differs), so tickets "
-        "would drift. Adam's `sqrt` is a visible share of the optimizer on both networks (flushing denormals would "
-        "speed it and change the numbers).",
+        "would drift. Adam's update is a large share at these small sizes in both networks; it is torch's own "
+        "optimizer, the same in both, and any change to it changes the numbers.",
         "- On the GPU the SNN step was 2.20x its twin on VGG-16 (results/benchmarks/gpu.md), far above the "
         "neurons' share of the arithmetic here: the rest is GPU-side (kernel launches per neuron layer and step, "
         "spikingjelly's dispatch, casts under autocast); `benchmarks/gpu.py` profiles the step's kernels there and "
