@@ -87,6 +87,27 @@ def test_imp_round_with_rewinding_keeps_pruned_weights_exactly_zero(device: torc
         assert torch.count_nonzero(weight[mask]) > 0
 
 
+def test_masks_cached_on_the_cpu_follow_the_model_to_the_device(device: torch.device) -> None:
+    """The masks' cached copies in the weight's dtype (`sltsearch.tickets.masks.mask_like_weight`) are made again on
+    the device the model moved to, and in-place mask writes there reach them: pruned weights stay exactly zero."""
+    spec = _spec()
+    torch.manual_seed(0)
+    model = build_model(spec.model, (1, 8, 8), 10)
+    attach_masks(model, magnitude_prune(model, 0.5, "global"))
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    train_one_epoch(model, [(x, y)], make_optimizer(model, spec.train), torch.device("cpu"))  # cached on the CPU
+    model.to(device)
+    attach_masks(model, magnitude_prune(model, 0.8, "global"))  # written in place on the device
+    train_one_epoch(model, [(x, y)] * 2, make_optimizer(model, spec.train), device)
+    pruned = total = 0
+    for name, layer in prunable_layers(model).items():
+        mask, weight = getattr(layer, MASK), layer.weight.detach()
+        assert mask.device.type == weight.device.type == device.type
+        assert torch.count_nonzero(weight[~mask]) == 0, f"{name}: a pruned weight moved"
+        pruned, total = pruned + int((~mask).sum()), total + mask.numel()
+    assert pruned / total == pytest.approx(0.9, abs=0.01)  # the second masks (80 % of the remaining half)
+
+
 def test_imp_trial_on_device(device: torch.device, tmp_path: Path) -> None:
     spec = _spec(tickets={"rounds": 2, "prune_rate": 0.5, "rewind_epoch": 1})
     ctx = TrialContext(cache=StageCache(tmp_path / "cache"), device=str(device))

@@ -91,3 +91,65 @@ def test_rewinding_restores_surviving_weights_to_epoch_k() -> None:
     for key, value in checkpoint.items():  # BatchNorm statistics and biases rewound too
         if not key.endswith("weight_mask") and "weight" not in key.rsplit(".", 1)[-1]:
             assert torch.equal(state[key], value), key
+
+
+def _train_with_reference_masks(model: nn.Module, masks: dict[str, torch.Tensor], recipe, loader) -> None:
+    """The masking of commit 8d8ca89 written out: the boolean mask multiplies the gradient (hook) and the weights
+    (after every step), layer by layer."""
+    layers = prunable_layers(model)
+    for name, layer in layers.items():
+        layer.weight.data.mul_(masks[name])
+        layer.weight.register_hook(lambda grad, m=masks[name]: grad * m)
+    opt = make_optimizer(model, recipe)
+    model.train()
+    for x, y in loader:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x).float(), y).backward()
+        opt.step()
+        with torch.no_grad():
+            for name, layer in layers.items():
+                layer.weight.mul_(masks[name])
+        model.reset_state()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_cached_float_masks_train_bit_for_bit_like_the_boolean_product(optimizer: str) -> None:
+    """The masks are cached in the weight's dtype and applied in one foreach call: the same bits as multiplying by
+    the boolean buffer layer by layer (the same tickets on the CPU)."""
+    recipe = parse_spec({"train": {"optimizer": optimizer, "weight_decay": 0.05, "lr": 0.05}}).train
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    loader = [(x, y), (x.flip(0), y.flip(0))] * 2
+    ours, reference = _model(), _model()
+    masks = magnitude_prune(ours, 0.6)
+    attach_masks(ours, masks)
+    train_one_epoch(ours, loader, make_optimizer(ours, recipe), torch.device("cpu"))
+    _train_with_reference_masks(reference, masks, recipe, loader)
+    state = reference.state_dict()
+    for name, value in ours.state_dict().items():
+        if not name.endswith("weight_mask"):
+            assert torch.equal(value, state[name]), name
+
+
+def test_a_mask_written_in_place_or_loaded_replaces_the_cached_one() -> None:
+    model = _model()
+    attach_masks(model, magnitude_prune(model, 0.3))
+    train_one_epoch(model, [(torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,)))], make_optimizer(
+        model, parse_spec({}).train), torch.device("cpu"))  # the cache is filled
+    attach_masks(model, magnitude_prune(model, 0.8))  # the buffers are written in place
+    stats = mask_stats(current_masks(model))
+    assert stats.sparsity > 0.7
+    state = model.state_dict()
+    other = _model()
+    attach_masks(other)  # dense masks, cached by a training step
+    train_one_epoch(other, [(torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,)))], make_optimizer(
+        other, parse_spec({}).train), torch.device("cpu"))
+    with torch.no_grad():
+        for layer in prunable_layers(other).values():
+            layer.weight.add_(1.0)  # every weight non-zero
+    other.load_state_dict({k: v for k, v in state.items() if k.endswith("weight_mask")}, strict=False)
+    from sltsearch.tickets import apply_masks
+
+    apply_masks(other)
+    for name, layer in prunable_layers(other).items():
+        pruned = ~layer.weight_mask
+        assert pruned.any() and torch.count_nonzero(layer.weight[pruned]) == 0, name

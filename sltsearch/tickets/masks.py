@@ -3,6 +3,12 @@
 Pruned weights stay *exactly* zero: the mask zeroes their gradient (so optimizer moments never build up)
 and is re-applied after every optimizer step (so weight decay or momentum cannot revive them).
 Masks live in the module's state_dict, so a saved ticket carries its mask.
+
+Both multiplications use the mask in the weight's dtype, cached per layer until the boolean buffer changes (a new
+tensor, or an in-place write such as ``load_state_dict``, which bumps its version counter): multiplying by the boolean
+buffer cast it to float twice per layer and step (profiled in results/benchmarks/snn_step_cpu.md). ``w * 1.0`` and
+``w * 0.0`` are what the boolean product computed, so the weights are bit-for-bit the same. `apply_masks` multiplies
+all layers in one ``torch._foreach_mul_`` (one fused kernel per dtype and device on CUDA).
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from sltsearch.compat.torch import foreach_mul_, version
 
 MASK = "weight_mask"
 _PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -28,9 +36,33 @@ def prunable_layers(model: nn.Module, exclude: tuple[str, ...] = ()) -> dict[str
     }
 
 
+_CACHE = "_sltsearch_mask_cache"
+
+
+def mask_like_weight(module: nn.Module) -> torch.Tensor:
+    """``module``'s mask as a tensor of its weight's dtype and device, cached until the mask buffer changes.
+
+    The cache holds the buffer itself (compared by identity, so a replaced buffer never matches) and its version
+    counter (bumped by every in-place write: ``copy_``, ``load_state_dict``, ``fill_``).
+    """
+    mask, weight = getattr(module, MASK), module.weight
+    cached = module.__dict__.get(_CACHE)
+    if (
+        cached is None
+        or cached[0] is not mask
+        or cached[1] != version(mask)
+        or cached[2].dtype != weight.dtype
+        or cached[2].device != weight.device
+    ):
+        cached = (mask, version(mask), mask.detach().to(dtype=weight.dtype, device=weight.device))
+        module.__dict__[_CACHE] = cached  # a plain attribute: not a buffer, never in the state_dict
+    return cached[2]
+
+
 def _grad_hook(module: nn.Module):
     def hook(grad: torch.Tensor) -> torch.Tensor:
-        return grad * getattr(module, MASK)
+        mask = mask_like_weight(module)
+        return grad * (mask if mask.dtype == grad.dtype else mask.to(grad.dtype))
 
     return hook
 
@@ -62,10 +94,13 @@ def attach_masks(model: nn.Module, masks: dict[str, torch.Tensor] | None = None)
 @torch.no_grad()
 def apply_masks(model: nn.Module) -> None:
     """Zero every pruned weight in place; call after each optimizer step and after loading weights."""
+    weights, masks = [], []
     for mod in model.modules():
-        mask = getattr(mod, MASK, None)
-        if mask is not None:
-            mod.weight.mul_(mask)
+        if getattr(mod, MASK, None) is not None:
+            weights.append(mod.weight)
+            masks.append(mask_like_weight(mod))
+    if weights:
+        foreach_mul_(weights, masks)
 
 
 def masks_in(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
