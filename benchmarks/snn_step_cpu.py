@@ -33,6 +33,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from harness import load_average  # noqa: E402  (the load, worded one way for every report)
+
 OUT = ROOT / "results" / "benchmarks" / "snn_step_cpu.md"
 # reduced paper models: the presets' layouts at a quarter of their width (Spikformer: 96 dims, 4 blocks, 12 heads)
 MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -255,7 +259,6 @@ def _machine() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "host": platform.node(),
     }
 
 
@@ -500,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(worker(args)), flush=True)
         return 0
     started = time.perf_counter()
-    load_before = os.getloadavg()
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         trees: dict[str, Path] = {}
         if args.baseline:
@@ -531,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.variants_results[variant] = _run_worker(ROOT, args, variant, profile=False)
             except (RuntimeError, subprocess.TimeoutExpired) as err:
                 args.variants_results[variant] = {"error": str(err).strip().splitlines()[-1][:200]}
-    text = report(args, results, profiles, _machine(), (load_before, os.getloadavg()), time.perf_counter() - started)
+    text = report(args, results, profiles, _machine(), (load_before, load_average()), time.perf_counter() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
