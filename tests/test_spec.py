@@ -142,3 +142,26 @@ def test_spec_is_frozen() -> None:
     spec = Spec()
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises its own ValidationError subclass
         spec.seed = 3  # type: ignore[misc]
+
+
+RECIPE_REPORT = FIDELITY_REPORT.with_name("recipe.md")
+
+
+def test_bundled_spaces_search_paths_where_they_beat_the_recipe() -> None:
+    """`benchmarks/recipe.py` -> results/benchmarks/recipe.md decides whether a task's bundled space runs its trials
+    as paths under a compute budget: only where that search reached the paper's recipe's front with less compute
+    and its hypervolume at the recipe's compute is not below the recipe's."""
+    text = RECIPE_REPORT.read_text()
+    spaces = dict(re.findall(r"^## (\w+) \(`sltsearch run (\w+)`", text, flags=re.M))  # task -> bundled space
+    summary = text.strip().splitlines()[-1]
+    assert summary.startswith("Summary: recipe "), f"{RECIPE_REPORT} does not end with its Summary line"
+    parts = [p for p in summary.removeprefix("Summary: recipe ").split("; ") if not p.startswith("default run")]
+    verdicts = {}
+    for part in parts:
+        task, ratio, _, _, hv, *_ = part.replace(",", "").split()
+        verdicts[task] = float(ratio.rstrip("x")) > 1.0 and hv != "below"
+    assert set(verdicts) == set(spaces) == {"digits", "mnist1d"}
+    for task, pays in verdicts.items():
+        spec = load_spec(bundled_spaces()[spaces[task]])
+        assert (spec.search.paths is not None) == pays, f"{task}: {parts}"
+        assert (spec.search.budget_epochs is not None) == pays
