@@ -18,13 +18,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 import pandas as pd
+from optuna.storages import InMemoryStorage, JournalStorage
 from optuna.trial import TrialState, create_trial
 
+from sltsearch.compat import optuna as optuna_compat
 from sltsearch.results.record import MAIN_KINDS, Ticket, row_params
 from sltsearch.results.store import (
     INTERRUPTED,
@@ -37,10 +40,11 @@ from sltsearch.results.store import (
     load_tickets,
     read_columns,
 )
-from sltsearch.runfolder.folder import read_run
+from sltsearch.runfolder.folder import read_run, run_folder_id
 from sltsearch.search import liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
+from sltsearch.search.study import RUN_FOLDER
 from sltsearch.spec import Spec
 from sltsearch.trial.context import TrialAborted
 
@@ -113,16 +117,42 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
     return report
 
 
-def unrecorded_trials(study: optuna.Study, frame: pd.DataFrame) -> list[optuna.trial.FrozenTrial]:
-    """Finished trials whose tickets are missing from the table or not all ``ok`` (their recording was cut
-    short: a damaged file set aside, or a re-measurement killed half-way, which leaves rows ``running``)."""
+def held_here(
+    study: optuna.Study, run_dir: Path | None, frame: pd.DataFrame, known: Iterable[int] = ()
+) -> Callable[[optuna.trial.FrozenTrial], bool]:
+    """Whether a trial's tickets belong in this run folder's table.
+
+    A journal study is the folder's own: all its trials. A study in a database may be shared with machines
+    that have run folders of their own (README: no shared filesystem), and each folder holds only its own
+    trials: those tagged with its id (``run_folder``), and, among trials from before trials were tagged, those
+    the folder has rows of or had (``known``: trials of damaged files set aside)."""
+    if isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage)):
+        return lambda trial: True
+    mine = run_folder_id(run_dir) if run_dir is not None else None
+    present = set(frame["trial"].astype(int)) if not frame.empty else set()
+    present |= set(known)
+
+    def held(trial: optuna.trial.FrozenTrial) -> bool:
+        tag = trial.user_attrs.get(RUN_FOLDER)
+        return tag == mine if tag else trial.number in present
+
+    return held
+
+
+def unrecorded_trials(
+    study: optuna.Study, frame: pd.DataFrame, run_dir: Path | None = None, known: Iterable[int] = ()
+) -> list[optuna.trial.FrozenTrial]:
+    """Finished trials of this run folder (`held_here`) whose tickets are missing from the table or not all
+    ``ok`` (their recording was cut short: a damaged file set aside, or a re-measurement killed half-way,
+    which leaves rows ``running``)."""
     recorded: set[int] = set()
     if not frame.empty:
         status_ok = (frame["status"] == OK).groupby(frame["trial"].astype(int)).all()
         recorded = {int(n) for n, ok in status_ok.items() if ok}
+    held = held_here(study, run_dir, frame, known)
     out = []
     for trial in study.get_trials(deepcopy=False, states=optuna_backend.FINISHED):
-        if trial.number in recorded or not trial.params:
+        if trial.number in recorded or not trial.params or not held(trial):
             continue
         if trial.state == TrialState.PRUNED and trial.user_attrs.get("tickets") == 0:
             continue  # stopped before its first ticket: nothing to record
@@ -157,7 +187,7 @@ def finish_records(
     First, rows still ``running`` of trials the study has ended unfinished are marked ``interrupted`` (their
     process could not mark them: killed, or no room left on the disk)."""
     settle_ended(run_dir, study, frame)
-    trials = unrecorded_trials(study, frame)
+    trials = unrecorded_trials(study, frame, run_dir, known=(old_nodes or {}).keys())
     if not trials:
         return []
     runner = TrialRunner(spec, run_dir, device=device, data_memo=data_memo if data_memo is not None else {})

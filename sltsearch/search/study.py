@@ -14,11 +14,17 @@ the rules below hold for all of them:
   running, ends unrun (FAIL, ``duplicate``; no budget). Asks by workers sharing a run folder are serialised
   by a file lock, so each sees the others' draws; the sampler is seeded per trial number (unique in the
   study), so workers never draw in lockstep.
+- A study belongs to one spec: it carries the spec's run identity (`sltsearch.spec.keys.run_identity`, the
+  fields that decide what a trial computes or how it is judged), and a spec with another identity is refused
+  before its first trial, whichever run folder it runs into. Every trial records the run folder whose
+  workers ran it (``run_folder``): a machine with a run folder of its own joining a shared study never redoes
+  the trials other folders hold (`sltsearch.runfolder.repair.unrecorded_trials`).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
@@ -36,10 +42,12 @@ from optuna.trial import FrozenTrial, TrialState
 from sltsearch.compat import optuna as optuna_compat
 from sltsearch.errors import UserError, warn
 from sltsearch.results.store import INTERRUPTED, TicketStore
+from sltsearch.runfolder.folder import run_folder_id
 from sltsearch.search import liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
+from sltsearch.spec.keys import content_key, run_identity
 from sltsearch.system.secrets import check_url, mask_url
 
 JOURNAL_FILE = "study.journal"
@@ -49,11 +57,19 @@ RETRY_OF = "retry_of"  # user attr of a trial that re-runs the parameters of tri
 ERROR = "error"  # user attr: the one-line error of a failed trial
 DUPLICATE_OF = "duplicate_of"  # user attr of an asked trial never run: its parameters were run or are running
 NODE = "node"  # user attr: the node that ran a finished trial (its tickets' ``node``)
+RUN_FOLDER = "run_folder"  # user attr: the id of the run folder whose workers ran the trial (its run.json)
+IDENTITY = "sltsearch:run_identity"  # study user attr: the hash of the spec's run identity
+IDENTITY_SPEC = "sltsearch:spec"  # study user attr: that run identity itself (compared after an upgrade)
+MADE_BY = "sltsearch:made_by"  # study user attr: the host and run folder that made the study (for messages)
 MAX_REPEATS_IN_ROW = 100  # the sampler proposing only repeats this often means the space is exhausted
 
 
 class SearchFailed(UserError):
     """Every recent trial failed: the search stops instead of burning through its budget."""
+
+
+class StudyOfAnotherSpec(UserError):
+    """The study was made by a spec with another run identity: its trials are not this spec's."""
 
 
 class StorageUnavailable(UserError):
@@ -194,15 +210,55 @@ def make_sampler(spec: Spec) -> BaseSampler:
 
 
 def open_study(spec: Spec, run_dir: Path, storage_url: str | None = None) -> optuna.Study:
-    """The run's Optuna study (created on first use), with the spec's directions and sampler."""
+    """The run's Optuna study (created on first use), with the spec's directions and sampler; refused
+    (`StudyOfAnotherSpec`) when it was made by a spec with another run identity."""
     optuna.logging.set_verbosity(logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=spec.search.study_name or spec.name,
         storage=make_storage(spec, run_dir, storage_url),
         sampler=make_sampler(spec),
         directions=list(spec.objective.metrics.values()),
         load_if_exists=True,
     )
+    claim_identity(study, spec, run_dir)
+    return study
+
+
+def spec_identity(spec: Spec) -> str:
+    """The hash of ``spec``'s run identity: equal for specs whose trials compute and are judged alike."""
+    return content_key(run_identity(spec))
+
+
+def _same_identity(spec: Spec, attrs: Mapping[str, Any]) -> bool:
+    """Whether the study's recorded identity is ``spec``'s: the same hash, or (a study made by an older
+    sltsearch, whose specs had fewer fields) the same identity once its recorded spec is read by this one."""
+    if attrs.get(IDENTITY) == spec_identity(spec):
+        return True
+    recorded = attrs.get(IDENTITY_SPEC)
+    if not isinstance(recorded, dict):
+        return False
+    try:
+        return run_identity(Spec.model_validate(recorded)) == run_identity(spec)
+    except ValueError:  # pydantic's ValidationError: a spec this version cannot read is not this one
+        return False
+
+
+def claim_identity(study: optuna.Study, spec: Spec, run_dir: Path | None = None) -> None:
+    """Record ``spec``'s identity in a study that has none (a new one, or one made before studies carried
+    it); raise `StudyOfAnotherSpec` when the study holds another. Read back after writing: of two processes
+    making one study at the same moment with different specs, the one whose write was overwritten stops."""
+    attrs = study.user_attrs
+    if IDENTITY not in attrs:
+        study.set_user_attr(IDENTITY_SPEC, run_identity(spec))
+        study.set_user_attr(MADE_BY, f"{socket.gethostname()}:{Path(run_dir).resolve()}" if run_dir else "")
+        study.set_user_attr(IDENTITY, spec_identity(spec))
+        attrs = study.user_attrs
+    if not _same_identity(spec, attrs):
+        made_by = attrs.get(MADE_BY) or "another run"
+        raise StudyOfAnotherSpec(
+            f"study '{study.study_name}' belongs to another spec (made by {made_by}; its trials trained with "
+            "other settings): run the spec it was made with, or set search.study_name to start a new study"
+        )
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -258,6 +314,8 @@ class SearchStudy:
         # workers sharing the run folder ask one at a time (a study without a folder has one process)
         self._ask_lock = FileLock(str(self.run_dir / ASK_LOCK)) if self.run_dir is not None else nullcontext()
         self._identities: dict[int, tuple | str] = {}
+        # the run folder whose trials this study's asks make (None: a study without a folder, or an old one)
+        self.run_id = run_folder_id(self.run_dir) if self.run_dir is not None else None
         # a database can be away for a while (a restart); Optuna wraps an RDB storage in a cache of its own
         self._db = not isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage))
 
@@ -312,6 +370,7 @@ class SearchStudy:
         """A new trial to run, its parameters drawn (or a queued retry's); None when the budget is held by
         trials of other workers (the trial asked meanwhile is given back). Raises `SpaceExhausted`."""
         with self._ask_lock:
+            claim_identity(self.study, self.spec, self.run_dir)  # a study another spec made meanwhile: stop
             for _ in range(MAX_REPEATS_IN_ROW):
                 trial = self.study.ask(self.distributions)
                 if self._ahead_of(trial.number) >= self.budget:
@@ -320,6 +379,8 @@ class SearchStudy:
                 original = self.repeat_of(trial)
                 if original is None:
                     liveness.claim(trial)  # its owner: from now on other workers see it as taken
+                    if self.run_id:  # whose tickets it writes: only this folder ever re-measures them
+                        trial.set_user_attr(RUN_FOLDER, self.run_id)
                     return trial
                 trial.set_user_attr(DUPLICATE_OF, original)
                 self._end_unrun(trial, "duplicate")
