@@ -93,3 +93,88 @@ def test_run_folders_sharing_a_database_study(tmp_path: Path, capfd: pytest.Capt
     assert held_b == {2}  # only its own trial: a's trials 0 and 1 stay a's
     assert {t.user_attrs[RUN_FOLDER] for t in trials if t.number < 2} != {trials[2].user_attrs[RUN_FOLDER]}
     assert set(sltsearch.load(tmp_path / "a")["trial"]) == {0, 1}
+
+
+# -- hosts whose clocks disagree (issue 32, item 3)
+
+
+def _remote_trial(spec: sltsearch.Spec, run_dir: Path) -> optuna.Trial:
+    """A trial claimed as by a worker on another host (its owner's liveness only its heartbeat can tell)."""
+    from sltsearch.compat import optuna as optuna_compat
+    from sltsearch.search import liveness
+
+    trial = study_module.SearchStudy(spec, open_study(spec, run_dir), run_dir).ask()
+    assert trial is not None
+    storage = optuna_compat.trial_storage(trial)
+    optuna_compat.set_system_attr(storage, trial, liveness.OWNER, {"host": "host-a.invalid", "pid": 1, "start": "1"})
+    return trial
+
+
+def test_a_host_whose_clock_runs_ahead_never_fails_a_live_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Host B's clock is 3 minutes ahead of host A's: A's fresh heartbeat looks 3 minutes old to B's clock, yet
+    the trial is alive as long as its heartbeat changes; silent for the grace period of B's own clock, it is
+    stale."""
+    import time
+    import types
+
+    from sltsearch.compat import optuna as optuna_compat
+    from sltsearch.search import liveness
+
+    spec = _spec()
+    trial = _remote_trial(spec, tmp_path)  # host A: heartbeat written by the real clock
+    clock = [1000.0]
+    skewed = types.SimpleNamespace(time=lambda: time.time() + 180.0, monotonic=lambda: clock[0])
+    monkeypatch.setattr(liveness, "time", skewed)  # host B
+    observer = study_module.SearchStudy(spec, open_study(spec, tmp_path), tmp_path)
+    storage = optuna_compat.trial_storage(trial)
+    for beat in range(5):  # A beats every 20 s (of anyone's clock); B looks every 100 s of its own
+        assert observer.recover() == 0
+        optuna_compat.set_system_attr(storage, trial, liveness.BEAT, time.time() + beat)
+        clock[0] += 100.0
+    assert observer.recover() == 0  # the last beat is new to B
+    clock[0] += liveness.GRACE_S - 1
+    assert observer.recover() == 0  # silent, but not yet for the grace period
+    clock[0] += 2.0
+    assert observer.recover() == 1  # silent for longer than the grace period of B's own clock: A is gone
+    frozen = open_study(spec, tmp_path).trials[trial.number]
+    assert frozen.state == TrialState.FAIL and frozen.system_attrs[liveness.END] == "stale"
+
+
+def test_a_worker_whose_trial_was_taken_goes_on_in_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Another worker failed this worker's trial as stale while it ran (a heartbeat that really went silent):
+    the worker ends the trial with one warning, its rows marked interrupted as the study holds it FAIL, and
+    goes on; the trial's parameters run again as its retry."""
+    from sltsearch.compat import optuna as optuna_compat
+    from sltsearch.runfolder.folder import prepare_run_dir
+    from sltsearch.search import liveness, optuna_backend
+    from sltsearch.search.execute import TrialRunner
+
+    spec = _spec().model_copy(update={"search": _spec().search.model_copy(update={"n_trials": 1})})
+    prepare_run_dir(spec, tmp_path, None)
+    runner = TrialRunner(spec, tmp_path)
+    taken: list[int] = []
+
+    def run_one(number: int, params: dict) -> list:
+        tickets = runner(number, params)
+        if not taken:  # meanwhile another host's worker found this one's heartbeat silent and failed the trial
+            taken.append(number)
+            other = open_study(spec, tmp_path)
+            frozen = other.trials[number]
+            storage = optuna_compat.storage_of(other)
+            optuna_compat.set_system_attr(storage, frozen, liveness.END, "stale")
+            assert optuna_compat.fail_trial(storage, frozen)
+            study_module.enqueue_retries(other, 1)  # as its `recover` does
+        return tickets
+
+    ends: list = []
+    optuna_backend.optimize(spec, open_study(spec, tmp_path), run_one, run_dir=tmp_path, on_trial_end=ends.append)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and sum("was ended by another worker" in line for line in err.splitlines()) == 1
+    assert [e.state for e in ends] == ["FAIL", "COMPLETE"]
+    trials = open_study(spec, tmp_path).trials
+    assert trials[0].state == TrialState.FAIL and trials[1].user_attrs["retry_of"] == 0
+    frame = sltsearch.load(tmp_path)
+    assert set(frame.loc[frame["trial"] == 0, "status"]) == {"interrupted"}  # off the front, as the study says
+    assert set(frame.loc[frame["trial"] == 1, "status"]) == {"ok"}

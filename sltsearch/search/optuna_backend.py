@@ -48,6 +48,8 @@ from sltsearch.search.workers import WorkerProcesses, label
 from sltsearch.spec import Spec
 from sltsearch.trial.context import TrialAborted
 
+TAKEN = "ended by another worker, which found it stale"
+
 
 def deadline_of(spec: Spec) -> float | None:
     """When ``search.timeout_s`` runs out, as a wall-clock time every worker process shares."""
@@ -153,7 +155,8 @@ def _run(
         try:
             tickets = run_one(trial.number, dict(trial.params))
         except TrialAborted as stopped:  # MO-ASHA: the trial's value is its last kept ticket
-            shared.prune(trial, getattr(stopped, "ticket", None), stopped.tickets)
+            if not shared.prune(trial, getattr(stopped, "ticket", None), stopped.tickets):
+                return TrialEnd(trial.number, "FAIL", shared.finished(), TAKEN)
             return TrialEnd(trial.number, "PRUNED", shared.finished())
         except KeyboardInterrupt:
             shared.fail(trial, "", end="interrupted")
@@ -163,5 +166,6 @@ def _run(
             log = on_error(trial.number, "".join(traceback.format_exception(err))) if on_error else None
             shared.fail(trial, reason)
             return TrialEnd(trial.number, "FAIL", shared.finished(), reason, log)
-    shared.complete(trial, tickets[-1], len(tickets))
+    if not shared.complete(trial, tickets[-1], len(tickets)):
+        return TrialEnd(trial.number, "FAIL", shared.finished(), TAKEN)
     return TrialEnd(trial.number, "COMPLETE", shared.finished())

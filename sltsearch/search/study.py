@@ -314,6 +314,7 @@ class SearchStudy:
         # workers sharing the run folder ask one at a time (a study without a folder has one process)
         self._ask_lock = FileLock(str(self.run_dir / ASK_LOCK)) if self.run_dir is not None else nullcontext()
         self._identities: dict[int, tuple | str] = {}
+        self._watch = liveness.StalenessWatch()  # other workers' heartbeats, timed on this process's clock
         # the run folder whose trials this study's asks make (None: a study without a folder, or an old one)
         self.run_id = run_folder_id(self.run_dir) if self.run_dir is not None else None
         # a database can be away for a while (a restart); Optuna wraps an RDB storage in a cache of its own
@@ -336,7 +337,7 @@ class SearchStudy:
         front), then queue the parameters of failed trials again within the budget left (when any went stale,
         or ``requeue_always``, as at the start of a run). Returns how many trials were stale."""
         with self._ask_lock:  # two workers never queue the same retry
-            stale = liveness.fail_stale_trials(self.study)
+            stale = liveness.fail_stale_trials(self.study, self._watch)
             if self.run_dir is not None:
                 for trial in stale:
                     TicketStore(self.run_dir).set_status(trial.number, INTERRUPTED)
@@ -425,18 +426,19 @@ class SearchStudy:
 
     # -- finishing and recording a trial
 
-    def complete(self, trial: optuna.Trial, final: Any, tickets: int | None = None) -> None:
+    def complete(self, trial: optuna.Trial, final: Any, tickets: int | None = None) -> bool:
         """The trial ran all its rounds: record its ticket (``final``: a `Ticket` or a result mapping with the
-        ticket's columns) and tell its objective values."""
+        ticket's columns) and tell its objective values. False when the trial was `taken` from this process."""
 
         def tell() -> None:
             self.record(trial, final, tickets)
             self.study.tell(trial, [metric_value(final, m) for m in self.metrics])
 
-        self.retrying(tell, f"saving trial {trial.number}")
+        return self._finish(trial, tell)
 
-    def prune(self, trial: optuna.Trial, last: Any | None, tickets: int | None) -> None:
-        """Early stopping ended the trial after a round: its last kept ticket is its value (``last``)."""
+    def prune(self, trial: optuna.Trial, last: Any | None, tickets: int | None) -> bool:
+        """Early stopping ended the trial after a round: its last kept ticket is its value (``last``). False
+        when the trial was `taken` from this process."""
 
         def tell() -> None:
             if last is not None:
@@ -445,7 +447,28 @@ class SearchStudy:
                 trial.set_user_attr("tickets", tickets)
             self.study.tell(trial, state=TrialState.PRUNED)
 
-        self.retrying(tell, f"saving trial {trial.number}")
+        return self._finish(trial, tell)
+
+    def _finish(self, trial: optuna.Trial, tell: Callable[[], None]) -> bool:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.retrying(tell, f"saving trial {trial.number}")
+        except UpdateFinishedTrialError:
+            self.taken(trial)
+            return False
+        return True
+
+    def taken(self, trial: optuna.Trial) -> None:
+        """Another worker ended this process's trial while it ran (it found the trial's heartbeat silent, or its
+        owner gone): the study holds it FAIL and runs its parameters again, so its tickets here are marked
+        ``interrupted``, off the front, as the study says; one line tells the user."""
+        if self.run_dir is not None:
+            TicketStore(self.run_dir).set_status(trial.number, INTERRUPTED)
+        warn(
+            f"trial {trial.number} was ended by another worker while it ran here (its heartbeat looked silent for "
+            f"{liveness.GRACE_S:.0f} s): its tickets are marked interrupted and its parameters run again"
+        )
 
     def fail(self, trial: optuna.Trial, reason: str, end: str = "error") -> None:
         """The trial failed (``end`` = ``error``, its one-line ``reason`` recorded) or was ``interrupted``;
