@@ -1,9 +1,10 @@
 """`sltsearch repair RUN_DIR`: bring a damaged run folder back from what is still intact.
 
-The study and the stage cache between them hold every finished ticket: a damaged ticket-table file is set
-aside and its trial's tickets are measured again from the cached stages (no training, unless a stage is
-damaged too); a study that was lost (``study.journal`` deleted) is rebuilt from the ticket table, trial by
-trial with the same numbers, so ticket ids are never reused. Nothing intact is rewritten.
+The study and the stage cache between them hold every finished ticket: a journal with damaged lines inside
+it is kept whole in ``.damaged/`` and read from its other lines (`sltsearch.search.journal`); a damaged
+ticket-table file is set aside and its trial's tickets are measured again from the cached stages (no
+training, unless a stage is damaged too); a study that was lost (``study.journal`` deleted) is rebuilt from
+the ticket table, trial by trial with the same numbers, so ticket ids are never reused. Nothing intact is rewritten.
 
 Both steps are resumable, so a repair killed half-way is finished by the next one: a study that holds fewer
 trials than the table has tickets of (a rebuild cut short) is rebuilt on from where it stopped, and a
@@ -25,6 +26,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 from optuna.storages import InMemoryStorage, JournalStorage
+from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.trial import TrialState, create_trial
 
 from sltsearch.compat import optuna as optuna_compat
@@ -41,7 +43,7 @@ from sltsearch.results.store import (
     read_columns,
 )
 from sltsearch.runfolder.folder import read_run, run_folder_id
-from sltsearch.search import liveness, optuna_backend
+from sltsearch.search import journal, liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
 from sltsearch.search.study import RUN_FOLDER
@@ -110,6 +112,11 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
         old_nodes.update(readable_nodes(path))
         report.set_aside.append(_set_aside(path, run_dir))
     frame = load_tickets(run_dir)
+    if storage is None and spec.search.storage is None:  # the folder's own journal: read around damaged lines
+        path = run_dir / optuna_backend.JOURNAL_FILE
+        copy = journal.drop_damaged_lines(path, JournalFileSymlinkLock(str(path)))
+        if copy is not None:
+            report.set_aside.append(copy)
     study = optuna_backend.open_study(spec, run_dir, storage)
     if not frame.empty and len(study.get_trials(deepcopy=False)) <= int(frame["trial"].max()):
         report.study_rebuilt = rebuild_study(spec, study, frame)

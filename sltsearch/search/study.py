@@ -40,10 +40,10 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from sltsearch.compat import optuna as optuna_compat
-from sltsearch.errors import UserError, warn
+from sltsearch.errors import RunDirError, UserError, warn
 from sltsearch.results.store import INTERRUPTED, TicketStore
 from sltsearch.runfolder.folder import run_folder_id
-from sltsearch.search import liveness
+from sltsearch.search import journal, liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
@@ -100,24 +100,6 @@ class SpaceExhausted(Exception):
     """The sampler proposed only configurations that ran or are running, `MAX_REPEATS_IN_ROW` times."""
 
 
-def _trim_torn_tail(path: Path, lock: JournalFileSymlinkLock) -> None:
-    """Drop a half-written last journal line (a process killed inside a write): Optuna skips such a line
-    while it is last, but the next append would glue onto it and make the whole journal unreadable."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    lock.acquire()
-    try:
-        data = path.read_bytes()
-        if data.endswith(b"\n"):
-            return
-        keep = data.rfind(b"\n") + 1
-        with open(path, "r+b") as handle:
-            handle.truncate(keep)
-        warn(f"{path}: dropped a half-written last line ({len(data) - keep} bytes) left by a killed process")
-    finally:
-        lock.release()
-
-
 def driver_url(url: str) -> str:
     """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 (the ``postgres`` extra) when only it is
     installed, so the URL users copy from their database works as it is."""
@@ -135,7 +117,8 @@ def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStor
     if url is None:
         path = run_dir / JOURNAL_FILE
         lock = JournalFileSymlinkLock(str(path))
-        _trim_torn_tail(path, lock)
+        journal.trim_torn_tail(path, lock)
+        journal.check_journal(path)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
@@ -319,6 +302,10 @@ class SearchStudy:
         self.run_id = run_folder_id(self.run_dir) if self.run_dir is not None else None
         # a database can be away for a while (a restart); Optuna wraps an RDB storage in a cache of its own
         self._db = not isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage))
+        # the journal file this study reads, as first seen: deleted or replaced under a search, it stops it
+        self._journal = None
+        if isinstance(optuna_compat.storage_of(study), JournalStorage) and self.run_dir is not None:
+            self._journal = _file_id(self.run_dir / JOURNAL_FILE)
 
     @classmethod
     def open(cls, spec: Spec, run_dir: Path, storage_url: str | None = None) -> SearchStudy:
@@ -336,6 +323,7 @@ class SearchStudy:
         """Fail the stale RUNNING trials (their process died; their ticket rows are marked interrupted, off the
         front), then queue the parameters of failed trials again within the budget left (when any went stale,
         or ``requeue_always``, as at the start of a run). Returns how many trials were stale."""
+        self.check_folder()
         with self._ask_lock:  # two workers never queue the same retry
             stale = liveness.fail_stale_trials(self.study, self._watch)
             if self.run_dir is not None:
@@ -350,7 +338,11 @@ class SearchStudy:
         """``call()``, retried every 2 s while the study's database is unreachable (a restart), at most
         ``wait_s``; a journal file has no such outage, and its calls run once."""
         if not self._db:
-            return call()
+            try:
+                return call()
+            except Exception:
+                self.check_folder()  # the journal's reader fails in odd ways when the file went away under it
+                raise
         errors = _db_errors()
         deadline = time.monotonic() + wait_s
         while True:
@@ -364,6 +356,16 @@ class SearchStudy:
                         "finished trials are saved: rerun the same command when the database is back"
                     ) from None
                 time.sleep(2.0)
+
+    def check_folder(self) -> None:
+        """Raise `RunDirError` when the run folder's journal was deleted or replaced while this search ran (the
+        folder deleted): the study it held is gone, and going on would write trials into nowhere."""
+        if self._journal is None or _file_id(self.run_dir / JOURNAL_FILE) == self._journal:
+            return
+        raise RunDirError(
+            f"{self.run_dir}: its {JOURNAL_FILE} was deleted or replaced while the search ran (was the run folder "
+            "deleted?); the study it held is gone: restore the folder and rerun, or rerun with a new --run-dir"
+        )
 
     # -- asking
 
@@ -491,6 +493,15 @@ class SearchStudy:
             trial.set_user_attr(NODE, node)
         if self.spec.objective.constraints:
             set_trial_constraints(trial, self.spec, final)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``: the same file while it is neither deleted nor replaced; None when absent."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _field(ticket: Any, name: str) -> Any:
