@@ -426,3 +426,32 @@ def test_killed_at_random_moments_then_rerun(tmp_path: Path, signum: str) -> Non
     stages = [f for f in (run / "cache").glob("*/*") if (f / "meta.json").is_file()]
     assert stages and all(cache.fetch(f.parent.name, f.name, verify_all=True) for f in stages)  # none damaged
     assert not cache.set_aside
+
+
+def test_a_run_folder_deleted_mid_search_stops_it_in_one_line(tmp_path: Path) -> None:
+    """Issue 32, item 7: deleting the run folder under a running search ended in a JSONDecodeError traceback."""
+    import shutil
+
+    from sltsearch.errors import RunDirError
+    from sltsearch.runfolder.folder import prepare_run_dir
+
+    spec = sltsearch.Spec.model_validate(tiny_spec_dict(search={"n_trials": 3}))
+    run_dir = tmp_path / "r"
+    prepare_run_dir(spec, run_dir, None)
+
+    def run_one(number: int, params: dict) -> list[dict]:
+        if number == 1:
+            shutil.rmtree(run_dir)  # the user deletes the folder while trial 1 runs
+        run_dir.mkdir(exist_ok=True)  # as the trial's next write of a ticket recreates it
+        return [{"ticket_id": f"t{number:04d}r00", **{m: 0.5 for m in spec.objective.metrics}}]
+
+    with pytest.raises(RunDirError, match="was deleted or replaced while the search ran"):
+        optuna_backend.optimize(spec, optuna_backend.open_study(spec, run_dir), run_one, run_dir=run_dir)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--trials", "1000000000"), ("--threads", "100000")])
+def test_counts_beyond_any_machine_are_one_line(tiny_spec_file: Path, tmp_path: Path, flag: str, value: str) -> None:
+    """Issue 32, item 7: a pydantic traceback (--trials), a RuntimeError leaving the trial RUNNING (--threads)."""
+    result = runner.invoke(app, ["run", str(tiny_spec_file), "--run-dir", str(tmp_path / "r"), flag, value])
+    assert result.exit_code == 2 and f"{flag}: must be at most" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
