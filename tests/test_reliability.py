@@ -455,3 +455,14 @@ def test_counts_beyond_any_machine_are_one_line(tiny_spec_file: Path, tmp_path: 
     result = runner.invoke(app, ["run", str(tiny_spec_file), "--run-dir", str(tmp_path / "r"), flag, value])
     assert result.exit_code == 2 and f"{flag}: must be at most" in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_an_exhausted_space_says_how_many_trials_finished_and_exits_0(tmp_path: Path) -> None:
+    """Issue 32, item 7: two configurations and a budget of 5: the search ends at 2, says so, and exits 0 (every
+    configuration ran; a rerun would add nothing: README, 'A search space with no new configuration left')."""
+    space = {"prune_rate": {"type": "categorical", "choices": [0.3, 0.5]}}
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 5}, space=space))
+    result = runner.invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "r"), "-q", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "space looks exhausted; a worker stops with 2 of 5 trials finished" in result.stderr
+    assert _states(tmp_path / "r").count("COMPLETE") == 2

@@ -131,9 +131,11 @@ def optimize(
         try:
             trial = shared.retrying(shared.ask, "asking for a trial")
         except SpaceExhausted:
+            running = shared.running()
             warn(
                 f"the sampler proposed {MAX_REPEATS_IN_ROW} repeats of trials run or running in a row: the search "
-                f"space looks exhausted, stopping at {shared.finished()} of {budget} trials"
+                f"space looks exhausted; a worker stops with {shared.finished()} of {budget} trials finished"
+                + (f" ({running} still running)" if running else "")
             )
             return
         if trial is None:  # asked beyond the budget at the same moment as another worker
