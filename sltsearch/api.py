@@ -36,7 +36,7 @@ from sltsearch.search.backend import BACKENDS, SearchJob
 from sltsearch.search.backend import backend as backend_called
 from sltsearch.search.events import Event
 from sltsearch.search.interrupts import sigterm_as_interrupt
-from sltsearch.search.study import finished_trials, open_study
+from sltsearch.search.study import check_study_spec, finished_trials, open_study
 from sltsearch.spec import Spec, load_spec, preflight, provenance
 
 # where bundled spaces live: its own module, so lower layers (the energy report) need not import the API
@@ -147,6 +147,7 @@ def run(
     inputs = provenance.run_inputs(spec) if preflight.needs_check(spec) else {}
     if inputs:  # users' code and data: a run folder holds one version of them
         provenance.check_resume(run_dir, inputs)
+    check_study_spec(spec, run_dir, storage)  # a study of another spec: refused before the folder is touched
     prepare_run_dir(spec, run_dir, storage)
     if inputs:
         record(run_dir, inputs=inputs)

@@ -171,6 +171,7 @@ def test_run_folders_share_a_study_of_one_spec_only(pg: PgServer, tmp_path: Path
     refused = _worker(other, tmp_path / "b", url)
     _, err = refused.communicate(timeout=600)
     assert refused.returncode == 2 and len(err.strip().splitlines()) == 1 and "another spec" in err, err
+    assert not (tmp_path / "b").exists()  # refused before its run folder was made
     assert len(_trials(tmp_path / "a", url)) == 2
     joined = subprocess.run(
         [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(tmp_path / "c"), "--storage", url,

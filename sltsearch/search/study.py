@@ -42,7 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sltsearch.compat import optuna as optuna_compat
 from sltsearch.errors import RunDirError, UserError, warn
 from sltsearch.results.store import INTERRUPTED, TicketStore
-from sltsearch.runfolder.folder import run_folder_id
+from sltsearch.runfolder.folder import SPEC_FILE, run_folder_id
 from sltsearch.search import journal, liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
@@ -237,11 +237,33 @@ def claim_identity(study: optuna.Study, spec: Spec, run_dir: Path | None = None)
         study.set_user_attr(IDENTITY, spec_identity(spec))
         attrs = study.user_attrs
     if not _same_identity(spec, attrs):
-        made_by = attrs.get(MADE_BY) or "another run"
-        raise StudyOfAnotherSpec(
-            f"study '{study.study_name}' belongs to another spec (made by {made_by}; its trials trained with "
-            "other settings): run the spec it was made with, or set search.study_name to start a new study"
-        )
+        raise _another_spec(study.study_name, attrs)
+
+
+def _another_spec(name: str, attrs: Mapping[str, Any]) -> StudyOfAnotherSpec:
+    made_by = attrs.get(MADE_BY) or "another run"
+    return StudyOfAnotherSpec(
+        f"study '{name}' belongs to another spec (made by {made_by}; its trials trained with other settings): "
+        "run the spec it was made with, or set search.study_name to start a new study"
+    )
+
+
+def check_study_spec(spec: Spec, run_dir: Path, storage_url: str | None = None) -> None:
+    """`open_study`'s refusal of a study made by another spec, before anything is written (no study is made,
+    and the run folder is not touched): a refused spec must leave nothing that blocks the right one. A folder
+    with a frozen spec is left to its own check (`prepare_run_dir`), which names the folder."""
+    if (run_dir / SPEC_FILE).is_file():
+        return
+    if storage_url is None and spec.search.storage is None and not (run_dir / JOURNAL_FILE).is_file():
+        return
+    storage = make_storage(spec, run_dir, storage_url)
+    name = spec.search.study_name or spec.name
+    try:
+        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    except KeyError:  # no such study yet
+        return
+    if IDENTITY in attrs and not _same_identity(spec, attrs):
+        raise _another_spec(name, attrs)
 
 
 def finished_trials(study: optuna.Study) -> int:
