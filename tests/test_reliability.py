@@ -466,3 +466,27 @@ def test_an_exhausted_space_says_how_many_trials_finished_and_exits_0(tmp_path: 
     assert result.exit_code == 0, result.output
     assert "space looks exhausted; a worker stops with 2 of 5 trials finished" in result.stderr
     assert _states(tmp_path / "r").count("COMPLETE") == 2
+
+
+def test_a_trial_whose_heartbeat_cannot_start_is_not_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 32, item 7: a process out of threads (--threads 100000) failed to start the heartbeat with a
+    RuntimeError traceback, after the trial was claimed: the trial stayed RUNNING."""
+    from sltsearch.runfolder.folder import prepare_run_dir
+    from sltsearch.search import liveness
+
+    spec = sltsearch.Spec.model_validate(tiny_spec_dict(search={"n_trials": 1}))
+    prepare_run_dir(spec, tmp_path, None)
+
+    def no_thread(self: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(liveness.threading.Thread, "start", no_thread)
+
+    def run_one(number: int, params: dict) -> list[dict]:
+        return [{"ticket_id": f"t{number:04d}r00", **{m: 0.5 for m in spec.objective.metrics}}]
+
+    optuna_backend.optimize(spec, optuna_backend.open_study(spec, tmp_path), run_one, run_dir=tmp_path)
+    assert _states(tmp_path) == ["COMPLETE"]
+    assert "trial 0: no heartbeat (can't start new thread)" in capfd.readouterr().err

@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sltsearch.compat import optuna as optuna_compat
+from sltsearch.errors import warn
 
 OWNER = "sltsearch:owner"
 BEAT = "sltsearch:heartbeat"
@@ -137,7 +138,10 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="sltsearch-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError as err:  # no thread left to this process: the trial runs on, and ends, unbeaten
+            warn(f"trial {self.trial.number}: no heartbeat ({err}); workers on other hosts may take it as stale")
         return self
 
     def _beat(self) -> None:
@@ -150,4 +154,5 @@ class Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
