@@ -179,3 +179,30 @@ def test_a_worker_whose_trial_was_taken_goes_on_in_one_line(tmp_path: Path, capf
     frame = sltsearch.load(tmp_path)
     assert set(frame.loc[frame["trial"] == 0, "status"]) == {"interrupted"}  # off the front, as the study says
     assert set(frame.loc[frame["trial"] == 1, "status"]) == {"ok"}
+
+
+def test_a_folder_holds_its_own_trials_of_a_shared_study_and_every_trial_of_its_journal(tmp_path: Path) -> None:
+    """Which finished trials a run folder re-measures when their rows are missing: in a database study, those
+    tagged with its id, and untagged ones (older versions) that it has or had rows of; in its journal, all."""
+    import json
+
+    import pandas as pd
+    from optuna.trial import create_trial
+
+    from sltsearch.runfolder.repair import held_here
+
+    spec = _spec()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"run_id": "mine"}))
+    database = open_study(spec, run_dir, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    journal = open_study(spec, run_dir)
+    for study in (database, journal):
+        for tag in ("mine", "other", None, None, None):
+            attrs = {RUN_FOLDER: tag} if tag else {}
+            study.add_trial(create_trial(values=[0.5, 1.0], user_attrs=attrs))
+    frame = pd.DataFrame({"trial": [2], "status": ["running"]})  # rows of untagged trial 2 are here
+    held = held_here(database, run_dir, frame, known=[3])  # trial 3's rows were in a file set aside
+    assert [held(t) for t in database.trials] == [True, False, True, True, False]
+    held = held_here(journal, run_dir, frame)
+    assert all(held(t) for t in journal.trials)

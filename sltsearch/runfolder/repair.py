@@ -108,8 +108,11 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
     run_dir, spec = read_run(run_dir)
     report = RepairReport(run_dir)
     old_nodes: dict[int, str] = {}
+    known: set[int] = set()  # trials this folder had rows of, in the files set aside
     for path, _ in check_tickets(run_dir):
         old_nodes.update(readable_nodes(path))
+        if path.stem.removeprefix("trial-").isdigit():
+            known.add(int(path.stem.removeprefix("trial-")))
         report.set_aside.append(_set_aside(path, run_dir))
     frame = load_tickets(run_dir)
     if storage is None and spec.search.storage is None:  # the folder's own journal: read around damaged lines
@@ -120,7 +123,9 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
     study = optuna_backend.open_study(spec, run_dir, storage)
     if not frame.empty and len(study.get_trials(deepcopy=False)) <= int(frame["trial"].max()):
         report.study_rebuilt = rebuild_study(spec, study, frame)
-    report.trials_remeasured = finish_records(spec, run_dir, study, frame, device=device, old_nodes=old_nodes)
+    report.trials_remeasured = finish_records(
+        spec, run_dir, study, frame, device=device, old_nodes=old_nodes, known=known | set(old_nodes)
+    )
     return report
 
 
@@ -187,14 +192,16 @@ def finish_records(
     *,
     device: str | None = None,
     old_nodes: dict[int, str] | None = None,
+    known: Iterable[int] = (),
     data_memo: dict | None = None,
 ) -> list[int]:
     """Measure the tickets of every `unrecorded_trials` trial again from the stage cache; their numbers.
+    ``known``: trials whose rows were in files set aside (in a shared study, the folder's own, `held_here`).
 
     First, rows still ``running`` of trials the study has ended unfinished are marked ``interrupted`` (their
     process could not mark them: killed, or no room left on the disk)."""
     settle_ended(run_dir, study, frame)
-    trials = unrecorded_trials(study, frame, run_dir, known=(old_nodes or {}).keys())
+    trials = unrecorded_trials(study, frame, run_dir, known=known)
     if not trials:
         return []
     runner = TrialRunner(spec, run_dir, device=device, data_memo=data_memo if data_memo is not None else {})
