@@ -256,7 +256,10 @@ def check_study_spec(spec: Spec, run_dir: Path, storage_url: str | None = None) 
         return
     if storage_url is None and spec.search.storage is None and not (run_dir / JOURNAL_FILE).is_file():
         return
-    storage = make_storage(spec, run_dir, storage_url)
+    try:
+        storage = make_storage(spec, run_dir, storage_url)
+    except UserError:  # told by `open_study` once the folder records where the study lives, as before
+        return
     name = spec.search.study_name or spec.name
     try:
         attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
