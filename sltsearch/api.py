@@ -40,7 +40,7 @@ from sltsearch.search.backend import BACKENDS, SearchJob
 from sltsearch.search.backend import backend as backend_called
 from sltsearch.search.events import Event
 from sltsearch.search.interrupts import sigterm_as_interrupt
-from sltsearch.search.study import finished_trials, open_study
+from sltsearch.search.study import check_study_spec, finished_trials, open_study
 from sltsearch.spec import Spec, load_spec, preflight, provenance
 from sltsearch.spec.overrides import Overrides, overridden
 
@@ -176,6 +176,7 @@ def run(
     inputs = provenance.run_inputs(spec) if preflight.needs_check(spec) else {}
     if inputs:  # users' code and data: a run folder holds one version of them
         provenance.check_resume(run_dir, inputs)
+    check_study_spec(spec, run_dir, storage)  # a study of another spec: refused before the folder is touched
     prepare_run_dir(spec, run_dir, storage)
     if inputs:
         record(run_dir, inputs=inputs)
@@ -235,21 +236,34 @@ def _workers_and_threads(
     return plan(workers, threads, left)
 
 
+MAX_THREADS = 1024  # torch threads per trial: past a machine's cores they only slow it down (and exhaust its threads)
+
+
 def _check_counts(**counts: float | None) -> None:
-    """``--trials``, ``--workers``, ``--threads``: at least 1; ``--cpus-per-trial``: above 0;
+    """``--trials``, ``--workers``, ``--threads``: at least 1; ``--trials`` at most what ``search.n_trials``
+    allows, ``--threads`` at most `MAX_THREADS`; ``--cpus-per-trial`` and ``--budget-epochs``: above 0;
     ``--gpus-per-trial``: not negative."""
     lowest = {
         "cpus_per_trial": ("be above 0", 0.0, False),
         "budget_epochs": ("be above 0", 0.0, False),
         "gpus_per_trial": ("not be negative", 0.0, True),
     }
+    highest = {"trials": _schema_max("n_trials"), "threads": max(MAX_THREADS, usable_cores())}
     for name, value in counts.items():
         if value is None:
             continue
+        if name in highest and value > highest[name]:
+            raise SpecError(f"--{name}: must be at most {highest[name]}, got {value}")
         wanted, bound, inclusive = lowest.get(name, ("be at least 1", 1, True))
         if value < bound or (value == bound and not inclusive):
             flag = "--" + name.replace("_", "-")
             raise SpecError(f"{flag}: must {wanted}, got {value}")
+
+
+def _schema_max(field: str) -> int:
+    """The upper bound the spec's ``search`` section declares for ``field`` (one place for it)."""
+    info = Spec.model_fields["search"].annotation.model_fields[field]
+    return next(int(m.le) for m in info.metadata if getattr(m, "le", None) is not None)
 
 
 def write_front(run_dir: Path, spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:

@@ -157,3 +157,27 @@ def test_wrong_password_is_one_masked_line(pg: PgServer, tmp_path: Path) -> None
     )
     assert result.returncode == 2 and "wrong-secret" not in result.stderr + result.stdout
     assert "sltsearch:***@127.0.0.1" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_folders_share_a_study_of_one_spec_only(pg: PgServer, tmp_path: Path) -> None:
+    """Issue 32, item 2: a second spec on the same study is refused in one line before any trial; the same
+    spec from a new run folder (a machine without a shared filesystem) retrains none of the first's trials."""
+    spec = write_spec(tmp_path / "a.yaml", tiny_spec_dict(search={"n_trials": 2, "population_size": 2}))
+    other = write_spec(tmp_path / "b.yaml", tiny_spec_dict(train={"epochs": 1, "lr": 0.02}))
+    url = pg.url()
+    first = _worker(spec, tmp_path / "a", url)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    refused = _worker(other, tmp_path / "b", url)
+    _, err = refused.communicate(timeout=600)
+    assert refused.returncode == 2 and len(err.strip().splitlines()) == 1 and "another spec" in err, err
+    assert not (tmp_path / "b").exists()  # refused before its run folder was made
+    assert len(_trials(tmp_path / "a", url)) == 2
+    joined = subprocess.run(
+        [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(tmp_path / "c"), "--storage", url,
+         "-q", "--workers", "1", "--threads", "1", "--trials", "3"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert joined.returncode == 0 and "re-measured" not in joined.stderr, joined.stderr
+    assert set(sltsearch.load(tmp_path / "c")["trial"]) == {2}  # its own trial only
+    assert sum(t.state == TrialState.COMPLETE for t in _trials(tmp_path / "c", url)) == 3

@@ -426,3 +426,67 @@ def test_killed_at_random_moments_then_rerun(tmp_path: Path, signum: str) -> Non
     stages = [f for f in (run / "cache").glob("*/*") if (f / "meta.json").is_file()]
     assert stages and all(cache.fetch(f.parent.name, f.name, verify_all=True) for f in stages)  # none damaged
     assert not cache.set_aside
+
+
+def test_a_run_folder_deleted_mid_search_stops_it_in_one_line(tmp_path: Path) -> None:
+    """Issue 32, item 7: deleting the run folder under a running search ended in a JSONDecodeError traceback."""
+    import shutil
+
+    from sltsearch.errors import RunDirError
+    from sltsearch.runfolder.folder import prepare_run_dir
+
+    spec = sltsearch.Spec.model_validate(tiny_spec_dict(search={"n_trials": 3}))
+    run_dir = tmp_path / "r"
+    prepare_run_dir(spec, run_dir, None)
+
+    def run_one(number: int, params: dict) -> list[dict]:
+        if number == 1:
+            shutil.rmtree(run_dir)  # the user deletes the folder while trial 1 runs
+        run_dir.mkdir(exist_ok=True)  # as the trial's next write of a ticket recreates it
+        return [{"ticket_id": f"t{number:04d}r00", **{m: 0.5 for m in spec.objective.metrics}}]
+
+    with pytest.raises(RunDirError, match="was deleted or replaced while the search ran"):
+        optuna_backend.optimize(spec, optuna_backend.open_study(spec, run_dir), run_one, run_dir=run_dir)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--trials", "1000000000"), ("--threads", "100000")])
+def test_counts_beyond_any_machine_are_one_line(tiny_spec_file: Path, tmp_path: Path, flag: str, value: str) -> None:
+    """Issue 32, item 7: a pydantic traceback (--trials), a RuntimeError leaving the trial RUNNING (--threads)."""
+    result = runner.invoke(app, ["run", str(tiny_spec_file), "--run-dir", str(tmp_path / "r"), flag, value])
+    assert result.exit_code == 2 and f"{flag}: must be at most" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_an_exhausted_space_says_how_many_trials_finished_and_exits_0(tmp_path: Path) -> None:
+    """Issue 32, item 7: two configurations and a budget of 5: the search ends at 2, says so, and exits 0 (every
+    configuration ran; a rerun would add nothing: README, 'A search space with no new configuration left')."""
+    space = {"prune_rate": {"type": "categorical", "choices": [0.3, 0.5]}}
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec_dict(search={"n_trials": 5}, space=space))
+    result = runner.invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "r"), "-q", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "space looks exhausted; a worker stops with 2 of 5 trials finished" in result.stderr
+    assert _states(tmp_path / "r").count("COMPLETE") == 2
+
+
+def test_a_trial_whose_heartbeat_cannot_start_is_not_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 32, item 7: a process out of threads (--threads 100000) failed to start the heartbeat with a
+    RuntimeError traceback, after the trial was claimed: the trial stayed RUNNING."""
+    from sltsearch.runfolder.folder import prepare_run_dir
+    from sltsearch.search import liveness
+
+    spec = sltsearch.Spec.model_validate(tiny_spec_dict(search={"n_trials": 1}))
+    prepare_run_dir(spec, tmp_path, None)
+
+    def no_thread(self: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(liveness.threading.Thread, "start", no_thread)
+
+    def run_one(number: int, params: dict) -> list[dict]:
+        return [{"ticket_id": f"t{number:04d}r00", **{m: 0.5 for m in spec.objective.metrics}}]
+
+    optuna_backend.optimize(spec, optuna_backend.open_study(spec, tmp_path), run_one, run_dir=tmp_path)
+    assert _states(tmp_path) == ["COMPLETE"]
+    assert "trial 0: no heartbeat (can't start new thread)" in capfd.readouterr().err

@@ -120,3 +120,24 @@ def test_rows_left_running_by_a_killed_repair_are_finished_by_the_next_repair_or
     after = sltsearch.load(run).sort_values("ticket_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(after[_MEASURED], before.sort_values("ticket_id").reset_index(drop=True)[_MEASURED])
     assert runner.invoke(app, ["repair", str(run)]).output.strip().endswith("needed no repair")
+
+
+def test_a_garbage_line_inside_the_journal_is_one_line_for_run_and_set_aside_by_repair(
+    finished: Path, tmp_path: Path
+) -> None:
+    """Issue 32, item 7: one garbage line inside study.journal made `run` and `repair` die in a traceback."""
+    run = _copy(finished, tmp_path)
+    before = sltsearch.load(run)
+    lines = (run / "study.journal").read_bytes().split(b"\n")
+    (run / "study.journal").write_bytes(b"\n".join([*lines[:9], b"this is not json", *lines[9:]]))
+    refused = _cli_run(run, "--trials", "3")
+    assert refused.exit_code == 2 and "line 10 is damaged" in refused.stderr and "sltsearch repair" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    repaired = runner.invoke(app, ["repair", str(run)])
+    assert repaired.exit_code == 0, repaired.output
+    assert "set aside damaged file:" in repaired.output and "line 10 is damaged" in repaired.stderr
+    kept = list((run / ".damaged").iterdir())
+    assert len(kept) == 1 and b"this is not json" in kept[0].read_bytes()  # the damaged journal, kept whole
+    assert [t.state.name for t in _trials(run)] == ["COMPLETE"] * 3  # read from the other lines
+    assert _cli_run(run, "--trials", "3").exit_code == 0
+    assert sltsearch.load(run)[_MEASURED].equals(before[_MEASURED])

@@ -7,11 +7,13 @@ every worker's trial as interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -124,13 +126,41 @@ def test_a_killed_worker_process_trial_runs_again(tmp_path: Path) -> None:
     assert set(frame.loc[frame["trial"] == victim.number, "status"]) <= {"interrupted"}  # off the front
 
 
+# exec the command with SIGINT at its default disposition, as an interactive shell starts a foreground job
+_SIGINT_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def _as_a_terminal_starts(command: list[str]) -> subprocess.Popen[str]:
+    """Start ``command`` (a Python command line) as a terminal's shell does: in its own process group (Ctrl-C
+    reaches it and its workers together) and with SIGINT at its default, whatever this process inherited.
+
+    A process started in the background of a non-interactive shell inherits SIGINT ignored (so a script's
+    Ctrl-C spares its background jobs), its children inherit that too, and Python then never turns SIGINT
+    into KeyboardInterrupt: started from such a parent, the CLI under test never saw the test's Ctrl-C."""
+    with _sigint_ignored():  # the worst parent: the test must not depend on how pytest was started
+        return subprocess.Popen(
+            [sys.executable, "-c", _SIGINT_DEFAULT, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True,
+        )
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_ctrl_c_interrupt_every_worker_then_a_rerun_resumes(tmp_path: Path, signum: int) -> None:
     spec, run_dir = _spec(tmp_path, trials=3), tmp_path / "run"
-    # its own process group, as a shell gives a command: Ctrl-C reaches the CLI and its workers together
     command = [sys.executable, "-m", "sltsearch", "run", str(spec), "--run-dir", str(run_dir), "-q",
                "--workers", "2", "--threads", "1"]
-    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    cli = _as_a_terminal_starts(command)
     _wait_for(lambda: len(_running_owned(run_dir, bool)) == 2, "both workers inside a trial")
     if signum == signal.SIGINT:
         os.killpg(cli.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group

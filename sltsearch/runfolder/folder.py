@@ -7,6 +7,7 @@ import os
 import platform
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sltsearch.system.secrets import mask_url
 
 SPEC_FILE = "spec.yaml"
 RUN_FILE = "run.json"
+RUN_ID = "run_id"  # run.json: this folder's id, made once; a shared study's trials name the folder they belong to
 
 def default_run_dir(spec: Spec, root: str | Path = "results") -> Path:
     return Path(root) / spec.name
@@ -73,6 +75,7 @@ def prepare_run_dir(spec: Spec, run_dir: Path, storage_url: str | None) -> None:
     from sltsearch import __version__
 
     info = {
+        RUN_ID: run_folder_id(run_dir) or uuid.uuid4().hex,
         "name": spec.name,
         "storage": mask_url(storage) if storage else "journal:study.journal",
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -100,6 +103,15 @@ def read_run(run_dir: str | Path) -> tuple[Path, Spec]:
 def run_info(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_folder_id(run_dir: Path) -> str | None:
+    """The run folder's id (run.json's ``run_id``); None for a folder made before folders had one."""
+    try:
+        found = run_info(run_dir).get(RUN_ID)
+    except (OSError, ValueError):  # unreadable run.json: the folder's trials are told apart by its table
+        return None
+    return str(found) if found else None
 
 
 def record(run_dir: Path, **fields: Any) -> None:

@@ -1,9 +1,10 @@
 """`sltsearch repair RUN_DIR`: bring a damaged run folder back from what is still intact.
 
-The study and the stage cache between them hold every finished ticket: a damaged ticket-table file is set
-aside and its trial's tickets are measured again from the cached stages (no training, unless a stage is
-damaged too); a study that was lost (``study.journal`` deleted) is rebuilt from the ticket table, trial by
-trial with the same numbers, so ticket ids are never reused. Nothing intact is rewritten.
+The study and the stage cache between them hold every finished ticket: a journal with damaged lines inside
+it is kept whole in ``.damaged/`` and read from its other lines (`sltsearch.search.journal`); a damaged
+ticket-table file is set aside and its trial's tickets are measured again from the cached stages (no
+training, unless a stage is damaged too); a study that was lost (``study.journal`` deleted) is rebuilt from
+the ticket table, trial by trial with the same numbers, so ticket ids are never reused. Nothing intact is rewritten.
 
 Both steps are resumable, so a repair killed half-way is finished by the next one: a study that holds fewer
 trials than the table has tickets of (a rebuild cut short) is rebuilt on from where it stopped, and a
@@ -18,13 +19,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 import pandas as pd
+from optuna.storages import InMemoryStorage, JournalStorage
+from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.trial import TrialState, create_trial
 
+from sltsearch.compat import optuna as optuna_compat
 from sltsearch.results.record import MAIN_KINDS, Ticket, row_params
 from sltsearch.results.store import (
     INTERRUPTED,
@@ -37,10 +42,11 @@ from sltsearch.results.store import (
     load_tickets,
     read_columns,
 )
-from sltsearch.runfolder.folder import read_run
-from sltsearch.search import liveness, optuna_backend
+from sltsearch.runfolder.folder import read_run, run_folder_id
+from sltsearch.search import journal, liveness, optuna_backend
 from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
+from sltsearch.search.study import RUN_FOLDER
 from sltsearch.spec import Spec
 from sltsearch.trial.context import TrialAborted
 
@@ -102,27 +108,63 @@ def repair(run_dir: str | Path, *, storage: str | None = None, device: str | Non
     run_dir, spec = read_run(run_dir)
     report = RepairReport(run_dir)
     old_nodes: dict[int, str] = {}
+    known: set[int] = set()  # trials this folder had rows of, in the files set aside
     for path, _ in check_tickets(run_dir):
         old_nodes.update(readable_nodes(path))
+        if path.stem.removeprefix("trial-").isdigit():
+            known.add(int(path.stem.removeprefix("trial-")))
         report.set_aside.append(_set_aside(path, run_dir))
     frame = load_tickets(run_dir)
+    if storage is None and spec.search.storage is None:  # the folder's own journal: read around damaged lines
+        path = run_dir / optuna_backend.JOURNAL_FILE
+        copy = journal.drop_damaged_lines(path, JournalFileSymlinkLock(str(path)))
+        if copy is not None:
+            report.set_aside.append(copy)
     study = optuna_backend.open_study(spec, run_dir, storage)
     if not frame.empty and len(study.get_trials(deepcopy=False)) <= int(frame["trial"].max()):
         report.study_rebuilt = rebuild_study(spec, study, frame)
-    report.trials_remeasured = finish_records(spec, run_dir, study, frame, device=device, old_nodes=old_nodes)
+    report.trials_remeasured = finish_records(
+        spec, run_dir, study, frame, device=device, old_nodes=old_nodes, known=known | set(old_nodes)
+    )
     return report
 
 
-def unrecorded_trials(study: optuna.Study, frame: pd.DataFrame) -> list[optuna.trial.FrozenTrial]:
-    """Finished trials whose tickets are missing from the table or not all ``ok`` (their recording was cut
-    short: a damaged file set aside, or a re-measurement killed half-way, which leaves rows ``running``)."""
+def held_here(
+    study: optuna.Study, run_dir: Path | None, frame: pd.DataFrame, known: Iterable[int] = ()
+) -> Callable[[optuna.trial.FrozenTrial], bool]:
+    """Whether a trial's tickets belong in this run folder's table.
+
+    A journal study is the folder's own: all its trials. A study in a database may be shared with machines
+    that have run folders of their own (README: no shared filesystem), and each folder holds only its own
+    trials: those tagged with its id (``run_folder``), and, among trials from before trials were tagged, those
+    the folder has rows of or had (``known``: trials of damaged files set aside)."""
+    if isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage)):
+        return lambda trial: True
+    mine = run_folder_id(run_dir) if run_dir is not None else None
+    present = set(frame["trial"].astype(int)) if not frame.empty else set()
+    present |= set(known)
+
+    def held(trial: optuna.trial.FrozenTrial) -> bool:
+        tag = trial.user_attrs.get(RUN_FOLDER)
+        return tag == mine if tag else trial.number in present
+
+    return held
+
+
+def unrecorded_trials(
+    study: optuna.Study, frame: pd.DataFrame, run_dir: Path | None = None, known: Iterable[int] = ()
+) -> list[optuna.trial.FrozenTrial]:
+    """Finished trials of this run folder (`held_here`) whose tickets are missing from the table or not all
+    ``ok`` (their recording was cut short: a damaged file set aside, or a re-measurement killed half-way,
+    which leaves rows ``running``)."""
     recorded: set[int] = set()
     if not frame.empty:
         status_ok = (frame["status"] == OK).groupby(frame["trial"].astype(int)).all()
         recorded = {int(n) for n, ok in status_ok.items() if ok}
+    held = held_here(study, run_dir, frame, known)
     out = []
     for trial in study.get_trials(deepcopy=False, states=optuna_backend.FINISHED):
-        if trial.number in recorded or not trial.params:
+        if trial.number in recorded or not trial.params or not held(trial):
             continue
         if trial.state == TrialState.PRUNED and trial.user_attrs.get("tickets") == 0:
             continue  # stopped before its first ticket: nothing to record
@@ -150,14 +192,16 @@ def finish_records(
     *,
     device: str | None = None,
     old_nodes: dict[int, str] | None = None,
+    known: Iterable[int] = (),
     data_memo: dict | None = None,
 ) -> list[int]:
     """Measure the tickets of every `unrecorded_trials` trial again from the stage cache; their numbers.
+    ``known``: trials whose rows were in files set aside (in a shared study, the folder's own, `held_here`).
 
     First, rows still ``running`` of trials the study has ended unfinished are marked ``interrupted`` (their
     process could not mark them: killed, or no room left on the disk)."""
     settle_ended(run_dir, study, frame)
-    trials = unrecorded_trials(study, frame)
+    trials = unrecorded_trials(study, frame, run_dir, known=known)
     if not trials:
         return []
     runner = TrialRunner(

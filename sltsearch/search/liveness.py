@@ -3,8 +3,14 @@
 Optuna's own heartbeat exists only for RDB storages, and a trial killed with SIGKILL stays RUNNING in a
 journal file forever. Every trial sltsearch runs records its owner (host, pid, the process's start time)
 and refreshes a heartbeat timestamp in its system attributes from a background thread. A RUNNING trial is
-stale when its owner process on this host is gone, or when its heartbeat is older than the grace period
-(an owner on another host that died). Stale trials are failed, and the driver runs their parameters again.
+stale when its owner process on this host is gone, or (an owner on another host, or none recorded) when its
+heartbeat has not changed for the grace period. Stale trials are failed, and the driver runs their
+parameters again.
+
+Silence is timed on the observer's own monotonic clock (`StalenessWatch`), never by comparing the heartbeat's
+timestamp, written by the owner's clock, with the observer's: two hosts whose clocks disagree by more than the
+grace period made every trial of the slower one look dead to the faster one. The price: an observer that
+starts while a trial's owner is already dead waits one grace period before it fails the trial.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sltsearch.compat import optuna as optuna_compat
+from sltsearch.errors import warn
 
 OWNER = "sltsearch:owner"
 BEAT = "sltsearch:heartbeat"
@@ -65,23 +72,42 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
     return start is None or _process_start(pid) in (None, start)
 
 
-def is_stale(trial: FrozenTrial, now: float | None = None, grace_s: float = GRACE_S) -> bool:
-    if trial.state != TrialState.RUNNING:
-        return False
-    owner = trial.system_attrs.get(OWNER)
-    if owner is None:  # started by plain Optuna or before this version: only its age can tell
-        started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
-        return (now or time.time()) - started > grace_s
-    alive = owner_alive(owner)
-    if alive is not None:
-        return not alive
-    beat = float(trial.system_attrs.get(BEAT, 0.0))
-    return (now or time.time()) - beat > grace_s
+class StalenessWatch:
+    """One observer's record of the RUNNING trials it has seen: each one's last heartbeat value and when, on this
+    process's monotonic clock, that value was first seen. A heartbeat's value is only compared for change."""
+
+    def __init__(self, grace_s: float = GRACE_S) -> None:
+        self.grace_s = grace_s
+        self._seen: dict[int, tuple[Any, float]] = {}  # trial number -> (heartbeat value, first seen at)
+
+    def is_stale(self, trial: FrozenTrial) -> bool:
+        """Whether ``trial``'s owner is gone: dead on this host, or silent for ``grace_s`` of this clock."""
+        if trial.state != TrialState.RUNNING:
+            self._seen.pop(trial.number, None)
+            return False
+        owner = trial.system_attrs.get(OWNER)
+        alive = owner_alive(owner) if owner is not None else None
+        if alive is not None:
+            return not alive
+        beat = trial.system_attrs.get(BEAT)  # None: started by plain Optuna or an old version (no heartbeat)
+        now = time.monotonic()
+        seen = self._seen.get(trial.number)
+        if seen is None or seen[0] != beat:
+            self._seen[trial.number] = (beat, now)
+            return False
+        return now - seen[1] > self.grace_s
+
+    def forget(self, running: set[int]) -> None:
+        """Drop the trials that ended (keeps the record as small as the trials running)."""
+        for number in set(self._seen) - running:
+            del self._seen[number]
 
 
-def fail_stale_trials(study: optuna.Study, grace_s: float = GRACE_S) -> list[FrozenTrial]:
+def fail_stale_trials(study: optuna.Study, watch: StalenessWatch) -> list[FrozenTrial]:
     """Fail every stale RUNNING trial of ``study``; returns them (their parameters are worth a rerun)."""
-    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if is_stale(t, grace_s=grace_s)]
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    watch.forget({t.number for t in running})
+    stale = [t for t in running if watch.is_stale(t)]
     storage = optuna_compat.storage_of(study)  # the public Study API cannot end another process's trial
     failed = []
     for trial in stale:
@@ -112,7 +138,10 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="sltsearch-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError as err:  # no thread left to this process: the trial runs on, and ends, unbeaten
+            warn(f"trial {self.trial.number}: no heartbeat ({err}); workers on other hosts may take it as stale")
         return self
 
     def _beat(self) -> None:
@@ -125,4 +154,5 @@ class Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()

@@ -193,11 +193,11 @@ class StudySearcher(Searcher):
             state = "FAIL"
         elif number in self.stopped:
             TicketStore(self.run_dir).set_status(number, OK)  # its worker was stopped mid-trial
-            self.shared.prune(trial, result, self._tickets(number))
-            state = "PRUNED"
+            taken = not self.shared.prune(trial, result, self._tickets(number))
+            state = "FAIL" if taken else "PRUNED"
         else:
-            self.shared.complete(trial, result, self._tickets(number))
-            state = "COMPLETE"
+            taken = not self.shared.complete(trial, result, self._tickets(number))
+            state = "FAIL" if taken else "COMPLETE"  # taken: another process found it stale and ended it
         self.ended.append((number, state, reason))
 
     def _finished(self, trial: optuna.Trial, result: dict) -> bool:

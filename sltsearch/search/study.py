@@ -14,11 +14,17 @@ the rules below hold for all of them:
   running, ends unrun (FAIL, ``duplicate``; no budget). Asks by workers sharing a run folder are serialised
   by a file lock, so each sees the others' draws; the sampler is seeded per trial number (unique in the
   study), so workers never draw in lockstep.
+- A study belongs to one spec: it carries the spec's run identity (`sltsearch.spec.keys.run_identity`, the
+  fields that decide what a trial computes or how it is judged), and a spec with another identity is refused
+  before its first trial, whichever run folder it runs into. Every trial records the run folder whose
+  workers ran it (``run_folder``): a machine with a run folder of its own joining a shared study never redoes
+  the trials other folders hold (`sltsearch.runfolder.repair.unrecorded_trials`).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
@@ -34,13 +40,15 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from sltsearch.compat import optuna as optuna_compat
-from sltsearch.errors import UserError, warn
+from sltsearch.errors import RunDirError, UserError, warn
 from sltsearch.results.store import INTERRUPTED, TicketStore
-from sltsearch.search import liveness
+from sltsearch.runfolder.folder import SPEC_FILE, run_folder_id
+from sltsearch.search import journal, liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
 from sltsearch.spec.space import resolve_param_path
+from sltsearch.spec.keys import content_key, run_identity
 from sltsearch.system.secrets import check_url, mask_url
 
 JOURNAL_FILE = "study.journal"
@@ -51,11 +59,19 @@ ERROR = "error"  # user attr: the one-line error of a failed trial
 DUPLICATE_OF = "duplicate_of"  # user attr of an asked trial never run: its parameters were run or are running
 NODE = "node"  # user attr: the node that ran a finished trial (its tickets' ``node``)
 COMPUTE = "compute"  # user attr: epochs x T a trial trained so far (its uncached stages), for search.budget_epochs
+RUN_FOLDER = "run_folder"  # user attr: the id of the run folder whose workers ran the trial (its run.json)
+IDENTITY = "sltsearch:run_identity"  # study user attr: the hash of the spec's run identity
+IDENTITY_SPEC = "sltsearch:spec"  # study user attr: that run identity itself (compared after an upgrade)
+MADE_BY = "sltsearch:made_by"  # study user attr: the host and run folder that made the study (for messages)
 MAX_REPEATS_IN_ROW = 100  # the sampler proposing only repeats this often means the space is exhausted
 
 
 class SearchFailed(UserError):
     """Every recent trial failed: the search stops instead of burning through its budget."""
+
+
+class StudyOfAnotherSpec(UserError):
+    """The study was made by a spec with another run identity: its trials are not this spec's."""
 
 
 class StorageUnavailable(UserError):
@@ -86,24 +102,6 @@ class SpaceExhausted(Exception):
     """The sampler proposed only configurations that ran or are running, `MAX_REPEATS_IN_ROW` times."""
 
 
-def _trim_torn_tail(path: Path, lock: JournalFileSymlinkLock) -> None:
-    """Drop a half-written last journal line (a process killed inside a write): Optuna skips such a line
-    while it is last, but the next append would glue onto it and make the whole journal unreadable."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    lock.acquire()
-    try:
-        data = path.read_bytes()
-        if data.endswith(b"\n"):
-            return
-        keep = data.rfind(b"\n") + 1
-        with open(path, "r+b") as handle:
-            handle.truncate(keep)
-        warn(f"{path}: dropped a half-written last line ({len(data) - keep} bytes) left by a killed process")
-    finally:
-        lock.release()
-
-
 def driver_url(url: str) -> str:
     """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 (the ``postgres`` extra) when only it is
     installed, so the URL users copy from their database works as it is."""
@@ -121,7 +119,8 @@ def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStor
     if url is None:
         path = run_dir / JOURNAL_FILE
         lock = JournalFileSymlinkLock(str(path))
-        _trim_torn_tail(path, lock)
+        journal.trim_torn_tail(path, lock)
+        journal.check_journal(path)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
@@ -198,7 +197,8 @@ def make_sampler(spec: Spec) -> BaseSampler:
 
 
 def open_study(spec: Spec, run_dir: Path, storage_url: str | None = None) -> optuna.Study:
-    """The run's Optuna study (created on first use), with the spec's directions and sampler."""
+    """The run's Optuna study (created on first use), with the spec's directions and sampler; refused
+    (`StudyOfAnotherSpec`) when it was made by a spec with another run identity."""
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         study_name=spec.search.study_name or spec.name,
@@ -207,6 +207,7 @@ def open_study(spec: Spec, run_dir: Path, storage_url: str | None = None) -> opt
         directions=list(spec.objective.metrics.values()),
         load_if_exists=True,
     )
+    claim_identity(study, spec, run_dir)
     if spec.search.paths is not None and not study.get_trials(deepcopy=False):
         cheapest = cheapest_start(spec)
         if cheapest:
@@ -227,6 +228,68 @@ def cheapest_start(spec: Spec) -> dict[str, Any]:
             if numbers:
                 return {key: min(numbers)}
     return {}
+
+
+def spec_identity(spec: Spec) -> str:
+    """The hash of ``spec``'s run identity: equal for specs whose trials compute and are judged alike."""
+    return content_key(run_identity(spec))
+
+
+def _same_identity(spec: Spec, attrs: Mapping[str, Any]) -> bool:
+    """Whether the study's recorded identity is ``spec``'s: the same hash, or (a study made by an older
+    sltsearch, whose specs had fewer fields) the same identity once its recorded spec is read by this one."""
+    if attrs.get(IDENTITY) == spec_identity(spec):
+        return True
+    recorded = attrs.get(IDENTITY_SPEC)
+    if not isinstance(recorded, dict):
+        return False
+    try:
+        return run_identity(Spec.model_validate(recorded)) == run_identity(spec)
+    except ValueError:  # pydantic's ValidationError: a spec this version cannot read is not this one
+        return False
+
+
+def claim_identity(study: optuna.Study, spec: Spec, run_dir: Path | None = None) -> None:
+    """Record ``spec``'s identity in a study that has none (a new one, or one made before studies carried
+    it); raise `StudyOfAnotherSpec` when the study holds another. Read back after writing: of two processes
+    making one study at the same moment with different specs, the one whose write was overwritten stops."""
+    attrs = study.user_attrs
+    if IDENTITY not in attrs:
+        study.set_user_attr(IDENTITY_SPEC, run_identity(spec))
+        study.set_user_attr(MADE_BY, f"{socket.gethostname()}:{Path(run_dir).resolve()}" if run_dir else "")
+        study.set_user_attr(IDENTITY, spec_identity(spec))
+        attrs = study.user_attrs
+    if not _same_identity(spec, attrs):
+        raise _another_spec(study.study_name, attrs)
+
+
+def _another_spec(name: str, attrs: Mapping[str, Any]) -> StudyOfAnotherSpec:
+    made_by = attrs.get(MADE_BY) or "another run"
+    return StudyOfAnotherSpec(
+        f"study '{name}' belongs to another spec (made by {made_by}; its trials trained with other settings): "
+        "run the spec it was made with, or set search.study_name to start a new study"
+    )
+
+
+def check_study_spec(spec: Spec, run_dir: Path, storage_url: str | None = None) -> None:
+    """`open_study`'s refusal of a study made by another spec, before anything is written (no study is made,
+    and the run folder is not touched): a refused spec must leave nothing that blocks the right one. A folder
+    with a frozen spec is left to its own check (`prepare_run_dir`), which names the folder."""
+    if (run_dir / SPEC_FILE).is_file():
+        return
+    if storage_url is None and spec.search.storage is None and not (run_dir / JOURNAL_FILE).is_file():
+        return
+    try:
+        storage = make_storage(spec, run_dir, storage_url)
+    except UserError:  # told by `open_study` once the folder records where the study lives, as before
+        return
+    name = spec.search.study_name or spec.name
+    try:
+        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    except KeyError:  # no such study yet
+        return
+    if IDENTITY in attrs and not _same_identity(spec, attrs):
+        raise _another_spec(name, attrs)
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -284,8 +347,15 @@ class SearchStudy:
         self._identities: dict[int, tuple | str] = {}
         self._asked: dict[int, optuna.Trial] = {}  # trials this process asked, by number (their compute is ours)
         self._compute: dict[int, float] = {}
+        self._watch = liveness.StalenessWatch()  # other workers' heartbeats, timed on this process's clock
+        # the run folder whose trials this study's asks make (None: a study without a folder, or an old one)
+        self.run_id = run_folder_id(self.run_dir) if self.run_dir is not None else None
         # a database can be away for a while (a restart); Optuna wraps an RDB storage in a cache of its own
         self._db = not isinstance(optuna_compat.storage_of(study), (JournalStorage, InMemoryStorage))
+        # the journal file this study reads, as first seen: deleted or replaced under a search, it stops it
+        self._journal = None
+        if isinstance(optuna_compat.storage_of(study), JournalStorage) and self.run_dir is not None:
+            self._journal = _file_id(self.run_dir / JOURNAL_FILE)
 
     @classmethod
     def open(cls, spec: Spec, run_dir: Path, storage_url: str | None = None) -> SearchStudy:
@@ -325,8 +395,9 @@ class SearchStudy:
         """Fail the stale RUNNING trials (their process died; their ticket rows are marked interrupted, off the
         front), then queue the parameters of failed trials again within the budget left (when any went stale,
         or ``requeue_always``, as at the start of a run). Returns how many trials were stale."""
+        self.check_folder()
         with self._ask_lock:  # two workers never queue the same retry
-            stale = liveness.fail_stale_trials(self.study)
+            stale = liveness.fail_stale_trials(self.study, self._watch)
             if self.run_dir is not None:
                 for trial in stale:
                     TicketStore(self.run_dir).set_status(trial.number, INTERRUPTED)
@@ -339,7 +410,11 @@ class SearchStudy:
         """``call()``, retried every 2 s while the study's database is unreachable (a restart), at most
         ``wait_s``; a journal file has no such outage, and its calls run once."""
         if not self._db:
-            return call()
+            try:
+                return call()
+            except Exception:
+                self.check_folder()  # the journal's reader fails in odd ways when the file went away under it
+                raise
         errors = _db_errors()
         deadline = time.monotonic() + wait_s
         while True:
@@ -354,6 +429,16 @@ class SearchStudy:
                     ) from None
                 time.sleep(2.0)
 
+    def check_folder(self) -> None:
+        """Raise `RunDirError` when the run folder's journal was deleted or replaced while this search ran (the
+        folder deleted): the study it held is gone, and going on would write trials into nowhere."""
+        if self._journal is None or _file_id(self.run_dir / JOURNAL_FILE) == self._journal:
+            return
+        raise RunDirError(
+            f"{self.run_dir}: its {JOURNAL_FILE} was deleted or replaced while the search ran (was the run folder "
+            "deleted?); the study it held is gone: restore the folder and rerun, or rerun with a new --run-dir"
+        )
+
     # -- asking
 
     def ask(self) -> optuna.Trial | None:
@@ -363,6 +448,7 @@ class SearchStudy:
             left = self.budget_left()
             if left is not None and left <= 0:  # the compute budget is spent: nothing more to ask
                 return None
+            claim_identity(self.study, self.spec, self.run_dir)  # a study another spec made meanwhile: stop
             for _ in range(MAX_REPEATS_IN_ROW):
                 trial = self.study.ask(self.distributions)
                 if self._ahead_of(trial.number) >= self.budget:
@@ -372,6 +458,8 @@ class SearchStudy:
                 if original is None:
                     liveness.claim(trial)  # its owner: from now on other workers see it as taken
                     self._asked[trial.number] = trial
+                    if self.run_id:  # whose tickets it writes: only this folder ever re-measures them
+                        trial.set_user_attr(RUN_FOLDER, self.run_id)
                     return trial
                 trial.set_user_attr(DUPLICATE_OF, original)
                 self._end_unrun(trial, "duplicate")
@@ -416,18 +504,19 @@ class SearchStudy:
 
     # -- finishing and recording a trial
 
-    def complete(self, trial: optuna.Trial, final: Any, tickets: int | None = None) -> None:
+    def complete(self, trial: optuna.Trial, final: Any, tickets: int | None = None) -> bool:
         """The trial ran all its rounds: record its ticket (``final``: a `Ticket` or a result mapping with the
-        ticket's columns) and tell its objective values."""
+        ticket's columns) and tell its objective values. False when the trial was `taken` from this process."""
 
         def tell() -> None:
             self.record(trial, final, tickets)
             self.study.tell(trial, [metric_value(final, m) for m in self.metrics])
 
-        self.retrying(tell, f"saving trial {trial.number}")
+        return self._finish(trial, tell)
 
-    def prune(self, trial: optuna.Trial, last: Any | None, tickets: int | None) -> None:
-        """Early stopping ended the trial after a round: its last kept ticket is its value (``last``)."""
+    def prune(self, trial: optuna.Trial, last: Any | None, tickets: int | None) -> bool:
+        """Early stopping ended the trial after a round: its last kept ticket is its value (``last``). False
+        when the trial was `taken` from this process."""
 
         def tell() -> None:
             if last is not None:
@@ -436,7 +525,28 @@ class SearchStudy:
                 trial.set_user_attr("tickets", tickets)
             self.study.tell(trial, state=TrialState.PRUNED)
 
-        self.retrying(tell, f"saving trial {trial.number}")
+        return self._finish(trial, tell)
+
+    def _finish(self, trial: optuna.Trial, tell: Callable[[], None]) -> bool:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.retrying(tell, f"saving trial {trial.number}")
+        except UpdateFinishedTrialError:
+            self.taken(trial)
+            return False
+        return True
+
+    def taken(self, trial: optuna.Trial) -> None:
+        """Another worker ended this process's trial while it ran (it found the trial's heartbeat silent, or its
+        owner gone): the study holds it FAIL and runs its parameters again, so its tickets here are marked
+        ``interrupted``, off the front, as the study says; one line tells the user."""
+        if self.run_dir is not None:
+            TicketStore(self.run_dir).set_status(trial.number, INTERRUPTED)
+        warn(
+            f"trial {trial.number} was ended by another worker while it ran here (its heartbeat looked silent for "
+            f"{liveness.GRACE_S:.0f} s): its tickets are marked interrupted and its parameters run again"
+        )
 
     def fail(self, trial: optuna.Trial, reason: str, end: str = "error") -> None:
         """The trial failed (``end`` = ``error``, its one-line ``reason`` recorded) or was ``interrupted``;
@@ -459,6 +569,15 @@ class SearchStudy:
             trial.set_user_attr(NODE, node)
         if self.spec.objective.constraints:
             set_trial_constraints(trial, self.spec, final)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``: the same file while it is neither deleted nor replaced; None when absent."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _field(ticket: Any, name: str) -> Any:

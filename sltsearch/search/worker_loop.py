@@ -25,6 +25,9 @@ from sltsearch.spec import Spec
 from sltsearch.trial.context import TrialAborted
 
 
+TAKEN = "ended by another worker, which found it stale"
+
+
 def deadline_of(spec: Spec) -> float | None:
     """When ``search.timeout_s`` runs out, as a wall-clock time every worker process shares."""
     return None if spec.search.timeout_s is None else time.time() + spec.search.timeout_s
@@ -100,9 +103,11 @@ def optimize(
         try:
             trial = shared.retrying(shared.ask, "asking for a trial")
         except SpaceExhausted:
+            running = shared.running()
             warn(
                 f"the sampler proposed {MAX_REPEATS_IN_ROW} repeats of trials run or running in a row: the search "
-                f"space looks exhausted, stopping at {shared.finished()} of {budget} trials"
+                f"space looks exhausted; a worker stops with {shared.finished()} of {budget} trials finished"
+                + (f" ({running} still running)" if running else "")
             )
             return
         if trial is None:  # asked beyond the budget at the same moment as another worker
@@ -124,7 +129,8 @@ def _run(
         try:
             tickets = run_one(trial.number, dict(trial.params))
         except TrialAborted as stopped:  # MO-ASHA: the trial's value is its last kept ticket
-            shared.prune(trial, getattr(stopped, "ticket", None), stopped.tickets)
+            if not shared.prune(trial, getattr(stopped, "ticket", None), stopped.tickets):
+                return TrialEnd(trial.number, "FAIL", shared.finished(), TAKEN)
             return TrialEnd(trial.number, "PRUNED", shared.finished())
         except KeyboardInterrupt:
             shared.fail(trial, "", end="interrupted")
@@ -134,5 +140,6 @@ def _run(
             log = on_error(trial.number, "".join(traceback.format_exception(err))) if on_error else None
             shared.fail(trial, reason)
             return TrialEnd(trial.number, "FAIL", shared.finished(), reason, log)
-    shared.complete(trial, tickets[-1], len(tickets))
+    if not shared.complete(trial, tickets[-1], len(tickets)):
+        return TrialEnd(trial.number, "FAIL", shared.finished(), TAKEN)
     return TrialEnd(trial.number, "COMPLETE", shared.finished())
