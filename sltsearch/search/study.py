@@ -47,8 +47,8 @@ from sltsearch.search import journal, liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
 from sltsearch.spec import Spec
-from sltsearch.spec.space import resolve_param_path
 from sltsearch.spec.keys import content_key, run_identity
+from sltsearch.spec.space import resolve_param_path
 from sltsearch.system.secrets import check_url, mask_url
 
 JOURNAL_FILE = "study.journal"

@@ -24,7 +24,6 @@ from sltsearch.search.study import MAX_REPEATS_IN_ROW, FailureStreak, SearchStud
 from sltsearch.spec import Spec
 from sltsearch.trial.context import TrialAborted
 
-
 TAKEN = "ended by another worker, which found it stale"
 
 
