@@ -67,6 +67,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from harness import Bench  # noqa: E402  (command, machine, load, git: worded one way for every report)
+
 OUT = ROOT / "results" / "benchmarks" / "gpu.md"
 # a dry run's report: a scratch file, never the committed GPU report (see `report_path`)
 DRY_OUT = Path(tempfile.gettempdir()) / "sltsearch-gpu-dry-run" / "gpu.md"
@@ -156,7 +160,6 @@ def machine(device: str) -> dict[str, str]:
         "torch": torch.__version__,
         "cuda": str(torch.version.cuda),
         "cpus": str(os.cpu_count()),
-        "host": platform.node(),
     }
     for name in ("spikingjelly", "triton", "optuna"):
         try:
@@ -816,21 +819,12 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 
 def write_report(out: Path, args: argparse.Namespace, info: dict[str, str], sizes: Sizes, parts: dict[str, Any]) -> str:
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    command = (
-        "python benchmarks/gpu.py"
-        + (" --dry-run" if args.dry_run else "")
-        + (f" --out {args.out}" if args.out not in (str(OUT), str(DRY_OUT)) else "")
-    )
-    lines = [
-        "# GPU benchmark: the CUDA path, paper-size step times, what a paper search costs, trials sharing one GPU"
+    bench: Bench = getattr(args, "bench", None) or Bench()
+    lines = bench.header(
+        "GPU benchmark: the CUDA path, paper-size step times, what a paper search costs, trials sharing one GPU"
         + (" (DRY RUN on the CPU)" if args.dry_run else ""),
-        "",
-        f"Written by `{command}` on {stamp}.",
-        "",
-        "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".",
-        "",
-    ]
+        notes=["Software and devices: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "."],
+    )
     summary: dict[str, Any] = {"tests": "not run", "ratios": {}, "sharing": {}}
     tests = parts.get("correctness")
     if tests is not None:
@@ -1166,6 +1160,7 @@ def main(argv: list[str] | None = None) -> int:
         "dry run, which no lease bounds)",
     )
     args = ap.parse_args(argv)
+    args.bench = Bench(["benchmarks/gpu.py", *(sys.argv[1:] if argv is None else argv)])
     try:
         out = report_path(args.dry_run, args.out)
     except ValueError as err:
