@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -251,9 +252,9 @@ def plot(sections: dict[str, dict[int, Any]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(sections), figsize=(6 * len(sections), 4.2), squeeze=False)
     for ax, (task, seeds) in zip(axes[0], sections.items(), strict=True):
-        for i, (_, (rc, sc, rate)) in enumerate(sorted(seeds.items())):
+        for i, (_, (rc, sc, _rate)) in enumerate(sorted(seeds.items())):
             ax.step([p[0] for p in rc], [p[1] for p in rc], where="post", color="tab:gray", alpha=0.8,
-                    label=f"recipe (rate {rate})" if i == 0 else None)
+                    label="recipe (the better rate of each seed)" if i == 0 else None)
             ax.step([p[0] for p in sc], [p[1] for p in sc], where="post", color="tab:blue", alpha=0.8,
                     label="search" if i == 0 else None)
         ax.set_title(f"{task}: validation hypervolume vs compute (seeds {', '.join(map(str, sorted(seeds)))})")
@@ -265,7 +266,10 @@ def plot(sections: dict[str, dict[int, Any]], path: Path) -> None:
 
 
 def default_run(tmp: Path) -> Measured:
-    command = [sys.executable, "-c", SLTSEARCH_DEFAULTS, "run", "--run-dir", str(tmp / "default-run"), "--quiet"]
+    """The bundled default search as a user starts it, into a fresh folder (never a resume of an earlier one)."""
+    run_dir = tmp / "default-run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    command = [sys.executable, "-c", SLTSEARCH_DEFAULTS, "run", "--run-dir", str(run_dir), "--quiet"]
     measured = run_measured(command, cli_env(), None, busy=False, cwd=ROOT)
     if measured.returncode != 0:
         raise SystemExit(f"the default run failed: {measured.stderr[-2000:]}")
@@ -288,6 +292,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="read back the runs this script finished in --keep before instead of running them again")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--note", action="append", default=[], help="a line for the report's header (how it was run)")
     args = parser.parse_args()
     bench = Bench()
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -319,7 +324,8 @@ def main() -> None:
     notes = [
         f"Recipe rates {', '.join(map(str, args.rates))} (rounds {', '.join(str(rounds_for(r)) for r in args.rates)}), "
         f"rewind epoch {RECIPE_REWIND}. Compute is machine-independent; wall times are not (the load and the cores "
-        "other processes used during each run are beside them)."
+        "other processes used during each run are beside them).",
+        *args.note,
     ]
     header = [
         *bench.header("The search against the paper's recipe, at equal compute", seeds=seeds, notes=notes),
