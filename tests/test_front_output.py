@@ -22,7 +22,8 @@ from sltsearch.cli import app
 from sltsearch.cli.tables import front_view
 from sltsearch.results.labels import Box, place, step_vertices
 from sltsearch.results.pareto import shared_reference
-from sltsearch.results.plots import _front_figure, _png_figure, plot_runs
+from sltsearch.results.plots import _front_figure, _png_figure
+from sltsearch.results.run_plots import plot_runs
 from sltsearch.spec import parse_spec
 
 runner = CliRunner()

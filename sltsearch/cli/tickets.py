@@ -107,7 +107,7 @@ def _compare(
     from sltsearch import api as python_api
     from sltsearch.results import ok_rows, unique_tickets
     from sltsearch.results.pareto import parse_reference, trial_counts
-    from sltsearch.results.plots import plot_runs
+    from sltsearch.results.run_plots import plot_runs
 
     compared = python_api.compare(
         run_dirs, objectives, min_accuracy=min_accuracy,

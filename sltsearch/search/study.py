@@ -24,7 +24,6 @@ the rules below hold for all of them:
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
@@ -35,23 +34,31 @@ import optuna
 from filelock import FileLock
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages import InMemoryStorage, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from sltsearch.compat import optuna as optuna_compat
 from sltsearch.errors import RunDirError, UserError, warn
 from sltsearch.results.store import INTERRUPTED, TicketStore
 from sltsearch.runfolder.folder import SPEC_FILE, run_folder_id
-from sltsearch.search import journal, liveness
+from sltsearch.search import liveness
 from sltsearch.search.constraints import metric_value, set_trial_constraints
 from sltsearch.search.space import to_distributions
+from sltsearch.search.storage import JOURNAL_FILE, driver_url, make_storage  # noqa: F401 - reached through here
+from sltsearch.search.study_identity import (  # noqa: F401 - names other modules reach through this one
+    IDENTITY,
+    IDENTITY_SPEC,
+    MADE_BY,
+    StudyOfAnotherSpec,
+    _another_spec,
+    _same_identity,
+    claim_identity,
+    spec_identity,
+)
 from sltsearch.spec import Spec
-from sltsearch.spec.keys import content_key, run_identity
-from sltsearch.spec.space import resolve_param_path
-from sltsearch.system.secrets import check_url, mask_url
+from sltsearch.system.secrets import mask_url
+from sltsearch.trial.paths import cheapest_start
 
-JOURNAL_FILE = "study.journal"
 ASK_LOCK = "study.ask.lock"  # serialises asks of the workers sharing a run folder
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "retry_of"  # user attr of a trial that re-runs the parameters of trial N
@@ -60,18 +67,11 @@ DUPLICATE_OF = "duplicate_of"  # user attr of an asked trial never run: its para
 NODE = "node"  # user attr: the node that ran a finished trial (its tickets' ``node``)
 COMPUTE = "compute"  # user attr: epochs x T a trial trained so far (its uncached stages), for search.budget_epochs
 RUN_FOLDER = "run_folder"  # user attr: the id of the run folder whose workers ran the trial (its run.json)
-IDENTITY = "sltsearch:run_identity"  # study user attr: the hash of the spec's run identity
-IDENTITY_SPEC = "sltsearch:spec"  # study user attr: that run identity itself (compared after an upgrade)
-MADE_BY = "sltsearch:made_by"  # study user attr: the host and run folder that made the study (for messages)
 MAX_REPEATS_IN_ROW = 100  # the sampler proposing only repeats this often means the space is exhausted
 
 
 class SearchFailed(UserError):
     """Every recent trial failed: the search stops instead of burning through its budget."""
-
-
-class StudyOfAnotherSpec(UserError):
-    """The study was made by a spec with another run identity: its trials are not this spec's."""
 
 
 class StorageUnavailable(UserError):
@@ -100,45 +100,6 @@ class FailureStreak:
 
 class SpaceExhausted(Exception):
     """The sampler proposed only configurations that ran or are running, `MAX_REPEATS_IN_ROW` times."""
-
-
-def driver_url(url: str) -> str:
-    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 (the ``postgres`` extra) when only it is
-    installed, so the URL users copy from their database works as it is."""
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in {"postgresql", "postgres"}:
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            return f"postgresql+psycopg://{rest}"
-    return url
-
-
-def make_storage(spec: Spec, run_dir: Path, storage_url: str | None) -> BaseStorage:
-    url = storage_url or spec.search.storage
-    if url is None:
-        path = run_dir / JOURNAL_FILE
-        lock = JournalFileSymlinkLock(str(path))
-        journal.trim_torn_tail(path, lock)
-        journal.check_journal(path)
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-    check_url(url)  # a password with a raw '@' or space: refused before a driver prints a fragment of it
-
-    def open_rdb() -> BaseStorage:
-        return optuna.storages.RDBStorage(driver_url(url), engine_kwargs={"pool_pre_ping": True})
-
-    try:
-        for attempt in range(4):
-            try:
-                return open_rdb()
-            except (IntegrityError, ProgrammingError):  # another worker made the schema at the same moment
-                time.sleep(1.0 + attempt)
-        return open_rdb()  # a fifth try, whose error is the user's to see
-    except Exception as err:  # noqa: BLE001 - any driver/connection error is a user-fixable URL problem
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"search.storage: cannot open '{mask_url(url)}': {mask_url(message)}") from None
 
 
 def _sampler_for(spec: Spec, seed: int) -> BaseSampler:
@@ -213,62 +174,6 @@ def open_study(spec: Spec, run_dir: Path, storage_url: str | None = None) -> opt
         if cheapest:
             study.enqueue_trial(cheapest)
     return study
-
-
-def cheapest_start(spec: Spec) -> dict[str, Any]:
-    """Where a search of paths starts: at the smallest T of the space (the rest drawn by the sampler).
-
-    A path stops once it cannot reach the front (`sltsearch.trial.paths`), so what the first path leaves decides
-    how much every later one may spend: the cheapest T gives that first front for the least compute, and a costlier
-    T then pays only where its tickets reach the front (on a task that needs more time steps, they do)."""
-    for key, param in spec.space.items():
-        if resolve_param_path(key) == "model.time_steps" and param.type in ("categorical", "int"):
-            values = param.choices if param.type == "categorical" else [int(param.low or 0)]
-            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-            if numbers:
-                return {key: min(numbers)}
-    return {}
-
-
-def spec_identity(spec: Spec) -> str:
-    """The hash of ``spec``'s run identity: equal for specs whose trials compute and are judged alike."""
-    return content_key(run_identity(spec))
-
-
-def _same_identity(spec: Spec, attrs: Mapping[str, Any]) -> bool:
-    """Whether the study's recorded identity is ``spec``'s: the same hash, or (a study made by an older
-    sltsearch, whose specs had fewer fields) the same identity once its recorded spec is read by this one."""
-    if attrs.get(IDENTITY) == spec_identity(spec):
-        return True
-    recorded = attrs.get(IDENTITY_SPEC)
-    if not isinstance(recorded, dict):
-        return False
-    try:
-        return run_identity(Spec.model_validate(recorded)) == run_identity(spec)
-    except ValueError:  # pydantic's ValidationError: a spec this version cannot read is not this one
-        return False
-
-
-def claim_identity(study: optuna.Study, spec: Spec, run_dir: Path | None = None) -> None:
-    """Record ``spec``'s identity in a study that has none (a new one, or one made before studies carried
-    it); raise `StudyOfAnotherSpec` when the study holds another. Read back after writing: of two processes
-    making one study at the same moment with different specs, the one whose write was overwritten stops."""
-    attrs = study.user_attrs
-    if IDENTITY not in attrs:
-        study.set_user_attr(IDENTITY_SPEC, run_identity(spec))
-        study.set_user_attr(MADE_BY, f"{socket.gethostname()}:{Path(run_dir).resolve()}" if run_dir else "")
-        study.set_user_attr(IDENTITY, spec_identity(spec))
-        attrs = study.user_attrs
-    if not _same_identity(spec, attrs):
-        raise _another_spec(study.study_name, attrs)
-
-
-def _another_spec(name: str, attrs: Mapping[str, Any]) -> StudyOfAnotherSpec:
-    made_by = attrs.get(MADE_BY) or "another run"
-    return StudyOfAnotherSpec(
-        f"study '{name}' belongs to another spec (made by {made_by}; its trials trained with other settings): "
-        "run the spec it was made with, or set search.study_name to start a new study"
-    )
 
 
 def check_study_spec(spec: Spec, run_dir: Path, storage_url: str | None = None) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sltsearch.spec import Spec
+from sltsearch.spec.space import resolve_param_path
 
 Point = Mapping[str, float]
 
@@ -113,6 +114,21 @@ def final_ticket(spec: Spec, path: Sequence[Any], front: Sequence[Point]) -> Any
     best = max([_value(p, acc) for p in front] + [_value(p, acc) for p in path])
     inside = [t for t in path if _value(t, acc) >= best - paths.accuracy_drop]
     return inside[-1] if inside else path[-1]
+
+
+def cheapest_start(spec: Spec) -> dict[str, Any]:
+    """Where a search of paths starts: at the smallest T of the space (the rest drawn by the sampler).
+
+    A path stops once it cannot reach the front (`sltsearch.trial.paths`), so what the first path leaves decides
+    how much every later one may spend: the cheapest T gives that first front for the least compute, and a costlier
+    T then pays only where its tickets reach the front (on a task that needs more time steps, they do)."""
+    for key, param in spec.space.items():
+        if resolve_param_path(key) == "model.time_steps" and param.type in ("categorical", "int"):
+            values = param.choices if param.type == "categorical" else [int(param.low or 0)]
+            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+            if numbers:
+                return {key: min(numbers)}
+    return {}
 
 
 FrontSource = Callable[[], list[dict[str, float]]]
