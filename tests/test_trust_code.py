@@ -37,10 +37,26 @@ def evil_run(base_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     frozen = yaml.safe_load((run / "spec.yaml").read_text())
     frozen["model"]["name"] = "evilmod:make"
     (run / "spec.yaml").write_text(yaml.safe_dump(frozen))
+    _claim_study_for(run, frozen)  # whoever sends a folder controls its study too: one spec, consistent
     monkeypatch.chdir(run)  # as the issue: `cd` into it; the folder is then on sys.path for `python -m`
     monkeypatch.syspath_prepend(str(run))
     yield run
     sys.modules.pop("evilmod", None)
+
+
+def _claim_study_for(run: Path, spec_data: dict) -> None:
+    """Record the tampered spec's identity in the folder's study, as a consistent folder from elsewhere has it."""
+    import optuna
+
+    from sltsearch.search.study_identity import IDENTITY, IDENTITY_SPEC, spec_identity
+    from sltsearch.spec import Spec
+    from sltsearch.spec.keys import run_identity
+
+    spec = Spec.model_validate(spec_data)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run / "study.journal")))
+    study_id = storage.get_study_id_from_name(spec.search.study_name or spec.name)
+    storage.set_study_user_attr(study_id, IDENTITY_SPEC, run_identity(spec))
+    storage.set_study_user_attr(study_id, IDENTITY, spec_identity(spec))
 
 
 def _ran(run: Path) -> bool:
@@ -131,7 +147,7 @@ def test_the_readme_example_exports_with_trust_code_only(tmp_path: Path) -> None
     import os
     import subprocess
 
-    from test_readme_byo import example_files
+    from test_docs_byo import example_files
 
     for name, content in example_files().items():
         (tmp_path / name).write_text(content)
