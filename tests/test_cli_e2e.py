@@ -140,6 +140,19 @@ def test_validate_and_spaces_commands() -> None:
     assert result.exit_code == 0 and "default" in result.output
 
 
+def test_spaces_fit_80_columns_without_cutting_a_name_or_path() -> None:
+    """In a pipe or CI log (80 columns) the paths fold onto more lines; nothing is cut with an ellipsis."""
+    from sltsearch.spec.spaces import bundled_spaces
+
+    result = runner.invoke(app, ["spaces"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0 and "…" not in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    cells = [line.split("│") for line in result.output.splitlines() if line.startswith("│")]
+    paths = "".join(row[3].strip() for row in cells)  # the path column, its folded pieces in order
+    for name, path in bundled_spaces().items():
+        assert name in result.output and str(path) in paths
+
+
 def test_bad_trials_flag_and_bad_run_dir(tmp_path: Path, tiny_spec_file: Path) -> None:
     result = _cli("run", str(tiny_spec_file), "--trials", "0", "--run-dir", str(tmp_path / "r"))
     assert result.returncode == 2 and "--trials" in result.stderr

@@ -163,9 +163,9 @@ def spaces() -> None:
     from sltsearch.spec.spaces import bundled_spaces
 
     table = Table(title="bundled search spaces")
-    table.add_column("name")
-    table.add_column("searches")
-    table.add_column("path")
+    table.add_column("name", no_wrap=True)
+    table.add_column("searches", overflow="fold")
+    table.add_column("path", overflow="fold")  # folded onto more lines in a narrow terminal, never cut with '…'
     for name, path in bundled_spaces().items():
         try:
             searched = ", ".join(load_spec(path).space)
