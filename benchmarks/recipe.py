@@ -51,7 +51,7 @@ from harness import Bench  # noqa: E402
 from threads import SLTSEARCH_DEFAULTS, Measured, cli_env, run_measured  # noqa: E402
 
 from sltsearch.results.pareto import hypervolume, pareto_front  # noqa: E402
-from sltsearch.results.store import load_tickets  # noqa: E402
+from sltsearch.results.store import load_tickets, stage_compute  # noqa: E402
 from sltsearch.spec.spaces import resolve_spec_path  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "recipe.md"
@@ -117,8 +117,7 @@ def run_one(task: str, mode: str, seed: int, spec: Path, extra: list[str], tmp: 
         saved.write_text(json.dumps(asdict(measured)))
     frame = load_tickets(run_dir)
     frame = frame[frame["status"] == "ok"].sort_values("measured_at", kind="stable").reset_index(drop=True)
-    cost = [0.0 if c else e * t for c, e, t in zip(frame["cached"], frame["epochs_trained"], frame["time_steps"],
-                                                    strict=True)]
+    cost = [stage_compute(row) for row in frame.to_dict("records")]
     frame = frame.assign(stage_compute=cost, compute=[sum(cost[: i + 1]) for i in range(len(cost))])
     run = Run(task, mode, seed, measured, frame, float(sum(cost)))
     print(f"{task} {mode} seed {seed}: {measured.seconds:.1f} s, {frame['trial'].nunique()} trials, "

@@ -16,8 +16,9 @@ built from its ticket ids (``exports/<ticket_id>``): every id is checked on read
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -203,7 +204,9 @@ def ticket_points(run_dir: str | Path, metrics: Iterable[str]) -> list[dict[str,
     return points
 
 
-def stage_compute(ticket: Ticket) -> float:
+def stage_compute(ticket: Ticket | Mapping[str, Any]) -> float:
     """What computing ``ticket``'s stage cost in epochs x T (0 for a cached stage): the unit of
-    ``search.budget_epochs``, machine-independent, and what GPU-hours scale with."""
-    return 0.0 if ticket.cached else float(ticket.epochs_trained) * float(ticket.time_steps)
+    ``search.budget_epochs``, machine-independent, and what GPU-hours scale with. A `Ticket`, or a row of the
+    ticket table (``sltsearch.load``): the benchmarks count a run's compute from its table the same way."""
+    row = ticket if isinstance(ticket, Mapping) else vars(ticket)
+    return 0.0 if bool(row["cached"]) else float(row["epochs_trained"]) * float(row["time_steps"])

@@ -283,10 +283,14 @@ class SearchStudy:
         limit = self.spec.search.budget_epochs
         return None if limit is None else limit - self.spent()
 
+    def compute_spent(self) -> bool:
+        """The study's trials trained ``search.budget_epochs`` (never, without a compute budget)."""
+        left = self.budget_left()
+        return left is not None and left <= 0
+
     def out_of_budget(self) -> bool:
         """The study holds ``search.n_trials`` finished trials, or spent ``search.budget_epochs``."""
-        left = self.budget_left()
-        return self.finished() >= self.budget or (left is not None and left <= 0)
+        return self.finished() >= self.budget or self.compute_spent()
 
     def add_compute(self, number: int, amount: float) -> None:
         """Count ``amount`` epochs x T trained by trial ``number`` (asked by this process) in the study."""
@@ -350,8 +354,7 @@ class SearchStudy:
         """A new trial to run, its parameters drawn (or a queued retry's); None when the budget is held by
         trials of other workers (the trial asked meanwhile is given back). Raises `SpaceExhausted`."""
         with self._ask_lock:
-            left = self.budget_left()
-            if left is not None and left <= 0:  # the compute budget is spent: nothing more to ask
+            if self.compute_spent():  # nothing more to ask
                 return None
             claim_identity(self.study, self.spec, self.run_dir)  # a study another spec made meanwhile: stop
             for _ in range(MAX_REPEATS_IN_ROW):

@@ -89,8 +89,7 @@ def optimize(
 
     def standing() -> tuple[int, int, bool]:
         shared.recover()  # another worker died mid-trial: run its parameters again
-        left = shared.budget_left()
-        return shared.finished(), shared.running(), left is not None and left <= 0
+        return shared.finished(), shared.running(), shared.compute_spent()
 
     while True:
         done, running, spent = shared.retrying(standing, "checking the budget")

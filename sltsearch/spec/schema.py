@@ -502,6 +502,11 @@ class Spec(Strict):
             )
         return self
 
+    def _values_of(self, path: str, fixed: Any) -> set[Any]:
+        """The values a spec field takes in this search: its own, and every value the space may draw for it."""
+        searched = [param for key, param in self.space.items() if resolve_param_path(key) == path]
+        return {fixed} | {value for param in searched for value in param.probe_values()}
+
     @model_validator(mode="after")
     def _paths_own_the_rounds(self) -> Spec:
         """A path's rounds come from its rate and where it stops: nothing else may fix or search them."""
@@ -525,17 +530,9 @@ class Spec(Strict):
                 "search.paths prunes at tickets.prune_rate up to search.paths.max_sparsity: unset "
                 "tickets.target_sparsity / tickets.prune_rates"
             )
-        strategies = {t.strategy} | {
-            v for key, param in self.space.items() if resolve_param_path(key) == "tickets.strategy"
-            for v in param.probe_values()
-        }
-        if strategies != {"imp"}:
+        if self._values_of("tickets.strategy", t.strategy) != {"imp"}:
             raise ValueError("search.paths needs tickets.strategy: imp (one_shot and early_bird run a single round)")
-        t_search = {t.time_steps_search} | {
-            v for key, param in self.space.items() if resolve_param_path(key) == "tickets.time_steps_search"
-            for v in param.probe_values()
-        }
-        if t_search != {None}:
+        if self._values_of("tickets.time_steps_search", t.time_steps_search) != {None}:
             raise ValueError(
                 "search.paths does not run early-time tickets (tickets.time_steps_search): their search rounds are "
                 "at another T than the front they would be judged against; unset one of them"

@@ -21,7 +21,7 @@ A stopped path reports why in its last ticket's progress event. The front is wha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sltsearch.spec import Spec
@@ -65,6 +65,11 @@ def projected_next(path: Sequence[Any], spec: Spec, next_rate: float) -> dict[st
     return point
 
 
+def _best(metric: str, path: Sequence[Any], front: Sequence[Point]) -> float:
+    """The best value of ``metric`` among the run's tickets and the path's own: where rule 2's region starts."""
+    return max(_value(p, metric) for p in [*front, *path])
+
+
 def accuracy_metric(spec: Spec) -> str | None:
     """The metric the region of interest is measured on: the first maximised one (validation accuracy)."""
     return next((m for m, d in spec.objective.metrics.items() if d == "maximize"), None)
@@ -93,7 +98,7 @@ def stop_reason(
     last = path[-1]
     acc = accuracy_metric(spec)
     if acc is not None:
-        best = max([_value(p, acc) for p in front] + [_value(p, acc) for p in path])
+        best = _best(acc, path, front)
         if _value(last, acc) < best - paths.accuracy_drop:
             return f"{acc} {_value(last, acc):.4f} fell more than {paths.accuracy_drop} below the run's best {best:.4f}"
     if paths.stop == "front" and front:
@@ -111,8 +116,8 @@ def final_ticket(spec: Spec, path: Sequence[Any], front: Sequence[Point]) -> Any
     acc = accuracy_metric(spec)
     if paths is None or acc is None or not path:
         return path[-1] if path else None
-    best = max([_value(p, acc) for p in front] + [_value(p, acc) for p in path])
-    inside = [t for t in path if _value(t, acc) >= best - paths.accuracy_drop]
+    floor = _best(acc, path, front) - paths.accuracy_drop
+    inside = [t for t in path if _value(t, acc) >= floor]
     return inside[-1] if inside else path[-1]
 
 
@@ -130,5 +135,3 @@ def cheapest_start(spec: Spec) -> dict[str, Any]:
                 return {key: min(numbers)}
     return {}
 
-
-FrontSource = Callable[[], list[dict[str, float]]]
