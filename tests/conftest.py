@@ -30,6 +30,15 @@ def tiny_spec_dict(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def one_trial_run(root: Path, **overrides: Any) -> Path:
+    """A finished run folder of one trial (the dense ticket and one IMP round, one epoch each) under ``root``:
+    what tests that read, export or tamper with a run folder start from."""
+    import sltsearch
+
+    spec = tiny_spec_dict(train={"epochs": 1}, search={"n_trials": 1, "population_size": 2}, **overrides)
+    return sltsearch.run(write_spec(root / "spec.yaml", spec), run_dir=root / "run").run_dir
+
+
 def write_spec(path: Path, data: Any) -> Path:
     path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
     return path

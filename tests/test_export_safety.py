@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_spec_dict, write_spec
+from conftest import one_trial_run
 from typer.testing import CliRunner
 
 import sltsearch
@@ -29,9 +29,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("safety")
-    spec = tiny_spec_dict(train={"epochs": 1}, search={"n_trials": 1, "population_size": 2})
-    return sltsearch.run(write_spec(root / "spec.yaml", spec), run_dir=root / "run").run_dir
+    return one_trial_run(tmp_path_factory.mktemp("safety"))
 
 
 @pytest.fixture

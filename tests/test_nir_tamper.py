@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import tiny_spec_dict, write_spec
+from conftest import one_trial_run, tiny_spec_dict, write_spec
 from typer.testing import CliRunner
 
 import sltsearch
@@ -27,9 +27,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def nir_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("nirtamper")
-    spec = tiny_spec_dict(model={"name": "spiking_cnn", "preset": "deployable", "time_steps": 2},
-                          train={"epochs": 1}, search={"n_trials": 1, "population_size": 2})  # fmt: skip
-    run = sltsearch.run(write_spec(root / "spec.yaml", spec), run_dir=root / "run").run_dir
+    run = one_trial_run(root, model={"name": "spiking_cnn", "preset": "deployable", "time_steps": 2})
     return sltsearch.export(run, ticket="t0000r01", format="nir", out=root / "export").path
 
 

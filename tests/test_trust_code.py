@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_spec_dict, write_spec
+from conftest import one_trial_run
 from typer.testing import CliRunner
 
 import sltsearch
@@ -23,9 +23,7 @@ EVIL = "open({marker!r}, 'a').write('ran\\n')\ndef make(*args, **kwargs):\n    r
 
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("trust")
-    spec = tiny_spec_dict(train={"epochs": 1}, search={"n_trials": 1, "population_size": 2})
-    return sltsearch.run(write_spec(root / "spec.yaml", spec), run_dir=root / "run").run_dir
+    return one_trial_run(tmp_path_factory.mktemp("trust"))
 
 
 @pytest.fixture
