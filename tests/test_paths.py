@@ -8,6 +8,7 @@ at the smallest T.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -17,6 +18,7 @@ from conftest import tiny_spec_dict, write_spec
 from sltsearch import api
 from sltsearch.errors import UserError
 from sltsearch.results.store import load_tickets
+from sltsearch.search.execute import TrialRunner
 from sltsearch.search.space import to_distributions
 from sltsearch.search.study import COMPUTE, cheapest_start, open_study
 from sltsearch.spec import Spec
@@ -59,6 +61,50 @@ def test_a_path_stops_below_the_region_of_interest_and_at_the_budget() -> None:
     assert "max_sparsity" in paths.stop_reason(spec, [_t(0.9, 1.0)], [], None)
     never = _spec(stop="never")
     assert paths.stop_reason(never, [_t(0.1, 1.0), _t(0.1, 0.9)], [_t(0.99, 0.01)], 0.5) is None
+
+
+def test_the_hope_after_a_change_of_rate_shrinks_as_the_last_round_did_per_weight_removed() -> None:
+    spec = _spec()
+    path = [{**_t(0.95, 1.0), "sparsity": 0.0}, {**_t(0.95, 0.6), "sparsity": 0.5}]  # half the weights: x 0.6
+    assert paths.projected_next(path, spec, 0.5)["energy_uj"] == pytest.approx(0.36)  # the same rate: x 0.6 again
+    # a quarter of them: 0.75 ** (log 0.6 / log 0.5), about x 0.82
+    assert paths.projected_next(path, spec, 0.25)["energy_uj"] == pytest.approx(0.6 * 0.75 ** 0.7369655941662062)
+
+
+def _row(trial: int, round_: int, rates: list[float], acc: float, energy: float, **params: object) -> dict:
+    sparsity = 1.0
+    for r in rates:
+        sparsity *= 1.0 - r
+    return {**_t(acc, energy), "trial": trial, "round": round_, "kind": "imp" if rates else "dense",
+            "sparsity": 1.0 - sparsity, "rates": str(rates), "param_prune_rate": 0.5, **params}
+
+
+def test_a_path_branches_from_the_sparsest_ticket_of_its_settings_that_can_still_reach_the_front() -> None:
+    data = tiny_spec_dict(search={"paths": {"max_sparsity": 0.95}})
+    data["space"] = {"prune_rate": {"type": "float", "low": 0.2, "high": 0.6, "step": 0.1},
+                     "time_steps": {"type": "categorical", "choices": [2, 4]}}
+    spec = Spec.model_validate(data)
+    params = {"prune_rate": 0.2, "time_steps": 2}
+    tspec = spec.with_params(params)
+    parent = [_row(0, 0, [], 0.97, 1.0, param_time_steps=2), _row(0, 1, [0.5], 0.97, 0.5, param_time_steps=2),
+              _row(0, 2, [0.5, 0.5], 0.965, 0.25, param_time_steps=2),
+              _row(0, 3, [0.5, 0.5, 0.5], 0.80, 0.12, param_time_steps=2)]  # fell out of the region
+    # the 75 % ticket: its next round at 0.2 hopes for (0.97, 0.25 * 0.8) and nothing dominates that
+    assert paths.branch_point(tspec, params, parent) == [0.5, 0.5]
+    assert paths.plan(tspec, [0.5, 0.5]) == pytest.approx([0.5, 0.5, *[0.2] * 7, 0.0463257], abs=1e-6)
+    # another T is another path: nothing to branch from
+    assert paths.branch_point(tspec, params, [{**r, "param_time_steps": 4} for r in parent]) == []
+    # a ticket of another path at (0.972, 0.19) dominates the 75 % ticket's hope (0.97, 0.2), not the 50 % one's
+    # (0.975, 0.4): the path branches there instead
+    other = _row(1, 3, [0.6, 0.6, 0.6], 0.972, 0.19, param_time_steps=4)
+    assert paths.branch_point(tspec, params, [*parent, other]) == [0.5]
+    # when every ticket's next round is dominated, the path starts at the dense network (and stops there)
+    assert paths.branch_point(tspec, params, [*parent, _row(2, 1, [0.9], 0.99, 0.01, param_time_steps=4)]) == []
+    # off, or without a searched rate, a path always starts at the dense network
+    off = Spec.model_validate({**data, "search": {"paths": {"max_sparsity": 0.95, "branch": False}}})
+    assert paths.branch_point(off.with_params(params), params, parent) == []
+    fixed = Spec.model_validate({**data, "space": {"time_steps": data["space"]["time_steps"]}})
+    assert paths.branch_point(fixed.with_params({"time_steps": 2}), {"time_steps": 2}, parent) == []
 
 
 def test_a_paths_value_is_its_sparsest_ticket_inside_the_region() -> None:
@@ -149,10 +195,12 @@ def test_paths_stop_where_the_rule_says(tmp_path: Path) -> None:
         rows = rows.sort_values("round")
         path = [dict(r) for _, r in rows.iterrows()]
         before = [dict(r) for _, r in frame[frame["measured_at"] <= rows["measured_at"].max()].iterrows()]
-        rates = spec.with_params({"prune_rate": float(path[-1]["param_prune_rate"])}).round_rates()
+        start = TrialRunner(spec, tmp_path / "run").recorded_branch(int(trial))
+        rates = paths.plan(spec.with_params({"prune_rate": float(path[-1]["param_prune_rate"])}), start)
+        assert json.loads(path[-1]["rates"]) == pytest.approx(rates[: len(path) - 1])
         next_rate = rates[len(path) - 1] if len(path) - 1 < len(rates) else None
         assert paths.stop_reason(spec, path, before, next_rate) is not None, f"trial {trial} stopped early"
-        for i in range(1, len(path)):  # and it went on wherever the rule said to
+        for i in range(len(start) + 1, len(path)):  # and it went on wherever the rule said to (after its branch)
             seen = [p for p in before if p["measured_at"] <= path[i - 1]["measured_at"]]
             assert paths.stop_reason(spec, path[:i], seen, rates[i - 1]) is None, f"trial {trial} ran round {i}"
 
@@ -178,6 +226,39 @@ def test_repair_rebuilds_a_paths_tickets_where_it_stopped(tmp_path: Path) -> Non
     after = load_tickets(run_dir)
     columns = ["ticket_id", "sparsity", "val_accuracy", "energy_uj"]
     assert sorted(after["ticket_id"]) == sorted(before["ticket_id"])
+    a = after.sort_values("ticket_id")[columns].reset_index(drop=True)
+    b = before.sort_values("ticket_id")[columns].reset_index(drop=True)
+    assert a.equals(b)
+
+
+@pytest.mark.slow
+def test_a_branch_starts_from_its_parents_cached_ticket_and_a_repair_replays_it(tmp_path: Path) -> None:
+    """With the front's rule off (stop: region) a path's deepest ticket inside the region is always a branch
+    point: the second path goes on from the first one's cached rounds at its own rate, and only pays for its
+    own; a replay of it (its rows lost) starts from the recorded branch point, not from the dense network."""
+    data = tiny_spec_dict(search={"n_trials": 2, "sampler": "random",
+                                  "paths": {"max_sparsity": 0.9, "accuracy_drop": 1.0, "stop": "region"}})
+    data["tickets"] = {"prune_rate": 0.5, "scope": "layerwise"}
+    data["space"] = {"prune_rate": {"type": "float", "low": 0.4, "high": 0.6, "step": 0.1}}
+    spec_file = write_spec(tmp_path / "s.yaml", data)
+    run_dir = tmp_path / "run"
+    result = api.run(spec_file, run_dir=run_dir, workers=1, threads=1)
+    before = result.tickets
+    runner = TrialRunner(result.spec, run_dir)
+    assert runner.recorded_branch(0) == []
+    number = int(before["trial"].max())  # the random sampler's duplicates of trial 0 are not run
+    start = runner.recorded_branch(number)
+    parent = before[before["trial"] == 0].sort_values("round")
+    assert start and start in [json.loads(r) for r in parent["rates"]]
+    branch = before[before["trial"] == number].sort_values("round")
+    assert branch["cached"].iloc[: len(start) + 1].all()  # the dense run and the parent's rounds: free
+    assert not branch["cached"].iloc[len(start) + 1 :].any() and len(branch) > len(start) + 1
+    own = float(branch["param_prune_rate"].iloc[0])
+    assert json.loads(branch["rates"].iloc[len(start) + 1])[: len(start) + 1] == pytest.approx([*start, own])
+    (run_dir / "tickets" / f"trial-{number:06d}.parquet").unlink()
+    assert api.repair(run_dir).trials_remeasured == [number]
+    after = load_tickets(run_dir)
+    columns = ["ticket_id", "sparsity", "val_accuracy", "energy_uj", "rates"]
     a = after.sort_values("ticket_id")[columns].reset_index(drop=True)
     b = before.sort_values("ticket_id")[columns].reset_index(drop=True)
     assert a.equals(b)

@@ -67,6 +67,9 @@ class Ticket:
     encoding_energy_uj: float = 0.0  # its share of energy_uj
     first_layer_once: bool = False  # True: its count was divided by T (objective.energy.first_layer: once)
     measured_at: float = 0.0  # unix time the search stored it (0: an older run folder): fronts against time
+    # the pruning rate of every round that led to it (empty: the dense network, or an older run folder): a
+    # path's branch (`sltsearch.trial.paths.branch_point`) goes on from a ticket by these rates
+    rates: list[float] = field(default_factory=list)
 
     @property
     def ticket_id(self) -> str:
@@ -79,6 +82,7 @@ class Ticket:
         data = asdict(self)
         params = data.pop("params")
         data["layer_sparsity"] = json.dumps(data["layer_sparsity"], sort_keys=True)
+        data["rates"] = json.dumps(data["rates"])
         row = {"ticket_id": self.ticket_id, **data}
         row.update({f"param_{k}": v for k, v in params.items()})
         return row

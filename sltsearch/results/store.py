@@ -181,15 +181,18 @@ def load_tickets(run_dir: str | Path) -> pd.DataFrame:
     return frame.drop_duplicates("ticket_id", keep="last").reset_index(drop=True)
 
 
-def ticket_points(run_dir: str | Path, metrics: Iterable[str]) -> list[dict[str, float]]:
+def ticket_points(
+    run_dir: str | Path, metrics: Iterable[str], extra: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """The objective values of every usable ticket of a run so far (finished or still running, feasible): what a
-    path's stop rule compares against (`sltsearch.trial.paths`). Only the needed columns are read; a part that
-    vanished or is damaged is skipped, since a stop rule must not fail a trial (`sltsearch repair` reports it)."""
-    metrics = list(metrics)
-    points: list[dict[str, float]] = []
+    path's stop rule compares against (`sltsearch.trial.paths`), with the ``extra`` columns a file has (a path's
+    branch reads where each ticket came from). Only the needed columns are read; a part that vanished or is
+    damaged is skipped, since a stop rule must not fail a trial (`sltsearch repair` reports it)."""
+    metrics, extra = list(metrics), [c for c in extra if c not in metrics]
+    points: list[dict[str, Any]] = []
     for path in table_files(run_dir):
         try:
-            cols = read_columns(path, [*metrics, "status", "feasible"])
+            cols = read_columns(path, [*metrics, "status", "feasible", *extra])
         except (FileNotFoundError, TicketTableDamaged):
             continue
         if any(m not in cols for m in metrics):
@@ -200,7 +203,8 @@ def ticket_points(run_dir: str | Path, metrics: Iterable[str]) -> list[dict[str,
                 continue
             values = {m: cols[m][i] for m in metrics}
             if all(v is not None for v in values.values()):
-                points.append({m: float(v) for m, v in values.items()})
+                point = {c: cols[c][i] for c in extra if c in cols}
+                points.append({**point, **{m: float(v) for m, v in values.items()}})
     return points
 
 

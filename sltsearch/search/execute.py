@@ -8,6 +8,7 @@ table as it is measured (status ``running``), and the trial's rows marked ``ok``
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -25,8 +26,10 @@ from sltsearch.system.files import atomic_write
 from sltsearch.trial import TrialContext, run_trial
 from sltsearch.trial.cache import StageCache
 from sltsearch.trial.context import TrialAborted
+from sltsearch.trial.paths import branch_columns
 
 LOG_DIR = "logs"
+BRANCH_DIR = "branches"  # where each path started (`TrialRunner.record_branch`)
 
 
 @dataclass
@@ -82,6 +85,9 @@ class TrialRunner:
             data_memo=self.data_memo,
             front=self.front if self.spec.search.paths is not None and self.follow_front else None,
             budget_left=self.budget_left,
+            # a path's branch point is recorded, so a replay starts where the path started
+            branch=None if self.follow_front else self.recorded_branch(number),
+            on_branch=lambda rates: self.record_branch(number, rates),
         )
         try:
             tickets = run_trial(self.spec, params, ctx)
@@ -98,9 +104,26 @@ class TrialRunner:
         self.store.set_status(number, OK)
         return tickets
 
-    def front(self) -> list[dict[str, float]]:
-        """The objective values of the run folder's tickets so far: what paths stop against."""
-        return ticket_points(self.run_dir, self.spec.objective.metrics)
+    def front(self) -> list[dict[str, Any]]:
+        """The objective values of the run folder's tickets so far (with where each came from): what paths stop
+        against and branch from."""
+        return ticket_points(self.run_dir, self.spec.objective.metrics, branch_columns(self.spec))
+
+    def branch_file(self, number: int) -> Path:
+        return self.run_dir / BRANCH_DIR / f"trial-{number:06d}.json"
+
+    def record_branch(self, number: int, rates: list[float]) -> None:
+        """Keep where trial ``number``'s path started (`sltsearch.trial.paths.branch_point`) for its replay."""
+        atomic_write(self.branch_file(number), lambda tmp: tmp.write_text(json.dumps({"rates": rates})))
+
+    def recorded_branch(self, number: int) -> list[float]:
+        """The rates trial ``number``'s path started from (empty: the dense network, or none was recorded)."""
+        try:
+            rates = json.loads(self.branch_file(number).read_text())["rates"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+        ok = isinstance(rates, list) and all(isinstance(r, int | float) and 0 < r < 1 for r in rates)
+        return [float(r) for r in rates] if ok else []
 
     def log_error(self, number: int, text: str) -> Path:
         """Keep a failed trial's traceback in ``logs/trial-<n>.log`` (the summary shows one line)."""

@@ -238,10 +238,10 @@ class TicketSpec(Strict):
         return rates_to_target(self.prune_rate, self.target_sparsity)
 
 
-def rates_to_target(rate: float, target: float) -> list[float]:
-    """Rounds of ``rate`` until 1-(1-rate)^R >= target; the last rate trimmed to hit ``target`` exactly."""
+def rates_to_target(rate: float, target: float, density: float = 1.0) -> list[float]:
+    """Rounds of ``rate`` until 1-(1-rate)^R >= target; the last rate trimmed to hit ``target`` exactly. From
+    ``density`` (the weights a path kept so far): where a branch of a path goes on at its own rate."""
     rates: list[float] = []
-    density = 1.0
     while 1.0 - density < target - 1e-12 and len(rates) < 100:
         step = rate if 1.0 - density * (1.0 - rate) <= target else 1.0 - (1.0 - target) / density
         rates.append(step)
@@ -407,7 +407,8 @@ class PathsSpec(Strict):
     pruning only loses more); (3) cannot reach the front any more: its next round, projected optimistically
     (maximised metrics no better than now + ``slack``, minimised metrics shrinking by the ratio the path's last
     round showed, or by the density the next round keeps after the dense network), is dominated by a ticket of
-    the run; or (4) when the compute budget (``search.budget_epochs``) is spent."""
+    the run; or (4) when the compute budget (``search.budget_epochs``) is spent. With ``branch`` a path starts
+    where a path of the same settings (all but the rate) still had a chance, not always at the dense network."""
 
     max_sparsity: float = Field(0.98, gt=0.0, lt=1.0, description="a path never prunes beyond this sparsity")
     accuracy_drop: float = Field(
@@ -418,6 +419,12 @@ class PathsSpec(Strict):
     )
     stop: Literal["front", "region", "never"] = Field(
         "front", description="front: rules (1)-(4); region: (1), (2), (4); never: prune to max_sparsity"
+    )
+    branch: bool = Field(
+        True,
+        description="a path starts from the sparsest cached ticket of a path with the same settings but its "
+        "rate whose next round at this path's rate can still reach the front (from the dense network when none "
+        "can): refining near the knee costs a round or two, not a whole path",
     )
 
 

@@ -127,7 +127,8 @@ def ticket_source(run_dir: str | Path, ticket_id: str, frame: pd.DataFrame | Non
 
 
 def plain_row(row: pd.Series) -> dict[str, Any]:
-    """A table row as JSON-ready values: numpy scalars unwrapped, NaN as None, per-layer sparsity a dict."""
+    """A table row as JSON-ready values: numpy scalars unwrapped, NaN as None, per-layer sparsity a dict and the
+    rounds' rates a list."""
     import json
 
     out: dict[str, Any] = {}
@@ -136,10 +137,10 @@ def plain_row(row: pd.Series) -> dict[str, Any]:
             value = value.item()
         if value is None or (not isinstance(value, list | dict | str) and pd.isna(value)):
             value = None
-        if key == "layer_sparsity" and isinstance(value, str):
+        if key in ("layer_sparsity", "rates") and isinstance(value, str):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
-                raise RunDirError(f"ticket {row.get('ticket_id')}: layer_sparsity is not valid JSON") from None
+                raise RunDirError(f"ticket {row.get('ticket_id')}: {key} is not valid JSON") from None
         out[str(key)] = value
     return out

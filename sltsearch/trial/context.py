@@ -42,8 +42,12 @@ class TrialContext:
     rewind_states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     # for paths (`sltsearch.trial.paths`): the objective values of the run's tickets so far, and the epochs x T
     # the search may still train (None: no compute budget); a driver without them lets paths stop on their own
-    front: Callable[[], list[dict[str, float]]] | None = None
+    front: Callable[[], list[dict[str, Any]]] | None = None
     budget_left: Callable[[], float | None] | None = None
+    # where the path starts (`paths.branch_point`): the rates of the ticket it branches from, decided from
+    # ``front`` and handed to ``on_branch`` (which records it); a replay hands in the recorded one instead
+    branch: list[float] | None = None
+    on_branch: Callable[[list[float]], None] | None = None
 
     def progress(self, **event: Any) -> None:
         if self.on_progress:

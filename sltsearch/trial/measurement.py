@@ -53,6 +53,7 @@ TRIAL_FIELDS = frozenset(
         "feasible",
         "node",
         "measured_at",
+        "rates",
     }
 )
 MEASURED_FIELDS = tuple(sorted(f.name for f in fields(Ticket) if f.name not in TRIAL_FIELDS))

@@ -17,14 +17,26 @@ after the round whose ticket
 
 A stopped path reports why in its last ticket's progress event. The front is whatever the driver hands in
 (the run folder's tickets, finished or still running); with none, a path only stops on rules 1, 2 and 4.
+
+**Branching** (``search.paths.branch``): late in a search, a new path from the dense network is mostly
+dominated before its first round (the front already holds better tickets than its early rounds can be), so
+it would end there and teach the sampler nothing. Instead a path starts from the sparsest ticket of the run
+that a path with the same settings but its rate reached, and whose next round at this path's rate can still
+reach the front (`branch_point`): a finer rate near the knee refines it for a round or two, and the cached
+rounds before the branch point are free. The rounds' rates are the round keys, so a branch's first rounds are
+its parent's cached rounds, and every ticket records its ``rates``.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sltsearch.results.record import MAIN_KINDS
 from sltsearch.spec import Spec
+from sltsearch.spec.schema import rates_to_target
 from sltsearch.spec.space import resolve_param_path
 
 Point = Mapping[str, float]
@@ -49,7 +61,9 @@ def dominates(a: Point, b: Point, objectives: Mapping[str, str]) -> bool:
 
 def projected_next(path: Sequence[Any], spec: Spec, next_rate: float) -> dict[str, float]:
     """The best the path's next round can plausibly do (rule 3): maximised metrics at most ``slack`` above the
-    current ticket's, minimised ones shrunk by the last round's ratio (after the dense ticket, by 1 - rate)."""
+    current ticket's, minimised ones shrunk as the last round shrank them per weight it removed: by
+    (1 - next_rate) ** a where (density ratio) ** a was the last round's ratio (the last ratio itself at an
+    unchanged rate; 1 - rate after the dense ticket)."""
     assert spec.search.paths is not None
     slack = spec.search.paths.slack
     last = path[-1]
@@ -60,9 +74,23 @@ def projected_next(path: Sequence[Any], spec: Spec, next_rate: float) -> dict[st
             point[name] = now + slack
             continue
         before = _value(path[-2], name) if len(path) > 1 else 0.0
-        ratio = now / before if len(path) > 1 and before > 0 and 0 <= now <= before else 1.0 - next_rate
+        ratio = 1.0 - next_rate
+        if len(path) > 1 and before > 0 and 0 <= now <= before:
+            kept = _kept(path[-2], last)
+            ratio = now / before
+            if kept is not None and now > 0:
+                ratio = (1.0 - next_rate) ** (math.log(ratio) / math.log(kept))
         point[name] = now * ratio
     return point
+
+
+def _kept(before: Any, after: Any) -> float | None:
+    """The fraction of ``before``'s weights ``after`` kept (from their sparsity), None when unknown or none pruned."""
+    try:
+        kept = (1.0 - _value(after, "sparsity")) / (1.0 - _value(before, "sparsity"))
+    except (KeyError, AttributeError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    return kept if 0.0 < kept < 1.0 - 1e-9 else None
 
 
 def _best(metric: str, path: Sequence[Any], front: Sequence[Point]) -> float:
@@ -107,6 +135,87 @@ def stop_reason(
         if any(dominates(p, hope, objectives) for p in front):
             return "its next round cannot reach the front"
     return None
+
+
+def rate_key(params: Mapping[str, Any]) -> str | None:
+    """The searched parameters' name for ``tickets.prune_rate`` (None when the rate is not searched)."""
+    return next((k for k in params if resolve_param_path(k) == "tickets.prune_rate"), None)
+
+
+def branch_columns(spec: Spec) -> list[str]:
+    """The ticket-table columns `branch_point` reads besides the objectives."""
+    return ["trial", "round", "kind", "sparsity", "rates", *(f"param_{k}" for k in spec.space)]
+
+
+def can_branch(spec: Spec, params: Mapping[str, Any]) -> bool:
+    """Branching applies: paths with ``branch`` on, a searched rate, and rounds whose keys are their rates alone
+    (an encoding-layer or MultiSp schedule spreads over the whole plan, which a branch changes)."""
+    paths = spec.search.paths
+    return (
+        paths is not None
+        and paths.branch
+        and rate_key(params) is not None
+        and spec.tickets.encoding_sparsity is None
+        and not spec.multisp.active
+    )
+
+
+def _rates(ticket: Mapping[str, Any]) -> list[float] | None:
+    value = ticket.get("rates")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    if not isinstance(value, list) or not all(isinstance(r, int | float) and 0 < r < 1 for r in value):
+        return None
+    return [float(r) for r in value]
+
+
+def branch_point(spec: Spec, params: Mapping[str, Any], tickets: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The rates of the ticket a path with ``params`` starts from (empty: the dense network).
+
+    ``spec``: the trial's spec (its rate applied); ``tickets``: the run's tickets with `branch_columns`. Of the
+    main tickets of paths with the same values of every searched parameter but the rate, the sparsest one
+    whose next round at this path's rate is not a ticket the run holds and the stop rules let through (rules
+    1-3, against ``tickets``), the earliest of equals; the dense network when none (the path then stops or goes
+    on as it would have)."""
+    if not can_branch(spec, params) or not tickets:
+        return []
+    paths = spec.search.paths
+    assert paths is not None
+    key = rate_key(params)
+    same = {f"param_{k}": v for k, v in params.items() if k != key}
+    family = [t for t in tickets if t.get("kind") in MAIN_KINDS and all(t.get(c) == v for c, v in same.items())]
+    known = {tuple(round(r, 9) for r in rates) for t in family if (rates := _rates(t)) is not None}
+    by_round = {(t.get("trial"), t.get("round")): t for t in family}
+    best: tuple[float, tuple[int, int], list[float]] | None = None
+    for ticket in family:
+        rates = _rates(ticket)
+        if not rates:
+            continue
+        density = math.prod(1.0 - r for r in rates)
+        plan = rates_to_target(spec.tickets.prune_rate, paths.max_sparsity, density)
+        if not plan or tuple(round(r, 9) for r in [*rates, plan[0]]) in known:
+            continue  # nothing left to prune, or its next round is a ticket the run already holds
+        before = by_round.get((ticket.get("trial"), int(ticket.get("round") or 0) - 1))
+        path = [before, ticket] if before is not None else [ticket]
+        if stop_reason(spec, path, tickets, plan[0]) is not None:
+            continue
+        rank = (1.0 - density, (-int(ticket["trial"]), -int(ticket["round"])))
+        if best is None or rank > best[:2]:
+            best = (*rank, rates)
+    return list(best[2]) if best else []
+
+
+def plan(spec: Spec, start: Sequence[float] = ()) -> list[float]:
+    """Every round's rate of a path that starts at the ticket pruned by ``start`` (`branch_point`): those rates,
+    then the path's own rate to ``max_sparsity`` (`Spec.round_rates` from the dense network)."""
+    if not start:
+        return spec.round_rates()
+    assert spec.search.paths is not None
+    density = math.prod(1.0 - r for r in start)
+    return [*start, *rates_to_target(spec.tickets.prune_rate, spec.search.paths.max_sparsity, density)]
 
 
 def final_ticket(spec: Spec, path: Sequence[Any], front: Sequence[Point]) -> Any:

@@ -22,6 +22,7 @@ rewind point, pruning schedule so far, strategy, control), so a rerun skips what
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -89,7 +90,8 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     final = tickets[-1]
 
     t = sspec.tickets
-    all_rates = sspec.round_rates()
+    start = _branch(sspec, params, ctx)
+    all_rates = paths.plan(sspec, start)
     exclude = resolve_layers(model, t.keep_dense)
     # the encoding layer's own target (tickets.encoding_sparsity): out of the shared ranking, pruned on its own
     enc = encoding.encoding_layer(model) if t.encoding_sparsity is not None else None
@@ -111,8 +113,10 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     key = dense_key
     path = [final]  # the path's main tickets so far, the dense one first (`sltsearch.trial.paths`)
     for round_, rate in enumerate(all_rates, start=1):
-        why = paths.stop_reason(sspec, path, ctx.front() if ctx.front else [], rate,
-                                ctx.budget_left() if ctx.budget_left else None)
+        # the rounds up to a branch point are its parent's (cached, and let through when the branch was chosen)
+        why = None if round_ <= len(start) else paths.stop_reason(
+            sspec, path, ctx.front() if ctx.front else [], rate, ctx.budget_left() if ctx.budget_left else None
+        )
         if why is not None:
             ctx.progress(stage="path_end", round=round_ - 1, why=why)
             break
@@ -146,6 +150,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             extra_meta=extra,
         )
         masks = current_masks(model)
+        ticket.rates = list(rates)
         stages.emit(ticket, tickets, ctx)
         final = ticket
         path.append(ticket)
@@ -184,6 +189,7 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
             params=params,
             started=started,
         )
+        final.rates = list(all_rates)
         stages.emit(final, tickets, ctx)
         stages.controls(
             fsetup,
@@ -199,3 +205,18 @@ def run_trial(spec: Spec, params: dict[str, Any], ctx: TrialContext | None = Non
     if sspec.search.paths is not None:
         final = paths.final_ticket(sspec, path, ctx.front() if ctx.front else [])
     return [tk for tk in tickets if tk is not final] + [final]
+
+
+def _branch(spec: Spec, params: dict[str, Any], ctx: TrialContext) -> list[float]:
+    """The rates of the ticket this path starts from (`paths.branch_point`; empty: the dense network): the one a
+    replay hands in, else chosen against the run's tickets and handed to ``ctx.on_branch`` to be recorded."""
+    if spec.search.paths is None:
+        return []
+    if ctx.branch is not None:
+        return list(ctx.branch)
+    start = paths.branch_point(spec, params, ctx.front() if ctx.front else [])
+    if ctx.on_branch:
+        ctx.on_branch(start)
+    if start:
+        ctx.progress(stage="branch", round=len(start), sparsity=1.0 - math.prod(1.0 - r for r in start))
+    return start
