@@ -117,6 +117,15 @@ TAMPERS = {
     "renamed node": (lambda f, _: f.move("node/nodes/body_6", "node/nodes/body_66"), "no place for"),
     "missing node": (lambda f, _: f.__delitem__("node/nodes/body_6"), "lacks node/nodes/body_6"),
     "attribute": (lambda f, _: f["node/nodes/body_0"].attrs.__setitem__("x", np.zeros(10)), "attributes"),
+    "NaN neuron leak": (  # a fuzz find: snnTorch's import asserts on it (v_leak must be 0)
+        lambda f, _: _replace(f, "node/nodes/body_6/v_leak", data=np.full(f["node/nodes/body_6/v_leak"].shape, np.nan,
+                                                                          dtype=f["node/nodes/body_6/v_leak"].dtype)),
+        "body_6.v_leak holds nan where the ticket's model has 0.0",
+    ),
+    "other neuron threshold": (
+        lambda f, _: _replace(f, "node/nodes/body_6/v_threshold", data=f["node/nodes/body_6/v_threshold"][()] * 2),
+        "body_6.v_threshold holds 2.0 where the ticket's model has 1.0",
+    ),
     "float where ints": (
         lambda f, _: _replace(f, "node/nodes/body_0/padding", data=np.array([1.0, 1.0])), "padding is <f8"
     ),

@@ -7,8 +7,9 @@ only: no soft, external or user-defined links, no external storage, no virtual d
 HDF5's own and LZF (a filter plugin is code), no attributes, and exactly the groups and datasets of the graph
 `sltsearch.ticket_io.nir_export.ticket_graph` writes for the ticket's model, each of its shape and dtype. Only
 then are the small values read: node types (known NIR types), edges (acyclic, as the ticket's), and every
-integer and string field (strides, padding, shapes, time steps) equal to the ticket's. Weights are not
-compared (evaluate measures what they do); their sizes are the model's, so nothing larger is ever allocated.
+integer and string field (strides, padding, shapes, time steps) equal to the ticket's, and every neuron
+constant (tau, threshold, leak: a consumer asserts on them) within float rounding of it. Weights and biases are
+not compared (evaluate measures what they do); their sizes are the model's, so nothing larger is allocated.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ NODE_TYPES = frozenset({
 })  # fmt: skip
 # HDF5's built-in filters (deflate, shuffle, fletcher32, szip, nbit, scaleoffset) and h5py's LZF
 _FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
+_LEARNED = frozenset({"weight", "bias"})  # trained values: evaluate measures what they do; any other float is a
+# neuron's constant the spec fixes (tau, thresholds, leak, resistance), and a consumer may assert on it
 _META = "node/metadata/"  # free text sltsearch writes there may change between versions: only its form is checked
 
 
@@ -146,11 +149,19 @@ def _check_values(path: Path, file: h5py.File, reference: h5py.File, expected: d
         if cycle:
             raise _fail(path, f"its edges form a cycle ({' -> '.join(ascii(c)[1:-1][:30] for c in cycle[:6])})")
     for name, want in expected.items():
-        if want[0] != "dataset" or (want[2] != "str" and want[2][1] not in "iub") or name.startswith(_META):
+        if want[0] != "dataset" or name.startswith(_META) or name.rsplit("/", 1)[-1] in _LEARNED:
+            continue
+        what = name.removeprefix("node/nodes/").replace("/", ".")
+        if want[2] != "str" and want[2][1] == "f":  # a neuron's constants (tau, threshold, leak): the spec's
+            got, ref = np.asarray(file[name][()], dtype=np.float64), np.asarray(reference[name][()], np.float64)
+            close = np.isclose(got, ref, rtol=1e-6, atol=0.0)  # NaN is never close (shapes: checked by _walk)
+            if not close.all():
+                at = int(np.argmin(close.reshape(-1)))
+                bad, want_value = float(got.flat[at]), float(ref.flat[at])
+                raise _fail(path, f"{what} holds {bad!r} where the ticket's model has {want_value!r}")
             continue
         got, ref = _value(file[name]), _value(reference[name])
         if got != ref:
-            what = name.removeprefix("node/nodes/").replace("/", ".")
             raise _fail(path, f"{what} is {ascii(got)[:60]}, the ticket's model has {ascii(ref)[:60]}")
 
 
