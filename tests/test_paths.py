@@ -89,8 +89,12 @@ def test_a_path_branches_from_the_sparsest_ticket_of_its_settings_that_can_still
     parent = [_row(0, 0, [], 0.97, 1.0, param_time_steps=2), _row(0, 1, [0.5], 0.97, 0.5, param_time_steps=2),
               _row(0, 2, [0.5, 0.5], 0.965, 0.25, param_time_steps=2),
               _row(0, 3, [0.5, 0.5, 0.5], 0.80, 0.12, param_time_steps=2)]  # fell out of the region
-    # the 75 % ticket: its next round at 0.2 hopes for (0.97, 0.25 * 0.8) and nothing dominates that
+    # the 75 % ticket: its next round at 0.2 hopes for (0.97, 0.25 * 0.8) and nothing dominates that (the 87.5 %
+    # one is where the parent ended: a branch refines between a path's tickets, never past its end)
     assert paths.branch_point(tspec, params, parent) == [0.5, 0.5]
+    # a rate no finer than the parent's does not branch: it would only step past the parent's next ticket
+    coarse = {"prune_rate": 0.5, "time_steps": 2}
+    assert paths.branch_point(spec.with_params(coarse), coarse, parent) == []
     assert paths.plan(tspec, [0.5, 0.5]) == pytest.approx([0.5, 0.5, *[0.2] * 7, 0.0463257], abs=1e-6)
     # another T is another path: nothing to branch from
     assert paths.branch_point(tspec, params, [{**r, "param_time_steps": 4} for r in parent]) == []
@@ -232,31 +236,29 @@ def test_repair_rebuilds_a_paths_tickets_where_it_stopped(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_a_branch_starts_from_its_parents_cached_ticket_and_a_repair_replays_it(tmp_path: Path) -> None:
-    """With the front's rule off (stop: region) a path's deepest ticket inside the region is always a branch
-    point: the second path goes on from the first one's cached rounds at its own rate, and only pays for its
-    own; a replay of it (its rows lost) starts from the recorded branch point, not from the dense network."""
-    data = tiny_spec_dict(search={"n_trials": 2, "sampler": "random",
-                                  "paths": {"max_sparsity": 0.9, "accuracy_drop": 1.0, "stop": "region"}})
+def test_a_branch_starts_from_its_parents_cached_ticket_and_its_replay_starts_there_too(tmp_path: Path) -> None:
+    """With the front's rule off (stop: region) a coarse path's tickets are branch points for a finer rate: the
+    second path goes on from the first one's cached rounds and pays only for its own; a replay of it (its rows
+    lost, as `sltsearch repair` runs it) starts from the recorded branch point, not from the dense network."""
+    data = tiny_spec_dict(search={"paths": {"max_sparsity": 0.9, "accuracy_drop": 1.0, "stop": "region"}})
     data["tickets"] = {"prune_rate": 0.5, "scope": "layerwise"}
-    data["space"] = {"prune_rate": {"type": "float", "low": 0.4, "high": 0.6, "step": 0.1}}
-    spec_file = write_spec(tmp_path / "s.yaml", data)
+    data["space"] = {"prune_rate": {"type": "float", "low": 0.2, "high": 0.6, "step": 0.1}}
+    spec = Spec.model_validate(data)
     run_dir = tmp_path / "run"
-    result = api.run(spec_file, run_dir=run_dir, workers=1, threads=1)
-    before = result.tickets
-    runner = TrialRunner(result.spec, run_dir)
+    runner = TrialRunner(spec, run_dir)
+    runner(0, {"prune_rate": 0.6})
+    runner(1, {"prune_rate": 0.2})
+    before = load_tickets(run_dir)
     assert runner.recorded_branch(0) == []
-    number = int(before["trial"].max())  # the random sampler's duplicates of trial 0 are not run
-    start = runner.recorded_branch(number)
+    start = runner.recorded_branch(1)
     parent = before[before["trial"] == 0].sort_values("round")
-    assert start and start in [json.loads(r) for r in parent["rates"]]
-    branch = before[before["trial"] == number].sort_values("round")
+    assert start == pytest.approx(json.loads(parent["rates"].iloc[-2]))  # the last one before the parent ended
+    branch = before[before["trial"] == 1].sort_values("round")
     assert branch["cached"].iloc[: len(start) + 1].all()  # the dense run and the parent's rounds: free
     assert not branch["cached"].iloc[len(start) + 1 :].any() and len(branch) > len(start) + 1
-    own = float(branch["param_prune_rate"].iloc[0])
-    assert json.loads(branch["rates"].iloc[len(start) + 1])[: len(start) + 1] == pytest.approx([*start, own])
-    (run_dir / "tickets" / f"trial-{number:06d}.parquet").unlink()
-    assert api.repair(run_dir).trials_remeasured == [number]
+    assert json.loads(branch["rates"].iloc[len(start) + 1]) == pytest.approx([*start, 0.2])
+    (run_dir / "tickets" / "trial-000001.parquet").unlink()
+    TrialRunner(spec, run_dir, follow_front=False)(1, {"prune_rate": 0.2})
     after = load_tickets(run_dir)
     columns = ["ticket_id", "sparsity", "val_accuracy", "energy_uj", "rates"]
     a = after.sort_values("ticket_id")[columns].reset_index(drop=True)

@@ -422,9 +422,9 @@ class PathsSpec(Strict):
     )
     branch: bool = Field(
         True,
-        description="a path starts from the sparsest cached ticket of a path with the same settings but its "
-        "rate whose next round at this path's rate can still reach the front (from the dense network when none "
-        "can): refining near the knee costs a round or two, not a whole path",
+        description="a path starts from the sparsest cached ticket of a path with the same settings but a larger "
+        "rate whose next round at this path's finer rate can still reach the front (from the dense network when "
+        "none can): refining near the knee costs a round or two, not a whole path",
     )
 
 

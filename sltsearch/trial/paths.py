@@ -21,10 +21,10 @@ A stopped path reports why in its last ticket's progress event. The front is wha
 **Branching** (``search.paths.branch``): late in a search, a new path from the dense network is mostly
 dominated before its first round (the front already holds better tickets than its early rounds can be), so
 it would end there and teach the sampler nothing. Instead a path starts from the sparsest ticket of the run
-that a path with the same settings but its rate reached, and whose next round at this path's rate can still
-reach the front (`branch_point`): a finer rate near the knee refines it for a round or two, and the cached
-rounds before the branch point are free. The rounds' rates are the round keys, so a branch's first rounds are
-its parent's cached rounds, and every ticket records its ``rates``.
+that a path with the same settings but a larger rate reached, and whose next round at this path's finer
+rate can still reach the front (`branch_point`): it refines the gap to the parent's next ticket, near the
+knee, for a round or two, and the cached rounds before the branch point are free. The rounds' rates are the
+round keys, so a branch's first rounds are its parent's cached rounds, and every ticket records its ``rates``.
 """
 
 from __future__ import annotations
@@ -176,10 +176,11 @@ def branch_point(spec: Spec, params: Mapping[str, Any], tickets: Sequence[Mappin
     """The rates of the ticket a path with ``params`` starts from (empty: the dense network).
 
     ``spec``: the trial's spec (its rate applied); ``tickets``: the run's tickets with `branch_columns`. Of the
-    main tickets of paths with the same values of every searched parameter but the rate, the sparsest one
-    whose next round at this path's rate is not a ticket the run holds and the stop rules let through (rules
-    1-3, against ``tickets``), the earliest of equals; the dense network when none (the path then stops or goes
-    on as it would have)."""
+    pruned tickets of paths with the same values of every searched parameter but the rate, and a larger rate
+    there (a branch refines the gap between a ticket and its parent's next one: it never extrapolates past
+    where a path ended, where the accuracy falls off), the sparsest one whose next round at this path's rate
+    is not a ticket the run holds and the stop rules let through (rules 1-3, against ``tickets``), the earliest
+    of equals; the dense network when none (the path then stops or goes on as it would have)."""
     if not can_branch(spec, params) or not tickets:
         return []
     paths = spec.search.paths
@@ -192,12 +193,14 @@ def branch_point(spec: Spec, params: Mapping[str, Any], tickets: Sequence[Mappin
     best: tuple[float, tuple[int, int], list[float]] | None = None
     for ticket in family:
         rates = _rates(ticket)
-        if not rates:
-            continue
+        after = by_round.get((ticket.get("trial"), int(ticket.get("round") or 0) + 1))
+        parent_next = _rates(after) if after is not None else None
+        if not rates or not parent_next or len(parent_next) != len(rates) + 1:
+            continue  # the dense network (where a path starts anyway), or where its path ended
         density = math.prod(1.0 - r for r in rates)
         plan = rates_to_target(spec.tickets.prune_rate, paths.max_sparsity, density)
-        if not plan or tuple(round(r, 9) for r in [*rates, plan[0]]) in known:
-            continue  # nothing left to prune, or its next round is a ticket the run already holds
+        if not plan or plan[0] >= parent_next[-1] - 1e-9 or tuple(round(r, 9) for r in [*rates, plan[0]]) in known:
+            continue  # a branch refines between two tickets of its parent, and never runs a round the run holds
         before = by_round.get((ticket.get("trial"), int(ticket.get("round") or 0) - 1))
         path = [before, ticket] if before is not None else [ticket]
         if stop_reason(spec, path, tickets, plan[0]) is not None:
