@@ -107,6 +107,25 @@ def test_the_progress_display_shows_workers_and_threads_with_every_running_trial
     assert "trial 2 failed: RuntimeError: boom" in text
 
 
+def test_the_progress_display_shows_where_a_branch_starts_and_its_rounds() -> None:
+    from rich.console import Console
+
+    from sltsearch.cli.display import RunDisplay
+    from sltsearch.search.events import SearchStart, TrialProgress, TrialStart
+
+    display = RunDisplay(Console(width=120, force_terminal=False, record=True))
+    display(SearchStart(Path("run"), n_trials=4, done=0, backend="optuna", workers=1, threads=1, wait_policy="X"))
+    display(TrialStart(3, {}, "worker 1", rounds=7, path=True))
+    shown = []
+    for event in (TrialProgress(3, "branch", round=4, rounds=9), TrialProgress(3, "imp", round=5, epoch=2)):
+        display(event)
+        snapshot = Console(width=120, record=True, file=io.StringIO())
+        snapshot.print(display.__rich__())
+        shown.append(snapshot.export_text())
+    display.stop()
+    assert "branch after round 4" in shown[0] and "round 5/≤9 epoch 2" in shown[1]
+
+
 def test_bundled_spaces_are_found_in_the_checkout() -> None:
     spaces = bundled_spaces()
     assert {"default", "spikformer_multisp"} <= set(spaces)

@@ -108,6 +108,10 @@ class RunDisplay:
                 self.best = event.val if self.best != self.best else max(self.best, event.val)
                 self.progress.update(self.task, description=f"best val acc {100 * self.best:.1f}%")
             return
+        if event.stage == "branch":  # a path that starts from another path's ticket (`sltsearch.trial.paths`)
+            trial.rounds = f"≤{event.rounds}"
+            trial.where = f"branch after round {event.round}"
+            return
         where = "dense" if event.stage == "dense" else f"round {event.round}/{trial.rounds}"
         trial.where = where + (f" epoch {event.epoch}" if event.epoch is not None else "")
 

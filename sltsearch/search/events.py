@@ -47,12 +47,14 @@ class TrialProgress:
     epoch: int | None = None
     val: float | None = None
     compute: float = 0.0  # a ticket's stage cost in epochs x T (0 when cached)
+    rounds: int = 0  # stage "branch": the path starts after ``round`` of its parent's rounds and runs at most these
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> TrialProgress:
         """From a trial's progress report (`sltsearch.trial.context.TrialContext.progress`)."""
         return cls(event["trial"], str(event.get("stage", "")), int(event.get("round") or 0),
-                   event.get("epoch"), event.get("val"), float(event.get("compute") or 0.0))
+                   event.get("epoch"), event.get("val"), float(event.get("compute") or 0.0),
+                   int(event.get("rounds") or 0))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ rewind point, pruning schedule so far, strategy, control), so a rerun skips what
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -218,5 +217,5 @@ def _branch(spec: Spec, params: dict[str, Any], ctx: TrialContext) -> list[float
     if ctx.on_branch:
         ctx.on_branch(start)
     if start:
-        ctx.progress(stage="branch", round=len(start), sparsity=1.0 - math.prod(1.0 - r for r in start))
+        ctx.progress(stage="branch", round=len(start), rounds=len(paths.plan(spec, start)))
     return start
