@@ -111,10 +111,16 @@ def test_a_path_branches_from_the_sparsest_ticket_of_its_settings_that_can_still
     assert paths.branch_point(fixed.with_params({"time_steps": 2}), {"time_steps": 2}, parent) == []
 
 
-def test_a_paths_value_is_its_sparsest_ticket_inside_the_region() -> None:
+def test_a_paths_value_is_its_ticket_inside_the_region_that_adds_most_to_the_rest_of_the_run() -> None:
     spec = _spec(accuracy_drop=0.05)
-    path = [_t(0.96, 1.0), _t(0.95, 0.6), _t(0.92, 0.4), _t(0.85, 0.2)]
-    assert paths.final_ticket(spec, path, [_t(0.96, 0.9)]) is path[2]
+    path = [_t(0.96, 1.0), _t(0.95, 0.6), _t(0.92, 0.4), _t(0.85, 0.2)]  # below 0.96 - 0.05: out of the region
+    # against (0.96, 0.9), reference (0.91, 1.1): (0.95, 0.6) adds 0.04 x 0.3 = 0.012, (0.92, 0.4) 0.01 x 0.5
+    assert paths.final_ticket(spec, path, [_t(0.96, 0.9)]) is path[1]
+    # a run that holds better tickets everywhere: none adds any, the sparsest inside the region stands
+    assert paths.final_ticket(spec, path, [_t(0.97, 0.1)]) is path[2]
+    # the path's own tickets in the run's table (its trial number) are not "the rest of the run"
+    mine = [{**t, "trial": 5} for t in path]
+    assert paths.final_ticket(spec, mine, [*mine, {**_t(0.96, 0.9), "trial": 1}]) is mine[1]
 
 
 @pytest.mark.parametrize(

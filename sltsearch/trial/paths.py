@@ -222,15 +222,65 @@ def plan(spec: Spec, start: Sequence[float] = ()) -> list[float]:
 
 
 def final_ticket(spec: Spec, path: Sequence[Any], front: Sequence[Point]) -> Any:
-    """The path's ticket a sampler sees as the trial's value: its sparsest ticket still inside the region of
-    interest (rule 2), so a path that ended below it is judged by where it was still useful."""
+    """The path's ticket a sampler sees as the trial's value: of its tickets still inside the region of interest
+    (rule 2), the one that adds the most hypervolume to what the rest of the run holds (``front`` less this
+    trial's own tickets), the sparsest of equals (and when none adds any). A path is judged by what it brought
+    to the front, at whichever end, not always by its sparsest useful ticket: a path that found the most
+    accurate ticket is as good to the sampler as one that found the cheapest."""
     paths = spec.search.paths
     acc = accuracy_metric(spec)
     if paths is None or acc is None or not path:
         return path[-1] if path else None
     floor = _best(acc, path, front) - paths.accuracy_drop
     inside = [t for t in path if _value(t, acc) >= floor]
-    return inside[-1] if inside else path[-1]
+    if not inside:
+        return path[-1]
+    number = _trial(path[-1])
+    others = [p for p in front if number is None or _trial(p) != number]
+    gains = front_gains(spec, inside, others, floor)
+    return inside[max(range(len(inside)), key=lambda i: (gains[i] > 1e-15, gains[i], i))]
+
+
+def _trial(ticket: Any) -> int | None:
+    try:
+        return int(_value(ticket, "trial"))
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def front_gains(spec: Spec, candidates: Sequence[Any], front: Sequence[Point], floor: float) -> list[float]:
+    """The hypervolume each of ``candidates`` alone adds to ``front`` (objectives of the spec; reference: the
+    region's ``floor`` for the accuracy metric, 1.1 x the worst value for the others, moocore's hypervolume)."""
+    import moocore
+    import numpy as np
+
+    objectives = spec.objective.metrics
+    acc = accuracy_metric(spec)
+    everything = [*front, *candidates]
+    ref = []
+    for name, direction in objectives.items():
+        values = [_value(p, name) for p in everything]
+        if direction == "maximize":
+            ref.append(-floor if name == acc else -min(values) + 1e-12)
+        else:
+            ref.append(max(values) * 1.1 + 1e-12)
+    ref_arr = np.array(ref)
+
+    def losses(points: Sequence[Any]) -> np.ndarray:
+        rows = [[-_value(p, n) if d == "maximize" else _value(p, n) for n, d in objectives.items()] for p in points]
+        data = np.array(rows, dtype=float).reshape(-1, len(objectives))
+        return data[np.isfinite(data).all(axis=1) & (data < ref_arr).all(axis=1)]
+
+    def hv(data: np.ndarray) -> float:
+        return float(moocore.hypervolume(data, ref=ref_arr)) if len(data) else 0.0
+
+    base_points = losses(front)
+    base = hv(base_points)
+    gains = []
+    for candidate in candidates:
+        mine = losses([candidate])
+        gains.append(max(0.0, hv(np.vstack([base_points, mine])) - base) if len(mine) else 0.0)
+    return gains
 
 
 def cheapest_start(spec: Spec) -> dict[str, Any]:
