@@ -102,12 +102,10 @@ def accuracy_window(
 
 
 @dataclass(frozen=True)
-class _Figure:
-    """What both renderers draw: the tickets, the dense networks, the front, the axes and their window."""
+class _Axes:
+    """What every plot of fronts draws around its points: the objectives on its axes, the accuracy window's
+    floor (``low``), the note below it, and where it is written (`_Figure` here, `run_plots._Runs`)."""
 
-    tickets: pd.DataFrame
-    dense: pd.DataFrame
-    front: pd.DataFrame
     objectives: Mapping[str, str]
     x: str
     y: str
@@ -116,6 +114,23 @@ class _Figure:
     low: float | None
     note: str
     projected: bool
+
+
+@dataclass(frozen=True)
+class _Figure(_Axes):
+    """What both renderers of one run's front draw: the tickets, the dense networks and the front."""
+
+    tickets: pd.DataFrame
+    dense: pd.DataFrame
+    front: pd.DataFrame
+
+
+def plot_file(path: Path) -> Path:
+    """``path`` as a plot file: .png or .html, else a one-line error naming the fix."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise UserError(f"--plot {path}: the plot is written as .png or .html; name the file accordingly")
+    return path
 
 
 def _parts(frame: pd.DataFrame, front: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -137,9 +152,7 @@ def plot_front(
     None with fewer than two objectives or no finished tickets (a run interrupted before its first finished
     ticket: an empty plot would say nothing, and matplotlib would warn on stderr about its empty legend).
     """
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise UserError(f"--plot {path}: the plot is written as .png or .html; name the file accordingly")
+    path = plot_file(path)
     figure = _front_figure(frame, front, objectives, path, title, floor)
     if figure is None:
         return None
@@ -167,7 +180,7 @@ def _front_figure(
             f"{below} ticket{'s' if below != 1 else ''}{of_front} below {scale(y) * low:.1f} % not shown"
             " (--min-accuracy sets the floor)"
         )
-    return _Figure(tickets, dense, front, objectives, x, y, path, title, low, note, len(names) > 2)
+    return _Figure(objectives, x, y, path, title, low, note, len(names) > 2, tickets=tickets, dense=dense, front=front)
 
 
 def _front_label(objectives: Mapping[str, str], projected: bool) -> str:

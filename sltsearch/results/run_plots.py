@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sltsearch.errors import UserError
 from sltsearch.results.labels import step_vertices
 from sltsearch.results.plots import (
-    SUFFIXES,
+    _Axes,
     _finish,
     _hover,
     _plotly,
@@ -21,6 +20,7 @@ from sltsearch.results.plots import (
     _save_png,
     accuracy_window,
     axis_title,
+    plot_file,
     scale,
 )
 from sltsearch.results.tickets import ok_rows, unique_tickets
@@ -41,9 +41,7 @@ def plot_runs(
     """Several runs' fronts on one figure (``path``: .png or .html), each run in its own colour with its own
     legend entry, its other tickets faint in the same colour. None with fewer than two objectives or no
     finished ticket in any run."""
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise UserError(f"--plot {path}: the plot is written as .png or .html; name the file accordingly")
+    path = plot_file(path)
     names = list(objectives)
     shown = {label: unique_tickets(ok_rows(frame)) for label, frame in tickets.items()}
     if len(names) < 2 or all(frame.empty for frame in shown.values()):
@@ -56,25 +54,18 @@ def plot_runs(
         hidden = f"{below} ticket{'s' if below != 1 else ''} below {scale(y) * low:.1f} % not shown"
         note = f"{note}; {hidden}" if note else hidden
     colours = {label: RUN_COLOURS[i % len(RUN_COLOURS)] for i, label in enumerate(shown)}
-    figure = _Runs(shown, dict(fronts), colours, objectives, x, y, path, title, low, note, len(names) > 2)
+    figure = _Runs(objectives, x, y, path, title, low, note, len(names) > 2, tickets=shown, fronts=dict(fronts),
+                   colours=colours)
     return _runs_html(figure) if path.suffix.lower() == ".html" else _runs_png(figure)
 
 
 @dataclass(frozen=True)
-class _Runs:
-    """What both renderers of a comparison draw."""
+class _Runs(_Axes):
+    """What both renderers of a comparison draw: each run's tickets and front, in its colour."""
 
     tickets: dict[str, pd.DataFrame]
     fronts: dict[str, pd.DataFrame]
     colours: dict[str, str]
-    objectives: Mapping[str, str]
-    x: str
-    y: str
-    path: Path
-    title: str
-    low: float | None
-    note: str
-    projected: bool
 
     def y_limits(self) -> tuple[float, float] | None:
         if self.low is None:
