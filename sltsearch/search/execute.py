@@ -26,7 +26,7 @@ from sltsearch.system.files import atomic_write
 from sltsearch.trial import TrialContext, run_trial
 from sltsearch.trial.cache import StageCache
 from sltsearch.trial.context import TrialAborted
-from sltsearch.trial.paths import branch_columns
+from sltsearch.trial.paths import branch_columns, rates_of
 
 LOG_DIR = "logs"
 BRANCH_DIR = "branches"  # where each path started (`TrialRunner.record_branch`)
@@ -119,11 +119,10 @@ class TrialRunner:
     def recorded_branch(self, number: int) -> list[float]:
         """The rates trial ``number``'s path started from (empty: the dense network, or none was recorded)."""
         try:
-            rates = json.loads(self.branch_file(number).read_text())["rates"]
-        except (OSError, ValueError, KeyError, TypeError):
+            recorded = json.loads(self.branch_file(number).read_text())
+        except (OSError, ValueError):
             return []
-        ok = isinstance(rates, list) and all(isinstance(r, int | float) and 0 < r < 1 for r in rates)
-        return [float(r) for r in rates] if ok else []
+        return (rates_of(recorded) or []) if isinstance(recorded, dict) else []
 
     def log_error(self, number: int, text: str) -> Path:
         """Keep a failed trial's traceback in ``logs/trial-<n>.log`` (the summary shows one line)."""

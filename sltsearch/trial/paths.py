@@ -160,7 +160,9 @@ def can_branch(spec: Spec, params: Mapping[str, Any]) -> bool:
     )
 
 
-def _rates(ticket: Mapping[str, Any]) -> list[float] | None:
+def rates_of(ticket: Mapping[str, Any]) -> list[float] | None:
+    """The ``rates`` of a ticket row or a recorded branch point (a list, or its JSON text), None when it is not a
+    list of rates in (0, 1): a table or file from elsewhere is not trusted to hold one."""
     value = ticket.get("rates")
     if isinstance(value, str):
         try:
@@ -188,13 +190,13 @@ def branch_point(spec: Spec, params: Mapping[str, Any], tickets: Sequence[Mappin
     key = rate_key(params)
     same = {f"param_{k}": v for k, v in params.items() if k != key}
     family = [t for t in tickets if t.get("kind") in MAIN_KINDS and all(t.get(c) == v for c, v in same.items())]
-    known = {tuple(round(r, 9) for r in rates) for t in family if (rates := _rates(t)) is not None}
+    known = {tuple(round(r, 9) for r in rates) for t in family if (rates := rates_of(t)) is not None}
     by_round = {(t.get("trial"), t.get("round")): t for t in family}
     best: tuple[float, tuple[int, int], list[float]] | None = None
     for ticket in family:
-        rates = _rates(ticket)
+        rates = rates_of(ticket)
         after = by_round.get((ticket.get("trial"), int(ticket.get("round") or 0) + 1))
-        parent_next = _rates(after) if after is not None else None
+        parent_next = rates_of(after) if after is not None else None
         if not rates or not parent_next or len(parent_next) != len(rates) + 1:
             continue  # the dense network (where a path starts anyway), or where its path ended
         density = math.prod(1.0 - r for r in rates)
@@ -250,37 +252,29 @@ def _trial(ticket: Any) -> int | None:
 
 def front_gains(spec: Spec, candidates: Sequence[Any], front: Sequence[Point], floor: float) -> list[float]:
     """The hypervolume each of ``candidates`` alone adds to ``front`` (objectives of the spec; reference: the
-    region's ``floor`` for the accuracy metric, 1.1 x the worst value for the others, moocore's hypervolume)."""
-    import moocore
-    import numpy as np
+    region's ``floor`` for the accuracy metric, 1.1 x the worst value for the others)."""
+    import pandas as pd
+
+    from sltsearch.results.pareto import hypervolume
 
     objectives = spec.objective.metrics
     acc = accuracy_metric(spec)
-    everything = [*front, *candidates]
-    ref = []
-    for name, direction in objectives.items():
-        values = [_value(p, name) for p in everything]
-        if direction == "maximize":
-            ref.append(-floor if name == acc else -min(values) + 1e-12)
-        else:
-            ref.append(max(values) * 1.1 + 1e-12)
-    ref_arr = np.array(ref)
 
-    def losses(points: Sequence[Any]) -> np.ndarray:
-        rows = [[-_value(p, n) if d == "maximize" else _value(p, n) for n, d in objectives.items()] for p in points]
-        data = np.array(rows, dtype=float).reshape(-1, len(objectives))
-        return data[np.isfinite(data).all(axis=1) & (data < ref_arr).all(axis=1)]
+    def frame(points: Sequence[Any]) -> pd.DataFrame:
+        return pd.DataFrame([{n: _value(p, n) for n in objectives} for p in points], columns=list(objectives))
 
-    def hv(data: np.ndarray) -> float:
-        return float(moocore.hypervolume(data, ref=ref_arr)) if len(data) else 0.0
-
-    base_points = losses(front)
-    base = hv(base_points)
-    gains = []
-    for candidate in candidates:
-        mine = losses([candidate])
-        gains.append(max(0.0, hv(np.vstack([base_points, mine])) - base) if len(mine) else 0.0)
-    return gains
+    everything = frame([*front, *candidates])
+    reference = {
+        name: (floor if name == acc else float(everything[name].min()) - 1e-12)
+        if direction == "maximize" else float(everything[name].max()) * 1.1 + 1e-12
+        for name, direction in objectives.items()
+    }
+    base_points = frame(front)
+    base = hypervolume(base_points, objectives, reference, only_ok=False)
+    return [
+        max(0.0, hypervolume(pd.concat([base_points, frame([c])]), objectives, reference, only_ok=False) - base)
+        for c in candidates
+    ]
 
 
 def cheapest_start(spec: Spec) -> dict[str, Any]:
